@@ -1,0 +1,231 @@
+//! Configuration: the TOML file mirrored by [`raw`], checked by [`validate`] into the
+//! ready-to-use [`Config`] below. Every problem is reported with its key path
+//! (`inboxes[1].channels[0].status`), all at once, so `check-config` can list them.
+
+mod raw;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use validate::{load, parse, Problem};
+
+/// The validated configuration of one installation (one account).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub smtp: SmtpConfig,
+    pub account: AccountConfig,
+    pub users: Vec<User>,
+    pub teams: Vec<Team>,
+    pub inboxes: Vec<Inbox>,
+    pub api: ApiConfig,
+    pub outbound: OutboundConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// EHLO name, `Received` host and Message-ID domain.
+    pub hostname: String,
+    /// Where the SQLite store lives; relative paths are relative to the working directory.
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub listen: Vec<SocketAddr>,
+    /// Largest message accepted, in bytes (SIZE and DATA).
+    pub max_message_size: u64,
+    /// Most RCPT TO accepted per transaction.
+    pub max_recipients: usize,
+    /// Longest command line, in bytes, CRLF included.
+    pub max_line_length: usize,
+    /// How long a client may stay silent between commands or while sending DATA.
+    pub idle_timeout: Duration,
+    /// Whole-session deadline.
+    pub session_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// How long running sessions may go on after a shutdown signal.
+    pub shutdown_grace: Duration,
+    /// STARTTLS is offered only when both files are set.
+    pub tls: Option<TlsFiles>,
+    /// Inbox that receives mail for `postmaster@` (default: the first inbox).
+    pub postmaster_inbox: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccountConfig {
+    pub subdomain: String,
+    pub fallback_domain: String,
+    pub company_name: String,
+}
+
+impl AccountConfig {
+    /// The domain of every fallback address: `{subdomain}.{fallback_domain}`.
+    pub fn fallback_host(&self) -> String {
+        format!("{}.{}", self.subdomain, self.fallback_domain)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    /// Lower-cased personal address; also the login for `--as`.
+    pub email: String,
+    pub name: String,
+    pub paid_seat: bool,
+    pub super_admin: bool,
+    pub available: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Team {
+    pub name: String,
+    pub members: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Inbox {
+    pub name: String,
+    pub access: Access,
+    pub channels: Vec<Channel>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    Everyone,
+    Specific { users: Vec<String>, teams: Vec<String> },
+}
+
+#[derive(Debug, Clone)]
+pub struct Channel {
+    /// Lower-cased address mail is received at and sent from.
+    pub address: String,
+    pub kind: ChannelKind,
+    pub status: ChannelStatus,
+    pub from_name: FromName,
+    pub log_forwarded_to_original_sender: bool,
+    pub signature: Option<String>,
+    pub routing: Routing,
+    pub tickets: Tickets,
+}
+
+#[derive(Debug, Clone)]
+pub enum ChannelKind {
+    /// Hosted address `{user}@{subdomain}.{fallback_domain}`.
+    Fallback,
+    /// A connected team mailbox polled over IMAP.
+    Imap(ImapChannel),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelStatus {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FromName {
+    pub mode: FromNameMode,
+    pub company: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FromNameMode {
+    AgentAndCompany,
+    Company,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Routing {
+    Manual,
+    AutoAssign {
+        assign_to: AssignTo,
+        only_available: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssignTo {
+    Members { users: Vec<String>, teams: Vec<String> },
+    ContactOwner,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tickets {
+    Off,
+    AutoCreate { pipeline: String, stage: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct ImapChannel {
+    pub server: RemoteServer,
+    pub smtp: Option<RemoteServer>,
+    pub folders: Vec<String>,
+    pub poll_interval: Duration,
+}
+
+/// A server we connect to (IMAP mailbox, SMTP relay).
+#[derive(Debug, Clone)]
+pub struct RemoteServer {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    Implicit,
+    StartTls,
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboundConfig {
+    pub relay: Option<RemoteServer>,
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
+        load(path)
+    }
+
+    /// Every channel with the name of the inbox it belongs to.
+    pub fn channels(&self) -> impl Iterator<Item = (&Inbox, &Channel)> {
+        self.inboxes
+            .iter()
+            .flat_map(|inbox| inbox.channels.iter().map(move |c| (inbox, c)))
+    }
+
+    pub fn inbox(&self, name: &str) -> Option<&Inbox> {
+        self.inboxes
+            .iter()
+            .find(|i| i.name.eq_ignore_ascii_case(name))
+    }
+
+    pub fn user(&self, email: &str) -> Option<&User> {
+        self.users
+            .iter()
+            .find(|u| u.email.eq_ignore_ascii_case(email))
+    }
+
+    /// Path of the SQLite database inside the data directory.
+    pub fn database_path(&self) -> PathBuf {
+        self.server.data_dir.join("inboxgate.db")
+    }
+}

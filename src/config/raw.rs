@@ -1,0 +1,1 @@
+//! Serde mirror of the TOML file (placeholder until the config work lands).

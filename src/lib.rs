@@ -1,0 +1,11 @@
+//! inboxgate: the email channel of a shared conversations inbox.
+//!
+//! See ARCHITECTURE.md for the map. Data flows SMTP/IMAP → `pipeline` → `store`;
+//! agents read and act through `cli` (and later the HTTP API) on the same store.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod pipeline;
+pub mod smtp;
+pub mod store;

@@ -1,0 +1,38 @@
+//! Inbound SMTP server: the MX / forwarding target (SPEC B1).
+//!
+//! `listener` accepts connections and enforces connection limits; `session` is the
+//! protocol state machine, generic over `AsyncRead + AsyncWrite` so tests can drive it
+//! over an in-memory duplex; `recipient` decides which RCPT TO addresses are ours.
+//! Accepted messages are handed to a [`MailSink`], which answers only once the message
+//! is durably stored: the 250 after DATA depends on it.
+
+use std::future::Future;
+
+use crate::pipeline::{Envelope, Target};
+
+/// Where a received message goes. `deliver` resolves only after the message is durably
+/// committed (or has failed); the session turns the result into its reply.
+pub trait MailSink: Send + Sync + 'static {
+    fn deliver(
+        &self,
+        envelope: Envelope,
+        targets: Vec<Target>,
+        message: Vec<u8>,
+    ) -> impl Future<Output = Result<Delivered, SinkError>> + Send;
+}
+
+/// The message is committed; `queue_id` is quoted in the 250 reply.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub queue_id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The disk is full: 452 4.3.1, the client retries later.
+    #[error("insufficient storage")]
+    StorageFull,
+    /// Any other storage or pipeline failure: 451 4.3.0.
+    #[error("{0}")]
+    Unavailable(String),
+}
