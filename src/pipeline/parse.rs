@@ -1,1 +1,203 @@
-//! placeholder
+//! Parse stage: raw RFC 5322 bytes → [`Inbound`], everything later stages need.
+//!
+//! Never fails: a message mail-parser cannot make sense of still becomes an `Inbound`
+//! (with the raw text as its body), because accepted mail is never lost. The raw bytes
+//! themselves are kept by the store, so anything not extracted here can be re-parsed.
+
+use base64::Engine;
+use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
+use sha2::{Digest, Sha256};
+
+use super::subject;
+
+/// A mailbox from an address header: lower-cased address and display name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    pub address: String,
+    pub name: Option<String>,
+}
+
+/// An attachment's listing (B9); the bytes stay in the raw message.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AttachmentInfo {
+    pub filename: String,
+    pub content_type: String,
+    pub size: usize,
+}
+
+/// What the pipeline knows about one received message.
+#[derive(Debug, Clone, Default)]
+pub struct Inbound {
+    /// `Message-ID` without angle brackets.
+    pub message_id: Option<String>,
+    /// Identity for dedupe (B4): the Message-ID, or `sha256:<hex>` of the message.
+    pub dedupe_key: String,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    /// Hex of the first 22 bytes of Outlook's `Thread-Index` (the thread's root).
+    pub thread_index_root: Option<String>,
+    pub from: Option<Mailbox>,
+    pub to: Vec<Mailbox>,
+    pub cc: Vec<Mailbox>,
+    pub subject: String,
+    /// `subject` normalized for threading (no `Re:`/`Fwd:`/tags, lower case).
+    pub subject_norm: String,
+    /// `Date` header as a Unix timestamp.
+    pub date: Option<i64>,
+    /// Plain text of the body (the text part, or the HTML part turned into text).
+    pub text: String,
+    pub attachments: Vec<AttachmentInfo>,
+}
+
+impl Inbound {
+    /// True when the message carries reply headers (rule 3 applies only without them).
+    pub fn has_reply_headers(&self) -> bool {
+        !self.in_reply_to.is_empty() || !self.references.is_empty()
+    }
+}
+
+/// Parses `raw` (the message as the client sent it, without our trace header).
+pub fn parse(raw: &[u8]) -> Inbound {
+    let dedupe_hash = content_hash(raw);
+    let Some(message) = MessageParser::default().parse(raw) else {
+        return unparsable(raw, dedupe_hash);
+    };
+    let message_id = message.message_id().and_then(clean_id);
+    let subject = message.subject().unwrap_or_default().trim().to_string();
+    Inbound {
+        dedupe_key: message_id.clone().unwrap_or(dedupe_hash),
+        message_id,
+        in_reply_to: id_list(message.in_reply_to()),
+        references: id_list(message.references()),
+        thread_index_root: message.header_raw("Thread-Index").and_then(thread_index_root),
+        from: message.from().and_then(|a| mailboxes(a).into_iter().next()),
+        to: message.to().map(mailboxes).unwrap_or_default(),
+        cc: message.cc().map(mailboxes).unwrap_or_default(),
+        subject_norm: subject::normalize(&subject),
+        subject,
+        date: message.date().map(|d| d.to_timestamp()),
+        text: message.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
+        attachments: message.attachments().map(attachment_info).collect(),
+    }
+}
+
+fn unparsable(raw: &[u8], dedupe_hash: String) -> Inbound {
+    Inbound {
+        dedupe_key: dedupe_hash,
+        text: String::from_utf8_lossy(raw).into_owned(),
+        ..Inbound::default()
+    }
+}
+
+/// `sha256:<hex>` of the bytes: the dedupe key of a message without a Message-ID.
+pub fn content_hash(raw: &[u8]) -> String {
+    let digest = Sha256::digest(raw);
+    let mut hex = String::with_capacity(7 + 64);
+    hex.push_str("sha256:");
+    for byte in digest {
+        hex.push_str(&format!("{byte:02x}"));
+    }
+    hex
+}
+
+/// Strips angle brackets and whitespace; an empty id is no id.
+fn clean_id(id: &str) -> Option<String> {
+    let id = id.trim().trim_start_matches('<').trim_end_matches('>').trim();
+    (!id.is_empty() && id.len() <= 998).then(|| id.to_string())
+}
+
+fn id_list(value: &HeaderValue) -> Vec<String> {
+    match value {
+        HeaderValue::Text(id) => clean_id(id).into_iter().collect(),
+        HeaderValue::TextList(ids) => ids.iter().filter_map(|id| clean_id(id)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn mailboxes(address: &Address) -> Vec<Mailbox> {
+    address
+        .iter()
+        .filter_map(|addr| {
+            let email = addr.address()?.trim().to_lowercase();
+            (!email.is_empty()).then(|| Mailbox {
+                address: email,
+                name: addr
+                    .name()
+                    .map(|n| n.trim().to_string())
+                    .filter(|n| !n.is_empty()),
+            })
+        })
+        .collect()
+}
+
+/// Outlook's Thread-Index is base64 of a 22-byte header plus 5 bytes per reply; the
+/// first 22 bytes identify the thread.
+fn thread_index_root(raw: &str) -> Option<String> {
+    let compact: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .ok()?;
+    let root = bytes.get(..22)?;
+    Some(root.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn attachment_info(part: &mail_parser::MessagePart) -> AttachmentInfo {
+    let content_type = part
+        .content_type()
+        .map(|ct| match ct.subtype() {
+            Some(sub) => format!("{}/{}", ct.ctype(), sub),
+            None => ct.ctype().to_string(),
+        })
+        .unwrap_or_else(|| "application/octet-stream".to_string())
+        .to_lowercase();
+    AttachmentInfo {
+        filename: part.attachment_name().unwrap_or("unnamed").to_string(),
+        content_type,
+        size: part.contents().len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extracts_ids_addresses_and_text() {
+        let raw = b"Message-ID: <abc@x.example>\r\nIn-Reply-To: <p@x>\r\nReferences: <r1@x> <p@x>\r\nFrom: \"Jan de Vries\" <Jan@Klant.Example>\r\nTo: support@demo.hs-inbox.com, Bob <bob@x.example>\r\nSubject: Re: Order 12\r\n\r\nHello\r\n";
+        let m = parse(raw);
+        assert_eq!(m.message_id.as_deref(), Some("abc@x.example"));
+        assert_eq!(m.dedupe_key, "abc@x.example");
+        assert_eq!(m.in_reply_to, vec!["p@x"]);
+        assert_eq!(m.references, vec!["r1@x", "p@x"]);
+        let from = m.from.expect("from");
+        assert_eq!(from.address, "jan@klant.example");
+        assert_eq!(from.name.as_deref(), Some("Jan de Vries"));
+        assert_eq!(m.to.len(), 2);
+        assert_eq!(m.subject_norm, "order 12");
+        assert_eq!(m.text.trim(), "Hello");
+    }
+
+    #[test]
+    fn without_message_id_the_key_is_a_content_hash() {
+        let a = parse(b"Subject: x\r\n\r\nbody one\r\n");
+        let b = parse(b"Subject: x\r\n\r\nbody two\r\n");
+        assert!(a.dedupe_key.starts_with("sha256:"));
+        assert_ne!(a.dedupe_key, b.dedupe_key);
+        assert_eq!(a.dedupe_key, parse(b"Subject: x\r\n\r\nbody one\r\n").dedupe_key);
+    }
+
+    #[test]
+    fn thread_index_root_is_the_first_22_bytes() {
+        let mut bytes = vec![7u8; 22];
+        bytes.extend([1, 2, 3, 4, 5]);
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        assert_eq!(thread_index_root(&encoded), Some("07".repeat(22)));
+        assert_eq!(thread_index_root("AQID"), None);
+    }
+
+    #[test]
+    fn garbage_is_still_an_inbound() {
+        let m = parse(&[0xff, 0xfe, 0x00]);
+        assert!(m.dedupe_key.starts_with("sha256:"));
+    }
+}

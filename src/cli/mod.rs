@@ -1,0 +1,99 @@
+//! The command line (clap): `serve`, `check-config`, and the agents' nouns and verbs
+//! (`conversations list`, `conversations show`, `messages raw`). Commands that read the
+//! store open their own read-only connection, so they work while the daemon runs.
+//!
+//! Errors name the argument or key at fault and exit non-zero; `anyhow` is used only
+//! here, at the top.
+
+mod conversations;
+pub(crate) mod json;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
+
+#[derive(Parser, Debug)]
+#[command(name = "inboxgate", version, about = "Email channel of a shared conversations inbox")]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, env = "INBOXGATE_CONFIG", default_value = "config/inboxgate.toml")]
+    pub config: PathBuf,
+    /// Log format for `serve`.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the daemon in the foreground.
+    Serve,
+    /// Validate the configuration; print every problem with its key path.
+    CheckConfig,
+    /// List and show conversations.
+    #[command(subcommand)]
+    Conversations(conversations::ConversationsCommand),
+    /// Fetch stored messages.
+    #[command(subcommand)]
+    Messages(conversations::MessagesCommand),
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("inboxgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::CheckConfig => Ok(check_config(&cli.config)),
+        Command::Serve => {
+            let config = load_config(&cli.config)?;
+            crate::app::init_tracing(cli.log_format);
+            crate::app::serve_until_signal(config)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Conversations(cmd) => conversations::run(&load_config(&cli.config)?, cmd),
+        Command::Messages(cmd) => conversations::run_messages(&load_config(&cli.config)?, cmd),
+    }
+}
+
+fn check_config(path: &Path) -> ExitCode {
+    match Config::load(path) {
+        Ok(_) => {
+            println!("{}: ok", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for problem in &problems {
+                eprintln!("{}: {problem}", path.display());
+            }
+            eprintln!("{} problem(s) found", problems.len());
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Loads the configuration or fails with every problem listed.
+pub fn load_config(path: &Path) -> anyhow::Result<Config> {
+    Config::load(path).map_err(|problems| {
+        let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
+        anyhow::anyhow!("invalid configuration {}:\n{}", path.display(), list.join("\n"))
+    })
+}

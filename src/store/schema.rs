@@ -1,0 +1,98 @@
+//! Versioned migrations, applied in order inside one transaction each;
+//! `PRAGMA user_version` records the last one applied.
+
+use rusqlite::Connection;
+
+/// Each entry migrates from version `index` to `index + 1`. Never edit a shipped entry;
+/// append a new one.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE raw_messages (
+    id          INTEGER PRIMARY KEY,
+    received_at INTEGER NOT NULL,
+    mail_from   TEXT NOT NULL,
+    rcpt_to     TEXT NOT NULL,          -- JSON array of envelope recipients
+    size        INTEGER NOT NULL,
+    body        BLOB NOT NULL           -- the whole message, our Received header first
+);
+
+CREATE TABLE contacts (
+    id         INTEGER PRIMARY KEY,
+    email      TEXT NOT NULL UNIQUE,
+    name       TEXT,
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE conversations (
+    id              INTEGER PRIMARY KEY,
+    inbox           TEXT NOT NULL,
+    channel         TEXT NOT NULL,
+    subject         TEXT NOT NULL,
+    subject_norm    TEXT NOT NULL,
+    status          TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed')),
+    assignee        TEXT,
+    contact_id      INTEGER NOT NULL REFERENCES contacts(id),
+    spam            INTEGER NOT NULL DEFAULT 0,
+    filtered        INTEGER NOT NULL DEFAULT 0,
+    trashed_at      INTEGER,
+    deleted         INTEGER NOT NULL DEFAULT 0,
+    created_at      INTEGER NOT NULL,
+    last_message_at INTEGER NOT NULL,
+    message_count   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX conversations_by_activity ON conversations(last_message_at DESC, id DESC);
+CREATE INDEX conversations_by_subject ON conversations(inbox, contact_id, subject_norm);
+
+CREATE TABLE messages (
+    id               INTEGER PRIMARY KEY,
+    conversation_id  INTEGER NOT NULL REFERENCES conversations(id),
+    raw_id           INTEGER REFERENCES raw_messages(id),
+    direction        TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+    message_id       TEXT,
+    from_addr        TEXT NOT NULL,
+    from_name        TEXT,
+    to_json          TEXT NOT NULL,
+    cc_json          TEXT NOT NULL,
+    subject          TEXT NOT NULL,
+    subject_norm     TEXT NOT NULL,
+    date             INTEGER,
+    received_at      INTEGER NOT NULL,
+    text             TEXT NOT NULL,
+    thread_index     TEXT,
+    attachments_json TEXT NOT NULL
+);
+CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
+CREATE INDEX messages_by_thread_index ON messages(thread_index) WHERE thread_index IS NOT NULL;
+
+-- Every Message-ID (or content hash) seen per inbox: stored, deduplicated, or left
+-- behind by a deleted conversation. Dedupe and threading both read it.
+CREATE TABLE known_ids (
+    inbox           TEXT NOT NULL,
+    message_id      TEXT NOT NULL,
+    conversation_id INTEGER NOT NULL,
+    message_row     INTEGER,
+    PRIMARY KEY (inbox, message_id)
+) WITHOUT ROWID;
+
+CREATE TABLE participants (
+    conversation_id INTEGER NOT NULL,
+    address         TEXT NOT NULL,
+    PRIMARY KEY (conversation_id, address)
+) WITHOUT ROWID;
+"#];
+
+/// Brings the database up to the newest schema.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// The schema version this build writes.
+pub fn latest_version() -> usize {
+    MIGRATIONS.len()
+}

@@ -1,0 +1,138 @@
+//! The single writer: one thread owns the write connection and commits the jobs of many
+//! callers in one transaction (group commit), in the spirit of Postfix's one queue
+//! manager. A caller's future resolves only after the COMMIT holding its work returns,
+//! which with `synchronous=FULL` means the work is on disk.
+//!
+//! Each job runs inside its own SAVEPOINT, so a job that fails is rolled back alone; a
+//! failed COMMIT (disk full, I/O error) fails every job of the batch.
+
+use std::any::Any;
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::StoreError;
+
+/// Most jobs committed in one transaction.
+const MAX_BATCH: usize = 512;
+/// Jobs waiting for the writer before callers feel backpressure.
+const QUEUE_DEPTH: usize = 4096;
+
+type Output = Box<dyn Any + Send>;
+type Work = Box<dyn FnOnce(&Connection) -> Result<Output, StoreError> + Send>;
+
+struct Job {
+    work: Work,
+    done: oneshot::Sender<Result<Output, StoreError>>,
+}
+
+/// Handle to the writer thread; cheap to clone. The thread ends when every handle is
+/// dropped and the queue is drained.
+#[derive(Clone)]
+pub struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    pub(super) fn start(conn: Connection) -> (Writer, std::thread::JoinHandle<()>) {
+        let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
+        let thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || run(conn, queue))
+            .expect("spawning the store writer thread");
+        (Writer { jobs }, thread)
+    }
+
+    /// Runs `work` in the next group transaction; resolves after its COMMIT.
+    pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (done, result) = oneshot::channel();
+        let work: Work = Box::new(move |conn| work(conn).map(|t| Box::new(t) as Output));
+        self.jobs
+            .send(Job { work, done })
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        let output = result.await.map_err(|_| StoreError::WriterGone)??;
+        output
+            .downcast::<T>()
+            .map(|t| *t)
+            .map_err(|_| StoreError::Invalid("writer returned an unexpected type".into()))
+    }
+}
+
+fn run(conn: Connection, mut queue: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = queue.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&conn, &mut batch);
+    }
+    tracing::debug!("store writer stopped");
+}
+
+/// Runs every job of the batch in one transaction and tells each caller the outcome.
+fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) {
+    let started = std::time::Instant::now();
+    let size = batch.len();
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        fail_all(batch, e.into());
+        return;
+    }
+    let outcomes: Vec<_> = batch
+        .iter_mut()
+        .map(|job| run_in_savepoint(conn, std::mem::replace(&mut job.work, Box::new(noop))))
+        .collect();
+    if let Err(e) = conn.execute_batch("COMMIT") {
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        let full = outcomes.iter().find_map(|o| match o {
+            Err(StoreError::Full(m)) => Some(StoreError::Full(m.clone())),
+            _ => None,
+        });
+        let error = full.unwrap_or_else(|| StoreError::from(e));
+        tracing::error!(%error, jobs = size, "commit failed; no job of the batch is stored");
+        fail_all(batch, error);
+        return;
+    }
+    tracing::trace!(jobs = size, elapsed_us = started.elapsed().as_micros() as u64, "committed");
+    for (job, outcome) in batch.drain(..).zip(outcomes) {
+        let _ = job.done.send(outcome);
+    }
+}
+
+fn run_in_savepoint(conn: &Connection, work: Work) -> Result<Output, StoreError> {
+    if conn.is_autocommit() {
+        // An earlier job's error made SQLite roll the whole transaction back.
+        return Err(StoreError::Sqlite("transaction aborted by an earlier failure".into()));
+    }
+    conn.execute_batch("SAVEPOINT job")?;
+    match work(conn) {
+        Ok(output) => {
+            conn.execute_batch("RELEASE job")?;
+            Ok(output)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            Err(e)
+        }
+    }
+}
+
+fn noop(_: &Connection) -> Result<Output, StoreError> {
+    Ok(Box::new(()))
+}
+
+fn fail_all(batch: &mut Vec<Job>, error: StoreError) {
+    for job in batch.drain(..) {
+        let _ = job.done.send(Err(error.clone()));
+    }
+}

@@ -1,0 +1,267 @@
+//! Test support: a real daemon on an ephemeral port with its own data directory, a raw
+//! SMTP client over TCP, and the real CLI binary to read the results.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use inboxgate::app::{self, Running};
+use inboxgate::config::{self, Config};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// A test configuration: two inboxes (Support, Sales), users alice/bob/carol, SMTP on
+/// an ephemeral port, data in `data_dir`. `extra_smtp` adds keys to `[smtp]`.
+pub fn config_text(data_dir: &Path, extra_smtp: &str) -> String {
+    format!(
+        r#"
+[server]
+hostname = "mx.test.example"
+data_dir = "{data}"
+
+[smtp]
+listen = ["127.0.0.1:0"]
+{extra_smtp}
+
+[account]
+subdomain = "demo"
+fallback_domain = "hs-inbox.com"
+company_name = "Demo Inc"
+
+[[users]]
+email = "alice@demo.example"
+name = "Alice Smith"
+
+[[users]]
+email = "bob@demo.example"
+name = "Bob Jansen"
+
+[[inboxes]]
+name = "Support"
+  [[inboxes.channels]]
+  kind = "fallback"
+  user = "support"
+  from_name = {{ mode = "agent_and_company", company = "Demo Support" }}
+
+  [[inboxes.channels]]
+  kind = "fallback"
+  user = "helpdesk"
+  from_name = {{ mode = "company", company = "Demo Helpdesk" }}
+
+[[inboxes]]
+name = "Sales"
+access = {{ users = ["bob@demo.example"] }}
+  [[inboxes.channels]]
+  kind = "fallback"
+  user = "sales"
+  from_name = {{ mode = "company", company = "Demo Sales" }}
+
+  [[inboxes.channels]]
+  kind = "fallback"
+  user = "old-sales"
+  status = "off"
+  from_name = {{ mode = "company", company = "Demo Old Sales" }}
+"#,
+        data = data_dir.display()
+    )
+}
+
+/// A clock tests can move.
+#[derive(Clone)]
+pub struct TestClock(Arc<AtomicI64>);
+
+impl TestClock {
+    pub fn advance(&self, seconds: i64) {
+        self.0.fetch_add(seconds, Ordering::SeqCst);
+    }
+}
+
+/// A running daemon with its own temporary data directory and config file.
+pub struct Daemon {
+    pub addr: SocketAddr,
+    pub config_path: PathBuf,
+    pub clock: TestClock,
+    running: Option<Running>,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    pub async fn start() -> Daemon {
+        Daemon::start_with("").await
+    }
+
+    pub async fn start_with(extra_smtp: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let text = config_text(&dir.path().join("data"), extra_smtp);
+        let config_path = dir.path().join("inboxgate.toml");
+        std::fs::write(&config_path, &text).expect("write config");
+        let config: Config = config::parse(&text).expect("test config is valid");
+        let clock = TestClock(Arc::new(AtomicI64::new(1_800_000_000)));
+        let now = clock.0.clone();
+        let running = app::start(config, Arc::new(move || now.load(Ordering::SeqCst)))
+            .await
+            .expect("daemon starts");
+        Daemon {
+            addr: running.smtp_addrs[0],
+            config_path,
+            clock,
+            running: Some(running),
+            _dir: dir,
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+    }
+
+    pub async fn client(&self) -> SmtpClient {
+        SmtpClient::connect(self.addr).await
+    }
+
+    /// Sends one message in its own session; returns the reply to the final dot.
+    pub async fn send(&self, from: &str, to: &[&str], message: &[u8]) -> String {
+        let mut client = self.client().await;
+        let reply = client.mail(from, to, message).await;
+        client.quit().await;
+        reply
+    }
+
+    /// Runs the real `inboxgate` binary against this daemon's config; returns stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let output = Command::new(env!("CARGO_BIN_EXE_inboxgate"))
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(args)
+            .output()
+            .expect("run inboxgate");
+        assert!(
+            output.status.success(),
+            "inboxgate {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("utf-8 output")
+    }
+
+    /// `conversations list --json` with extra arguments.
+    pub fn list(&self, args: &[&str]) -> Vec<Value> {
+        let mut all = vec!["conversations", "list", "--json"];
+        all.extend_from_slice(args);
+        let out = self.cli(&all);
+        serde_json::from_str::<Value>(&out)
+            .expect("list prints JSON")
+            .as_array()
+            .expect("list prints an array")
+            .clone()
+    }
+
+    /// `conversations show ID --json`.
+    pub fn show(&self, id: i64) -> Value {
+        let out = self.cli(&["conversations", "show", &id.to_string(), "--json"]);
+        serde_json::from_str(&out).expect("show prints JSON")
+    }
+}
+
+/// A line-oriented SMTP client over real TCP.
+pub struct SmtpClient {
+    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+    pub greeting: String,
+}
+
+impl SmtpClient {
+    pub async fn connect(addr: SocketAddr) -> SmtpClient {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let (read, writer) = stream.into_split();
+        let mut client = SmtpClient {
+            reader: BufReader::new(read),
+            writer,
+            greeting: String::new(),
+        };
+        client.greeting = client.reply().await;
+        client
+    }
+
+    /// Reads one (possibly multi-line) reply; empty when the server closed.
+    pub async fn reply(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            let n = self.reader.read_line(&mut line).await.unwrap_or(0);
+            if n == 0 {
+                return all;
+            }
+            all.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return all;
+            }
+        }
+    }
+
+    pub async fn write(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).await.expect("write");
+    }
+
+    /// Sends a command line (CRLF added) and returns the reply.
+    pub async fn cmd(&mut self, line: &str) -> String {
+        self.write(format!("{line}\r\n").as_bytes()).await;
+        self.reply().await
+    }
+
+    /// EHLO, MAIL, RCPT…, DATA, message (CRLF-normalized, dot-stuffed), final dot.
+    pub async fn mail(&mut self, from: &str, to: &[&str], message: &[u8]) -> String {
+        let ehlo = self.cmd("EHLO client.test").await;
+        assert!(ehlo.starts_with("250"), "EHLO: {ehlo}");
+        let reply = self.cmd(&format!("MAIL FROM:<{from}>")).await;
+        assert!(reply.starts_with("250"), "MAIL: {reply}");
+        for rcpt in to {
+            let reply = self.cmd(&format!("RCPT TO:<{rcpt}>")).await;
+            assert!(reply.starts_with("250"), "RCPT {rcpt}: {reply}");
+        }
+        let reply = self.cmd("DATA").await;
+        assert!(reply.starts_with("354"), "DATA: {reply}");
+        self.write(&wire_format(message)).await;
+        self.write(b".\r\n").await;
+        self.reply().await
+    }
+
+    pub async fn quit(&mut self) {
+        let _ = self.writer.write_all(b"QUIT\r\n").await;
+        let _ = self.reply().await;
+    }
+}
+
+/// CRLF line endings, dot-stuffing, and a final CRLF: what a real client sends.
+pub fn wire_format(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + 64);
+    for line in message.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.first() == Some(&b'.') {
+            out.push(b'.');
+        }
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    if message.ends_with(b"\n") {
+        out.truncate(out.len() - 2);
+    }
+    out
+}
+
+/// A fixture from `fixtures/`.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+/// The id of the conversation whose subject contains `needle`.
+pub fn conversation_with_subject(list: &[Value], needle: &str) -> i64 {
+    list.iter()
+        .find(|c| c["subject"].as_str().is_some_and(|s| s.contains(needle)))
+        .and_then(|c| c["id"].as_i64())
+        .unwrap_or_else(|| panic!("no conversation with subject containing {needle:?}"))
+}
