@@ -3,13 +3,15 @@
 //! (`inboxes[1].channels[0].status`), all at once, so `check-config` can list them.
 
 mod raw;
+#[cfg(test)]
+mod tests;
 mod validate;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use validate::{load, parse, Problem};
+pub use validate::{defaults, limits, load, parse, Problem};
 
 /// The validated configuration of one installation (one account).
 #[derive(Debug, Clone)]
@@ -101,7 +103,10 @@ pub struct Inbox {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
     Everyone,
-    Specific { users: Vec<String>, teams: Vec<String> },
+    Specific {
+        users: Vec<String>,
+        teams: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -154,7 +159,10 @@ pub enum Routing {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AssignTo {
-    Members { users: Vec<String>, teams: Vec<String> },
+    Members {
+        users: Vec<String>,
+        teams: Vec<String>,
+    },
     ContactOwner,
 }
 

@@ -1,1 +1,135 @@
-//! Serde mirror of the TOML file (placeholder until the config work lands).
+//! Serde mirror of `inboxgate.toml`, key for key, before any checking.
+//!
+//! Every key is optional here, even the ones the file must have: whether a key is
+//! missing, and what its default is, is decided in [`super::validate`], which can then
+//! report all problems at once with their key paths. Integers are read as `i64` so a
+//! negative or zero value gets a range message rather than a serde type error.
+//! Polymorphic values (`access`, `from_name`, `routing`, `tickets`) stay
+//! [`toml::Value`] and are converted by hand. Unknown keys are not rejected here;
+//! `validate` collects them all with `serde_ignored`.
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub smtp: RawSmtp,
+    #[serde(default)]
+    pub account: RawAccount,
+    #[serde(default)]
+    pub users: Vec<RawUser>,
+    #[serde(default)]
+    pub teams: Vec<RawTeam>,
+    #[serde(default)]
+    pub inboxes: Vec<RawInbox>,
+    #[serde(default)]
+    pub api: RawApi,
+    #[serde(default)]
+    pub outbound: RawOutbound,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawServer {
+    pub hostname: Option<String>,
+    pub data_dir: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawSmtp {
+    pub listen: Option<Vec<String>>,
+    pub max_message_size: Option<i64>,
+    pub max_recipients: Option<i64>,
+    pub max_line_length: Option<i64>,
+    /// Seconds.
+    pub idle_timeout: Option<i64>,
+    /// Seconds.
+    pub session_timeout: Option<i64>,
+    pub max_connections: Option<i64>,
+    pub max_connections_per_ip: Option<i64>,
+    /// Seconds.
+    pub shutdown_grace: Option<i64>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    pub postmaster_inbox: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawAccount {
+    pub subdomain: Option<String>,
+    pub fallback_domain: Option<String>,
+    pub company_name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawUser {
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub paid_seat: Option<bool>,
+    pub super_admin: Option<bool>,
+    pub available: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawTeam {
+    pub name: Option<String>,
+    pub members: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawInbox {
+    pub name: Option<String>,
+    /// `"everyone"` or `{ users = [..], teams = [..] }`.
+    pub access: Option<toml::Value>,
+    pub channels: Option<Vec<RawChannel>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawChannel {
+    /// `"fallback"` or `"imap"`.
+    pub kind: Option<String>,
+    /// Fallback channels: the local part of `{user}@{subdomain}.{fallback_domain}`.
+    pub user: Option<String>,
+    /// IMAP channels: the team mailbox address.
+    pub address: Option<String>,
+    /// `"on"` or `"off"`.
+    pub status: Option<String>,
+    /// `{ mode = "agent_and_company" | "company", company = ".." }`.
+    pub from_name: Option<toml::Value>,
+    pub log_forwarded_to_original_sender: Option<bool>,
+    pub signature: Option<String>,
+    /// `{ auto_assign = false }` or
+    /// `{ auto_assign = true, assign_to = { users, teams } | "contact_owner", only_available }`.
+    pub routing: Option<toml::Value>,
+    /// `{ auto_create = false }` or `{ auto_create = true, pipeline, stage }`.
+    pub tickets: Option<toml::Value>,
+    pub folders: Option<Vec<String>>,
+    /// Seconds.
+    pub poll_interval: Option<i64>,
+    pub imap: Option<RawRemote>,
+    pub smtp: Option<RawRemote>,
+}
+
+/// A server we connect to: a channel's IMAP or SMTP server, or the outbound relay.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRemote {
+    pub host: Option<String>,
+    pub port: Option<i64>,
+    /// `"implicit"`, `"starttls"` or `"none"`.
+    pub tls: Option<String>,
+    pub username: Option<String>,
+    pub password_file: Option<String>,
+    /// Recognised so it can be refused with a clear message; not supported yet.
+    pub oauth2_token_command: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawApi {
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawOutbound {
+    pub relay: Option<RawRemote>,
+}
