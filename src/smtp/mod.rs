@@ -6,9 +6,33 @@
 //! Accepted messages are handed to a [`MailSink`], which answers only once the message
 //! is durably stored: the 250 after DATA depends on it.
 
-use std::future::Future;
+mod connection;
+mod data;
+pub mod listener;
+pub mod recipient;
+pub mod reply;
+pub mod session;
+#[cfg(test)]
+mod testkit;
 
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::Config;
 use crate::pipeline::{Envelope, Target};
+
+/// Everything the SMTP server needs, shared by all sessions of a listener.
+///
+/// Build it once in the daemon: `config` is the validated configuration (limits, host
+/// name, channels); `sink` stores accepted messages; `tls` (from
+/// [`listener::tls_acceptor`]) enables STARTTLS, which is advertised only when set.
+pub struct SmtpContext<S> {
+    pub config: Arc<Config>,
+    pub sink: S,
+    pub tls: Option<TlsAcceptor>,
+}
 
 /// Where a received message goes. `deliver` resolves only after the message is durably
 /// committed (or has failed); the session turns the result into its reply.
