@@ -14,6 +14,8 @@ pub mod reply;
 pub mod session;
 #[cfg(test)]
 mod testkit;
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 use std::sync::Arc;

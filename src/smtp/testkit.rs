@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -256,6 +256,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TestClient<T> {
     pub async fn cmd(&mut self, line: &str, expected: &str) -> String {
         self.send(format!("{line}\r\n").as_bytes()).await;
         self.expect(expected).await
+    }
+
+    /// Everything the server sends until it closes the connection.
+    pub async fn read_to_close(&mut self) -> Vec<u8> {
+        let mut rest = Vec::new();
+        let _ = self.io.read_to_end(&mut rest).await;
+        rest
     }
 
     /// True when the server has closed the connection (no more bytes).
