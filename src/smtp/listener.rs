@@ -232,3 +232,137 @@ pub fn tls_acceptor(files: &TlsFiles) -> anyhow::Result<tokio_rustls::TlsAccepto
         .context("TLS certificate and key do not match")?;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smtp::testkit::{context, test_config, RecordingSink, TestClient};
+
+    type Client = TestClient<TcpStream>;
+
+    /// Starts `serve` on 127.0.0.1:0 with `config`; returns its address, the shutdown
+    /// sender and the task.
+    async fn start(
+        config: crate::config::Config,
+    ) -> (
+        SocketAddr,
+        Arc<SmtpContext<RecordingSink>>,
+        watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let ctx = context(config);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let task = tokio::spawn(serve(listener, Arc::clone(&ctx), shutdown_rx));
+        (addr, ctx, shutdown, task)
+    }
+
+    async fn connect(addr: SocketAddr) -> Client {
+        TestClient::new(TcpStream::connect(addr).await.expect("connect"))
+    }
+
+    #[tokio::test]
+    async fn third_connection_from_one_ip_is_refused() {
+        let (addr, _ctx, _shutdown, _task) = start(test_config()).await;
+        let mut first = connect(addr).await;
+        first.expect("220 mx.acme.test").await;
+        let mut second = connect(addr).await;
+        second.expect("220 mx.acme.test").await;
+        let mut third = connect(addr).await;
+        third
+            .expect("421 4.7.0 mx.acme.test Too many connections, try again later")
+            .await;
+        assert!(third.is_closed().await);
+        // The first two are unaffected.
+        first.cmd("NOOP", "250 2.0.0").await;
+        second.cmd("NOOP", "250 2.0.0").await;
+        // When one leaves, its slot is free again.
+        first.cmd("QUIT", "221").await;
+        assert!(first.is_closed().await);
+        let mut again = connect(addr).await;
+        again.expect("220 mx.acme.test").await;
+    }
+
+    #[tokio::test]
+    async fn connections_over_the_total_limit_are_refused() {
+        let mut config = test_config();
+        config.smtp.max_connections = 1;
+        config.smtp.max_connections_per_ip = 10;
+        let (addr, _ctx, _shutdown, _task) = start(config).await;
+        let mut first = connect(addr).await;
+        first.expect("220").await;
+        let mut second = connect(addr).await;
+        second.expect("421 4.7.0").await;
+        first.cmd("NOOP", "250").await;
+    }
+
+    #[tokio::test]
+    async fn shutdown_drains_sessions_and_refuses_newcomers() {
+        let (addr, ctx, shutdown, task) = start(test_config()).await;
+        let mut idle = connect(addr).await;
+        idle.expect("220").await;
+        let mut busy = connect(addr).await;
+        busy.expect("220").await;
+        busy.cmd("EHLO client.example", "250 ").await;
+        busy.cmd("MAIL FROM:<a@b.example>", "250").await;
+
+        shutdown.send(true).expect("listener listens");
+        idle.expect("421 4.3.0 mx.acme.test Service shutting down")
+            .await;
+        let mut late = TestClient::new(TcpStream::connect(addr).await.expect("still accepting"));
+        late.expect("421 4.3.0").await;
+        assert!(!task.is_finished());
+
+        busy.cmd("RCPT TO:<support@acme.hs-inbox.test>", "250")
+            .await;
+        busy.cmd("DATA", "354").await;
+        busy.send(b"hello\r\n.\r\n").await;
+        busy.expect("250 2.0.0").await;
+        busy.expect("421 4.3.0").await;
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("serve returns once sessions are done")
+            .expect("no panic");
+        assert_eq!(ctx.sink.deliveries().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn sessions_still_running_after_the_grace_period_are_aborted() {
+        let mut config = test_config();
+        config.smtp.shutdown_grace = Duration::from_millis(200);
+        let (addr, ctx, shutdown, task) = start(config).await;
+        let mut stuck = connect(addr).await;
+        stuck.expect("220").await;
+        stuck.cmd("EHLO client.example", "250 ").await;
+        stuck.cmd("MAIL FROM:<a@b.example>", "250").await;
+        stuck
+            .cmd("RCPT TO:<support@acme.hs-inbox.test>", "250")
+            .await;
+        stuck.cmd("DATA", "354").await;
+        stuck.send(b"half a message").await;
+        shutdown.send(true).expect("listener listens");
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("serve returns after the grace period")
+            .expect("no panic");
+        // The client got no 250 (so it will retry) and the connection is gone.
+        assert!(stuck.read_to_close().await.is_empty());
+        assert!(ctx.sink.deliveries().is_empty());
+    }
+
+    #[test]
+    fn per_ip_slots_are_released_on_drop() {
+        let limits = ConnectionLimits::new(10, 1);
+        let ip: IpAddr = "192.0.2.1".parse().expect("ip");
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().expect("ip");
+        let slot = limits.admit(ip).expect("first");
+        assert!(
+            limits.admit(mapped).is_none(),
+            "IPv4-mapped form counts as the same IP"
+        );
+        assert!(limits.admit("192.0.2.2".parse().expect("ip")).is_some());
+        drop(slot);
+        assert!(limits.admit(ip).is_some());
+    }
+}

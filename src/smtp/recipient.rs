@@ -351,118 +351,93 @@ mod tests {
     use super::*;
     use crate::smtp::testkit::test_config;
 
-    /// Every recipient rule and trick: (address, expected reply code + enhanced, inbox).
+    /// The verdict as a test table shows it: `inbox channel` or `code enhanced`.
+    fn verdict(config: &Config, rcpt: &str) -> String {
+        match resolve(config, rcpt) {
+            RcptVerdict::Accept(t) => format!("{} {}", t.inbox, t.channel),
+            RcptVerdict::Reject(r) => format!("{} {}", r.code(), r.enhanced()),
+        }
+    }
+
+    /// Every recipient rule and trick: (address, expected verdict).
     #[test]
     fn recipient_table() {
         let config = test_config();
-        let accept = |inbox: &str, channel: &str| Ok((inbox.to_string(), channel.to_string()));
-        let reject = |code: u16, enhanced: &'static str| Err((code, enhanced));
-        let cases: Vec<(&str, Result<(String, String), (u16, &str)>)> = vec![
+        let cases = [
             (
                 "support@acme.hs-inbox.test",
-                accept("Support", "support@acme.hs-inbox.test"),
+                "Support support@acme.hs-inbox.test",
             ),
             (
                 "<support@acme.hs-inbox.test>",
-                accept("Support", "support@acme.hs-inbox.test"),
+                "Support support@acme.hs-inbox.test",
             ),
             (
                 "SUPPORT@Acme.HS-Inbox.Test",
-                accept("Support", "support@acme.hs-inbox.test"),
+                "Support support@acme.hs-inbox.test",
             ),
             (
                 "support+urgent@acme.hs-inbox.test",
-                accept("Support", "support@acme.hs-inbox.test"),
+                "Support support@acme.hs-inbox.test",
             ),
             (
                 "Support+Re+x@ACME.hs-inbox.test",
-                accept("Support", "support@acme.hs-inbox.test"),
+                "Support support@acme.hs-inbox.test",
             ),
             (
                 "\"support\"@acme.hs-inbox.test",
-                accept("Support", "support@acme.hs-inbox.test"),
+                "Support support@acme.hs-inbox.test",
             ),
             (
                 "support@acme.hs-inbox.test.",
-                accept("Support", "support@acme.hs-inbox.test"),
+                "Support support@acme.hs-inbox.test",
             ),
-            ("help@acme.example", accept("Support", "help@acme.example")),
-            (
-                "sales@acme.hs-inbox.test",
-                accept("Sales", "sales@acme.hs-inbox.test"),
-            ),
+            ("help@acme.example", "Support help@acme.example"),
+            ("sales@acme.hs-inbox.test", "Sales sales@acme.hs-inbox.test"),
             // postmaster at any of our domains → the postmaster inbox (Sales here).
             (
                 "postmaster@acme.hs-inbox.test",
-                accept("Sales", "sales@acme.hs-inbox.test"),
+                "Sales sales@acme.hs-inbox.test",
             ),
-            (
-                "PostMaster@ACME.EXAMPLE",
-                accept("Sales", "sales@acme.hs-inbox.test"),
-            ),
-            ("Postmaster", accept("Sales", "sales@acme.hs-inbox.test")),
-            ("postmaster@other.example", reject(550, "5.7.1")),
+            ("PostMaster@ACME.EXAMPLE", "Sales sales@acme.hs-inbox.test"),
+            ("Postmaster", "Sales sales@acme.hs-inbox.test"),
+            ("postmaster@other.example", "550 5.7.1"),
             // Unknown local part at our domain; foreign domain.
-            ("nobody@acme.hs-inbox.test", reject(550, "5.1.1")),
-            ("supportx@acme.hs-inbox.test", reject(550, "5.1.1")),
-            ("support@evil.example", reject(550, "5.7.1")),
-            ("support@hs-inbox.test", reject(550, "5.7.1")),
+            ("nobody@acme.hs-inbox.test", "550 5.1.1"),
+            ("supportx@acme.hs-inbox.test", "550 5.1.1"),
+            ("support@evil.example", "550 5.7.1"),
+            ("support@hs-inbox.test", "550 5.7.1"),
             // Switched-off channel (with and without tag, any case).
-            ("old@acme.example", reject(550, "5.2.1")),
-            ("OLD+x@acme.example", reject(550, "5.2.1")),
+            ("old@acme.example", "550 5.2.1"),
+            ("OLD+x@acme.example", "550 5.2.1"),
             // Relay tricks.
             (
                 "@relay.example,@acme.example:support@acme.hs-inbox.test",
-                reject(550, "5.7.1"),
+                "550 5.7.1",
             ),
-            (
-                "@acme.hs-inbox.test:victim@evil.example",
-                reject(550, "5.7.1"),
-            ),
-            (
-                "victim%evil.example@acme.hs-inbox.test",
-                reject(550, "5.7.1"),
-            ),
-            (
-                "evil.example!victim@acme.hs-inbox.test",
-                reject(550, "5.7.1"),
-            ),
-            (
-                "\"victim@evil.example\"@acme.hs-inbox.test",
-                reject(550, "5.7.1"),
-            ),
-            (
-                "\"victim%evil.example\"@acme.hs-inbox.test",
-                reject(550, "5.7.1"),
-            ),
-            ("\"evil!victim\"@acme.hs-inbox.test", reject(550, "5.7.1")),
-            (
-                "victim@evil.example@acme.hs-inbox.test",
-                reject(550, "5.7.1"),
-            ),
-            (
-                "support@acme.hs-inbox.test@evil.example",
-                reject(550, "5.7.1"),
-            ),
-            ("support@[127.0.0.1]", reject(550, "5.7.1")),
-            ("support@[IPv6:::1]", reject(550, "5.7.1")),
+            ("@acme.hs-inbox.test:victim@evil.example", "550 5.7.1"),
+            ("victim%evil.example@acme.hs-inbox.test", "550 5.7.1"),
+            ("evil.example!victim@acme.hs-inbox.test", "550 5.7.1"),
+            ("\"victim@evil.example\"@acme.hs-inbox.test", "550 5.7.1"),
+            ("\"victim%evil.example\"@acme.hs-inbox.test", "550 5.7.1"),
+            ("\"evil!victim\"@acme.hs-inbox.test", "550 5.7.1"),
+            ("victim@evil.example@acme.hs-inbox.test", "550 5.7.1"),
+            ("support@acme.hs-inbox.test@evil.example", "550 5.7.1"),
+            ("support@[127.0.0.1]", "550 5.7.1"),
+            ("support@[IPv6:::1]", "550 5.7.1"),
             // Syntax and characters.
-            ("support\u{0}@acme.hs-inbox.test", reject(501, "5.1.3")),
-            ("sup\tport@acme.hs-inbox.test", reject(501, "5.1.3")),
-            ("support@acme.hs-inbox.test\u{7f}", reject(501, "5.1.3")),
-            ("support", reject(501, "5.1.3")),
-            ("@", reject(550, "5.7.1")),
-            ("support@", reject(501, "5.1.3")),
-            ("@acme.hs-inbox.test", reject(550, "5.7.1")),
-            ("sup port@acme.hs-inbox.test", reject(501, "5.1.3")),
-            ("\"unterminated@acme.hs-inbox.test", reject(501, "5.1.3")),
+            ("support\u{0}@acme.hs-inbox.test", "501 5.1.3"),
+            ("sup\tport@acme.hs-inbox.test", "501 5.1.3"),
+            ("support@acme.hs-inbox.test\u{7f}", "501 5.1.3"),
+            ("support", "501 5.1.3"),
+            ("@", "550 5.7.1"),
+            ("support@", "501 5.1.3"),
+            ("@acme.hs-inbox.test", "550 5.7.1"),
+            ("sup port@acme.hs-inbox.test", "501 5.1.3"),
+            ("\"unterminated@acme.hs-inbox.test", "501 5.1.3"),
         ];
         for (rcpt, expected) in cases {
-            let got = match resolve(&config, rcpt) {
-                RcptVerdict::Accept(t) => Ok((t.inbox, t.channel)),
-                RcptVerdict::Reject(r) => Err((r.code(), r.enhanced())),
-            };
-            assert_eq!(got, expected, "RCPT TO:<{rcpt}>");
+            assert_eq!(verdict(&config, rcpt), expected, "RCPT TO:<{rcpt}>");
         }
     }
 
