@@ -70,6 +70,9 @@ impl DataReader {
     /// Advances the terminator match over `input`; returns the bytes up to and
     /// including the terminator, or all of `input` when it has not ended.
     fn scan(&mut self, input: &[u8]) -> usize {
+        if self.done {
+            return 0;
+        }
         for (i, &byte) in input.iter().enumerate() {
             self.matched = match byte {
                 b if b == END[self.matched] => self.matched + 1,
@@ -195,6 +198,7 @@ mod tests {
         assert!(reader.raw.len() <= 13);
         let used = reader.feed(b".\r\nQUIT\r\n");
         assert_eq!(used, 3);
+        assert_eq!(reader.feed(b"more"), 0, "nothing is read after the end");
         assert_eq!(reader.finish(), Err(TooBig));
     }
 

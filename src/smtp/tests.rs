@@ -608,3 +608,78 @@ mod tls {
         assert!(tls_acceptor(&files).is_err());
     }
 }
+
+/// A small deterministic generator (xorshift) for the garbage-input test.
+struct Noise(u64);
+
+impl Noise {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Bytes mixing SMTP fragments, line endings, dots, quotes and random bytes.
+    fn input(&mut self, pieces: usize) -> Vec<u8> {
+        const FRAGMENTS: &[&[u8]] = &[
+            b"EHLO x\r\n",
+            b"MAIL FROM:<",
+            b"RCPT TO:<",
+            b"support@acme.hs-inbox.test",
+            b">",
+            b"DATA\r\n",
+            b"\r\n.\r\n",
+            b"\r\n",
+            b"\n",
+            b"\r",
+            b".",
+            b"\"",
+            b"@",
+            b"%",
+            b"!",
+            b"[",
+            b" SIZE=",
+            b"99999999999999999999999",
+            b"STARTTLS\r\n",
+            b"RSET\r\n",
+            b"\xff",
+            b"\xc3",
+            b"\x00",
+            b"+",
+            b":",
+            b",",
+            b" ",
+        ];
+        let mut out = Vec::new();
+        for _ in 0..pieces {
+            let n = self.next();
+            if n % 4 == 0 {
+                out.push((n >> 8) as u8);
+            } else {
+                out.extend_from_slice(FRAGMENTS[(n >> 8) as usize % FRAGMENTS.len()]);
+            }
+        }
+        out
+    }
+}
+
+/// No input makes the session (or the recipient parser) panic.
+#[tokio::test]
+async fn garbage_input_never_panics() {
+    let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
+    let config = test_config();
+    for _ in 0..300 {
+        let input = noise.input(40);
+        let text = String::from_utf8_lossy(&input);
+        let _ = super::recipient::resolve(&config, &text);
+        let _ = super::recipient::parse_mail_from(&input);
+        let _ = super::recipient::parse_rcpt_to(&input);
+
+        let mut s = start(context(test_config())).await;
+        s.client.send(&input).await;
+        s.client.send(b"\r\n.\r\nQUIT\r\n").await;
+        let _ = s.client.read_to_close().await;
+        s.task.await.expect("session must not panic");
+    }
+}
