@@ -101,7 +101,10 @@ pub struct Inbox {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
     Everyone,
-    Specific { users: Vec<String>, teams: Vec<String> },
+    Specific {
+        users: Vec<String>,
+        teams: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -154,7 +157,10 @@ pub enum Routing {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AssignTo {
-    Members { users: Vec<String>, teams: Vec<String> },
+    Members {
+        users: Vec<String>,
+        teams: Vec<String>,
+    },
     ContactOwner,
 }
 

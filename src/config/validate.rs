@@ -18,7 +18,10 @@ impl std::fmt::Display for Problem {
 
 pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![Problem { key: "(file)".into(), message: format!("cannot read {}: {e}", path.display()) }]
+        vec![Problem {
+            key: "(file)".into(),
+            message: format!("cannot read {}: {e}", path.display()),
+        }]
     })?;
     parse(&text)
 }

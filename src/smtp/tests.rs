@@ -654,7 +654,7 @@ impl Noise {
         let mut out = Vec::new();
         for _ in 0..pieces {
             let n = self.next();
-            if n % 4 == 0 {
+            if n.is_multiple_of(4) {
                 out.push((n >> 8) as u8);
             } else {
                 out.extend_from_slice(FRAGMENTS[(n >> 8) as usize % FRAGMENTS.len()]);
