@@ -22,7 +22,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::TlsFiles;
 
@@ -59,7 +59,7 @@ pub async fn serve<S: MailSink>(
                     }
                 }
             }
-            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+            Some(ended) = sessions.join_next(), if !sessions.is_empty() => log_panic(ended),
             () = shutdown_signalled(&mut shutdown) => break,
         }
     }
@@ -81,7 +81,7 @@ async fn drain(listener: TcpListener, mut sessions: JoinSet<()>, hostname: &str,
     while !sessions.is_empty() {
         tokio::select! {
             (socket, _) = accept(&listener, &mut backoff) => refuse(socket, Reply::shutting_down(hostname)),
-            _ = sessions.join_next() => {}
+            Some(ended) = sessions.join_next() => log_panic(ended),
             () = &mut deadline => {
                 warn!(sessions = sessions.len(), "shutdown grace expired; aborting sessions");
                 sessions.abort_all();
@@ -107,6 +107,15 @@ fn spawn_session<S: MailSink>(
         session::run(&ctx, socket, addr.ip().to_canonical(), shutdown).await;
         drop(slot);
     });
+}
+
+/// A session that panicked has lost only its own connection; say so loudly.
+fn log_panic(ended: Result<(), tokio::task::JoinError>) {
+    if let Err(error) = ended {
+        if error.is_panic() {
+            error!(%error, "SMTP session panicked");
+        }
+    }
 }
 
 /// Accepts the next connection, backing off (and retrying) on accept errors.

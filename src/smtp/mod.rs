@@ -2,9 +2,16 @@
 //!
 //! `listener` accepts connections and enforces connection limits; `session` is the
 //! protocol state machine, generic over `AsyncRead + AsyncWrite` so tests can drive it
-//! over an in-memory duplex; `recipient` decides which RCPT TO addresses are ours.
-//! Accepted messages are handed to a [`MailSink`], which answers only once the message
-//! is durably stored: the 250 after DATA depends on it.
+//! over an in-memory duplex; `connection` buffers its input and replies; `data` frames
+//! and decodes message bodies; `recipient` decides which RCPT TO addresses are ours;
+//! `reply` renders `code enhanced text`. Accepted messages are handed to a
+//! [`MailSink`], which answers only once the message is durably stored: the 250 after
+//! DATA depends on it.
+//!
+//! Wiring in the daemon: build an [`SmtpContext`] (with
+//! [`listener::tls_acceptor`] when `smtp.tls` is set), bind each `smtp.listen`
+//! address and run [`listener::serve`] with a shutdown `watch` receiver; it returns
+//! once sessions have drained or `shutdown_grace` has expired.
 
 mod connection;
 mod data;

@@ -1,7 +1,7 @@
 //! The SMTP protocol state machine for one connection (RFC 5321 with PIPELINING, SIZE,
 //! 8BITMIME, SMTPUTF8, ENHANCEDSTATUSCODES and STARTTLS).
 //!
-//! [`run`] drives a [`Session`] over any `AsyncRead + AsyncWrite` stream, so tests use an
+//! [`run`] drives a `Session` over any `AsyncRead + AsyncWrite` stream, so tests use an
 //! in-memory duplex and the listener a TCP socket. The session is a loop of "read the
 //! next command line, answer it"; the only states are the client's greeting (`helo`)
 //! and the mail transaction in progress (`transaction`). The 250 after DATA is sent
