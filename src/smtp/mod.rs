@@ -2,13 +2,46 @@
 //!
 //! `listener` accepts connections and enforces connection limits; `session` is the
 //! protocol state machine, generic over `AsyncRead + AsyncWrite` so tests can drive it
-//! over an in-memory duplex; `recipient` decides which RCPT TO addresses are ours.
-//! Accepted messages are handed to a [`MailSink`], which answers only once the message
-//! is durably stored: the 250 after DATA depends on it.
+//! over an in-memory duplex; `connection` buffers its input and replies; `data` frames
+//! and decodes message bodies; `recipient` decides which RCPT TO addresses are ours;
+//! `reply` renders `code enhanced text`. Accepted messages are handed to a
+//! [`MailSink`], which answers only once the message is durably stored: the 250 after
+//! DATA depends on it.
+//!
+//! Wiring in the daemon: build an [`SmtpContext`] (with
+//! [`listener::tls_acceptor`] when `smtp.tls` is set), bind each `smtp.listen`
+//! address and run [`listener::serve`] with a shutdown `watch` receiver; it returns
+//! once sessions have drained or `shutdown_grace` has expired.
+
+mod connection;
+mod data;
+pub mod listener;
+pub mod recipient;
+pub mod reply;
+pub mod session;
+#[cfg(test)]
+mod testkit;
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
+use std::sync::Arc;
 
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::Config;
 use crate::pipeline::{Envelope, Target};
+
+/// Everything the SMTP server needs, shared by all sessions of a listener.
+///
+/// Build it once in the daemon: `config` is the validated configuration (limits, host
+/// name, channels); `sink` stores accepted messages; `tls` (from
+/// [`listener::tls_acceptor`]) enables STARTTLS, which is advertised only when set.
+pub struct SmtpContext<S> {
+    pub config: Arc<Config>,
+    pub sink: S,
+    pub tls: Option<TlsAcceptor>,
+}
 
 /// Where a received message goes. `deliver` resolves only after the message is durably
 /// committed (or has failed); the session turns the result into its reply.
