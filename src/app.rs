@@ -32,12 +32,18 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
     let (writer, writer_thread) = store.start_writer()?;
     let ingest = Ingest::new(writer, &config.server.hostname, clock);
     let tls = match &config.smtp.tls {
-        Some(files) => Some(smtp::listener::tls_acceptor(files).context("smtp.tls_cert / smtp.tls_key")?),
+        Some(files) => {
+            Some(smtp::listener::tls_acceptor(files).context("smtp.tls_cert / smtp.tls_key")?)
+        }
         None => None,
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
     let config = Arc::new(config);
-    let context = Arc::new(SmtpContext { config: config.clone(), sink: ingest, tls });
+    let context = Arc::new(SmtpContext {
+        config: config.clone(),
+        sink: ingest,
+        tls,
+    });
     let mut smtp_addrs = Vec::new();
     let mut listeners = Vec::new();
     for addr in &config.smtp.listen {
@@ -49,7 +55,12 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
         listeners.push(tokio::spawn(task));
     }
     tracing::info!(addresses = ?smtp_addrs, "smtp listening");
-    Ok(Running { smtp_addrs, shutdown, listeners, writer_thread })
+    Ok(Running {
+        smtp_addrs,
+        shutdown,
+        listeners,
+        writer_thread,
+    })
 }
 
 impl Running {
@@ -103,7 +114,11 @@ fn notify_systemd(state: sd_notify::NotifyState) {
 pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

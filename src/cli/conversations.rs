@@ -50,7 +50,13 @@ pub enum MessagesCommand {
 
 pub fn run(config: &Config, command: ConversationsCommand) -> anyhow::Result<ExitCode> {
     match command {
-        ConversationsCommand::List { json, inbox, view, as_user, limit } => {
+        ConversationsCommand::List {
+            json,
+            inbox,
+            view,
+            as_user,
+            limit,
+        } => {
             let filter = list_filter(config, inbox, view, as_user, limit)?;
             list(config, &filter, json)
         }
@@ -62,7 +68,9 @@ pub fn run_messages(config: &Config, command: MessagesCommand) -> anyhow::Result
     match command {
         MessagesCommand::Raw { id } => {
             let raw = reader(config)?.raw_message(id)?;
-            let Some(raw) = raw else { bail!("message {id} not found") };
+            let Some(raw) = raw else {
+                bail!("message {id} not found")
+            };
             std::io::stdout().write_all(&raw)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -83,7 +91,10 @@ fn list_filter(
     if let Some(name) = &inbox {
         if config.inbox(name).is_none() {
             let known: Vec<&str> = config.inboxes.iter().map(|i| i.name.as_str()).collect();
-            bail!("--inbox: no inbox named {name:?} (inboxes: {})", known.join(", "));
+            bail!(
+                "--inbox: no inbox named {name:?} (inboxes: {})",
+                known.join(", ")
+            );
         }
     }
     let user = match as_user {
@@ -97,13 +108,21 @@ fn list_filter(
     if view == Some(View::AssignedToMe) && user.is_none() {
         bail!("--view assigned_to_me needs --as EMAIL");
     }
-    Ok(ListFilter { inbox, view, user, limit })
+    Ok(ListFilter {
+        inbox,
+        view,
+        user,
+        limit,
+    })
 }
 
 fn parse_view(name: &str) -> anyhow::Result<View> {
     View::parse(name).with_context(|| {
         let names: Vec<&str> = View::ALL.iter().map(|v| v.name()).collect();
-        format!("--view: unknown view {name:?} (views: {})", names.join(", "))
+        format!(
+            "--view: unknown view {name:?} (views: {})",
+            names.join(", ")
+        )
     })
 }
 
@@ -114,7 +133,10 @@ fn list(config: &Config, filter: &ListFilter, as_json: bool) -> anyhow::Result<E
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:>6}  {:<6}  {:<10}  {:<28}  {:>4}  {:<20}  SUBJECT", "ID", "STATUS", "INBOX", "CONTACT", "MSGS", "LAST MESSAGE");
+    println!(
+        "{:>6}  {:<6}  {:<10}  {:<28}  {:>4}  {:<20}  SUBJECT",
+        "ID", "STATUS", "INBOX", "CONTACT", "MSGS", "LAST MESSAGE"
+    );
     for c in &rows {
         println!(
             "{:>6}  {:<6}  {:<10}  {:<28}  {:>4}  {:<20}  {}",
@@ -141,17 +163,37 @@ fn show(config: &Config, id: i64, as_json: bool, full: bool) -> anyhow::Result<E
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("#{} {}  [{}] in {} via {}", conversation.id, conversation.subject, conversation.status, conversation.inbox, conversation.channel);
+    println!(
+        "#{} {}  [{}] in {} via {}",
+        conversation.id,
+        conversation.subject,
+        conversation.status,
+        conversation.inbox,
+        conversation.channel
+    );
     for m in &messages {
-        let (text, truncated) = if full { (m.text.as_str(), false) } else { json::truncate(&m.text, json::TEXT_LIMIT) };
-        println!("\n--- message {} ({}) from {} at {}", m.id, m.direction, m.from, json::rfc3339(m.date.unwrap_or(m.received_at)));
+        let (text, truncated) = if full {
+            (m.text.as_str(), false)
+        } else {
+            json::truncate(&m.text, json::TEXT_LIMIT)
+        };
+        println!(
+            "\n--- message {} ({}) from {} at {}",
+            m.id,
+            m.direction,
+            m.from,
+            json::rfc3339(m.date.unwrap_or(m.received_at))
+        );
         println!("Subject: {}\n", m.subject);
         println!("{}", text.trim_end());
         if truncated {
             println!("[truncated at 100 KB: `inboxgate conversations show {id} --full` or `inboxgate messages raw {}`]", m.id);
         }
         for a in &m.attachments {
-            println!("[attachment] {} ({}, {} bytes)", a.filename, a.content_type, a.size);
+            println!(
+                "[attachment] {} ({}, {} bytes)",
+                a.filename, a.content_type, a.size
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

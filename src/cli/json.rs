@@ -36,14 +36,22 @@ pub fn conversation(c: &ConversationRow) -> Value {
 }
 
 /// A conversation with its messages; `full` turns truncation off.
-pub fn conversation_with_messages(c: &ConversationRow, messages: &[MessageRow], full: bool) -> Value {
+pub fn conversation_with_messages(
+    c: &ConversationRow,
+    messages: &[MessageRow],
+    full: bool,
+) -> Value {
     let mut value = conversation(c);
     value["messages"] = messages.iter().map(|m| message(m, full)).collect();
     value
 }
 
 pub fn message(m: &MessageRow, full: bool) -> Value {
-    let (text, truncated) = if full { (m.text.as_str(), false) } else { truncate(&m.text, TEXT_LIMIT) };
+    let (text, truncated) = if full {
+        (m.text.as_str(), false)
+    } else {
+        truncate(&m.text, TEXT_LIMIT)
+    };
     json!({
         "id": m.id,
         "direction": m.direction,

@@ -16,10 +16,19 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::config::Config;
 
 #[derive(Parser, Debug)]
-#[command(name = "inboxgate", version, about = "Email channel of a shared conversations inbox")]
+#[command(
+    name = "inboxgate",
+    version,
+    about = "Email channel of a shared conversations inbox"
+)]
 pub struct Cli {
     /// Configuration file.
-    #[arg(long, global = true, env = "INBOXGATE_CONFIG", default_value = "config/inboxgate.toml")]
+    #[arg(
+        long,
+        global = true,
+        env = "INBOXGATE_CONFIG",
+        default_value = "config/inboxgate.toml"
+    )]
     pub config: PathBuf,
     /// Log format for `serve`.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
@@ -94,6 +103,10 @@ fn check_config(path: &Path) -> ExitCode {
 pub fn load_config(path: &Path) -> anyhow::Result<Config> {
     Config::load(path).map_err(|problems| {
         let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
-        anyhow::anyhow!("invalid configuration {}:\n{}", path.display(), list.join("\n"))
+        anyhow::anyhow!(
+            "invalid configuration {}:\n{}",
+            path.display(),
+            list.join("\n")
+        )
     })
 }

@@ -59,7 +59,10 @@ impl Ingest {
             received_at: now,
         };
         let message_id = job.parsed.message_id.clone();
-        let filed = self.writer.write(move |conn| crate::store::file_inbound(conn, &job)).await?;
+        let filed = self
+            .writer
+            .write(move |conn| crate::store::file_inbound(conn, &job))
+            .await?;
         for f in &filed {
             tracing::info!(
                 message_id = message_id.as_deref().unwrap_or("-"),
@@ -103,10 +106,7 @@ fn received_header(hostname: &str, envelope: &Envelope, now: i64) -> String {
 
 /// Keeps client-supplied text from breaking the header.
 fn sanitize(text: &str) -> String {
-    text.chars()
-        .filter(|c| !c.is_control())
-        .take(255)
-        .collect()
+    text.chars().filter(|c| !c.is_control()).take(255).collect()
 }
 
 impl MailSink for Ingest {

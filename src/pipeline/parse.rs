@@ -69,14 +69,19 @@ pub fn parse(raw: &[u8]) -> Inbound {
         message_id,
         in_reply_to: id_list(message.in_reply_to()),
         references: id_list(message.references()),
-        thread_index_root: message.header_raw("Thread-Index").and_then(thread_index_root),
+        thread_index_root: message
+            .header_raw("Thread-Index")
+            .and_then(thread_index_root),
         from: message.from().and_then(|a| mailboxes(a).into_iter().next()),
         to: message.to().map(mailboxes).unwrap_or_default(),
         cc: message.cc().map(mailboxes).unwrap_or_default(),
         subject_norm: subject::normalize(&subject),
         subject,
         date: message.date().map(|d| d.to_timestamp()),
-        text: message.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
+        text: message
+            .body_text(0)
+            .map(|t| t.into_owned())
+            .unwrap_or_default(),
         attachments: message.attachments().map(attachment_info).collect(),
     }
 }
@@ -102,7 +107,11 @@ pub fn content_hash(raw: &[u8]) -> String {
 
 /// Strips angle brackets and whitespace; an empty id is no id.
 fn clean_id(id: &str) -> Option<String> {
-    let id = id.trim().trim_start_matches('<').trim_end_matches('>').trim();
+    let id = id
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim();
     (!id.is_empty() && id.len() <= 998).then(|| id.to_string())
 }
 
@@ -183,7 +192,10 @@ mod tests {
         let b = parse(b"Subject: x\r\n\r\nbody two\r\n");
         assert!(a.dedupe_key.starts_with("sha256:"));
         assert_ne!(a.dedupe_key, b.dedupe_key);
-        assert_eq!(a.dedupe_key, parse(b"Subject: x\r\n\r\nbody one\r\n").dedupe_key);
+        assert_eq!(
+            a.dedupe_key,
+            parse(b"Subject: x\r\n\r\nbody one\r\n").dedupe_key
+        );
     }
 
     #[test]

@@ -31,7 +31,11 @@ pub trait ThreadLookup {
     /// The conversation holding a message (inbound, outbound or deduplicated) with this id.
     fn by_message_id(&mut self, id: &str, sender: &str) -> Result<Option<Candidate>, Self::Error>;
     /// The conversation holding a message with this Outlook thread root.
-    fn by_thread_index(&mut self, root: &str, sender: &str) -> Result<Option<Candidate>, Self::Error>;
+    fn by_thread_index(
+        &mut self,
+        root: &str,
+        sender: &str,
+    ) -> Result<Option<Candidate>, Self::Error>;
     /// The open or closed, not trashed conversation of `contact` with this normalized
     /// subject whose last activity is at or after `since`.
     fn by_subject(
@@ -65,7 +69,10 @@ pub enum NewReason {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThreadMatch {
-    Join { conversation_id: i64, rule: JoinRule },
+    Join {
+        conversation_id: i64,
+        rule: JoinRule,
+    },
     New(NewReason),
 }
 
@@ -264,7 +271,9 @@ mod tests {
     fn subject_rule_needs_no_reply_headers_same_contact_and_window() {
         let now = 100 * 24 * 3600;
         let mut facts = Facts::default();
-        facts.subjects.push(("order 12".into(), "jan@klant.example".into(), now - 3600, 9));
+        facts
+            .subjects
+            .push(("order 12".into(), "jan@klant.example".into(), now - 3600, 9));
         let m = reply(&[], &[], "RE: Order 12");
         assert_eq!(
             decide(&m, "jan@klant.example", now, &mut facts).unwrap(),

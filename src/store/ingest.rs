@@ -76,17 +76,33 @@ fn file_in_inbox(
     raw_id: i64,
 ) -> Result<Filed, StoreError> {
     let contact_id = upsert_contact(conn, sender, message.received_at)?;
-    let mut lookup = InboxLookup { conn, inbox: &target.inbox };
-    let decision = thread::decide(&message.parsed, &sender.address, message.received_at, &mut lookup)?;
+    let mut lookup = InboxLookup {
+        conn,
+        inbox: &target.inbox,
+    };
+    let decision = thread::decide(
+        &message.parsed,
+        &sender.address,
+        message.received_at,
+        &mut lookup,
+    )?;
     let conversation_id = match decision {
-        ThreadMatch::Join { conversation_id, .. } => {
+        ThreadMatch::Join {
+            conversation_id, ..
+        } => {
             touch_conversation(conn, conversation_id, message.received_at)?;
             conversation_id
         }
         ThreadMatch::New(_) => new_conversation(conn, message, target, contact_id)?,
     };
     let message_row = insert_message(conn, message, conversation_id, raw_id, sender)?;
-    record_id(conn, &target.inbox, &message.parsed.dedupe_key, conversation_id, message_row)?;
+    record_id(
+        conn,
+        &target.inbox,
+        &message.parsed.dedupe_key,
+        conversation_id,
+        message_row,
+    )?;
     add_participants(conn, conversation_id, &message.parsed, sender)?;
     Ok(Filed {
         inbox: target.inbox.clone(),
@@ -100,7 +116,9 @@ fn known_id(conn: &Connection, inbox: &str, key: &str) -> Result<Option<i64>, St
     let mut stmt = conn.prepare_cached(
         "SELECT conversation_id FROM known_ids WHERE inbox = ?1 AND message_id = ?2",
     )?;
-    Ok(stmt.query_row(params![inbox, key], |r| r.get(0)).optional()?)
+    Ok(stmt
+        .query_row(params![inbox, key], |r| r.get(0))
+        .optional()?)
 }
 
 fn insert_raw(conn: &Connection, m: &NewInbound) -> Result<i64, StoreError> {
@@ -109,7 +127,13 @@ fn insert_raw(conn: &Connection, m: &NewInbound) -> Result<i64, StoreError> {
         "INSERT INTO raw_messages (received_at, mail_from, rcpt_to, size, body)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
-    stmt.execute(params![m.received_at, m.mail_from, rcpt, m.raw.len() as i64, m.raw])?;
+    stmt.execute(params![
+        m.received_at,
+        m.mail_from,
+        rcpt,
+        m.raw.len() as i64,
+        m.raw
+    ])?;
     Ok(conn.last_insert_rowid())
 }
 
@@ -255,10 +279,16 @@ impl ThreadLookup for InboxLookup<'_> {
              WHERE k.inbox = ?1 AND k.message_id = ?2"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        Ok(stmt.query_row(params![self.inbox, id, sender], candidate).optional()?)
+        Ok(stmt
+            .query_row(params![self.inbox, id, sender], candidate)
+            .optional()?)
     }
 
-    fn by_thread_index(&mut self, root: &str, sender: &str) -> Result<Option<Candidate>, StoreError> {
+    fn by_thread_index(
+        &mut self,
+        root: &str,
+        sender: &str,
+    ) -> Result<Option<Candidate>, StoreError> {
         let sql = format!(
             "SELECT {CANDIDATE_COLUMNS} FROM messages m
              JOIN conversations c ON c.id = m.conversation_id
@@ -267,7 +297,9 @@ impl ThreadLookup for InboxLookup<'_> {
              ORDER BY m.id DESC LIMIT 1"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        Ok(stmt.query_row(params![self.inbox, root, sender], candidate).optional()?)
+        Ok(stmt
+            .query_row(params![self.inbox, root, sender], candidate)
+            .optional()?)
     }
 
     fn by_subject(
@@ -283,7 +315,9 @@ impl ThreadLookup for InboxLookup<'_> {
              ORDER BY c.last_message_at DESC LIMIT 1",
         )?;
         Ok(stmt
-            .query_row(params![self.inbox, contact, subject_norm, since], |r| r.get(0))
+            .query_row(params![self.inbox, contact, subject_norm, since], |r| {
+                r.get(0)
+            })
             .optional()?)
     }
 }

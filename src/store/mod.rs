@@ -6,6 +6,7 @@
 //! work while the daemon runs. Raw messages are kept whole so they can be served and
 //! re-parsed.
 
+mod checkpoint;
 mod ingest;
 mod read;
 mod schema;
@@ -54,19 +55,26 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Invalid(format!("cannot create data directory {}: {e}", dir.display()))
+                StoreError::Invalid(format!(
+                    "cannot create data directory {}: {e}",
+                    dir.display()
+                ))
             })?;
         }
         let mut conn = open_connection(path, OpenFlags::default())?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         schema::migrate(&mut conn)?;
-        Ok(Store { path: path.to_path_buf() })
+        Ok(Store {
+            path: path.to_path_buf(),
+        })
     }
 
     /// Starts the single writer thread.
     pub fn start_writer(&self) -> Result<(Writer, std::thread::JoinHandle<()>), StoreError> {
         let conn = open_connection(&self.path, OpenFlags::default())?;
-        Ok(Writer::start(conn))
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpointer = checkpoint::start(open_connection(&self.path, OpenFlags::default())?);
+        Ok(Writer::start(conn, checkpointer))
     }
 
     /// A read-only connection; safe to use while the daemon writes.

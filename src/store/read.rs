@@ -170,7 +170,10 @@ impl Reader {
             "SELECT {CONVERSATION_COLUMNS} FROM conversations c
              JOIN contacts ct ON ct.id = c.contact_id WHERE c.id = ?1 AND c.deleted = 0"
         );
-        Ok(self.conn.query_row(&sql, [id], conversation_row).optional()?)
+        Ok(self
+            .conn
+            .query_row(&sql, [id], conversation_row)
+            .optional()?)
     }
 
     /// The messages of a conversation, oldest first.
@@ -214,7 +217,9 @@ impl Reader {
 
     /// Number of stored messages (for checks and benchmarks).
     pub fn message_count(&self) -> Result<i64, StoreError> {
-        Ok(self.conn.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?)
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?)
     }
 }
 

@@ -11,6 +11,7 @@ use std::any::Any;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use super::checkpoint::CheckpointGuard;
 use super::StoreError;
 
 /// Most jobs committed in one transaction.
@@ -34,11 +35,18 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub(super) fn start(conn: Connection) -> (Writer, std::thread::JoinHandle<()>) {
+    /// Starts the thread; it owns `checkpointer` and stops it when it ends itself.
+    pub(super) fn start(
+        conn: Connection,
+        checkpointer: CheckpointGuard,
+    ) -> (Writer, std::thread::JoinHandle<()>) {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(conn, queue))
+            .spawn(move || {
+                run(conn, queue);
+                drop(checkpointer);
+            })
             .expect("spawning the store writer thread");
         (Writer { jobs }, thread)
     }
@@ -103,7 +111,11 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) {
         fail_all(batch, error);
         return;
     }
-    tracing::trace!(jobs = size, elapsed_us = started.elapsed().as_micros() as u64, "committed");
+    tracing::trace!(
+        jobs = size,
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "committed"
+    );
     for (job, outcome) in batch.drain(..).zip(outcomes) {
         let _ = job.done.send(outcome);
     }
@@ -112,7 +124,9 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) {
 fn run_in_savepoint(conn: &Connection, work: Work) -> Result<Output, StoreError> {
     if conn.is_autocommit() {
         // An earlier job's error made SQLite roll the whole transaction back.
-        return Err(StoreError::Sqlite("transaction aborted by an earlier failure".into()));
+        return Err(StoreError::Sqlite(
+            "transaction aborted by an earlier failure".into(),
+        ));
     }
     conn.execute_batch("SAVEPOINT job")?;
     match work(conn) {
