@@ -3,4 +3,6 @@
 
 mod support;
 
+mod durability;
+mod fixtures;
 mod ingest;

@@ -83,6 +83,7 @@ impl TestClock {
 pub struct Daemon {
     pub addr: SocketAddr,
     pub config_path: PathBuf,
+    pub database_path: PathBuf,
     pub clock: TestClock,
     running: Option<Running>,
     _dir: tempfile::TempDir,
@@ -95,7 +96,13 @@ impl Daemon {
 
     pub async fn start_with(extra_smtp: &str) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
-        let text = config_text(&dir.path().join("data"), extra_smtp);
+        let data_dir = dir.path().join("data");
+        Daemon::start_in(dir, &data_dir, extra_smtp).await
+    }
+
+    /// Starts with the data directory at `data_dir` (e.g. on a small filesystem).
+    pub async fn start_in(dir: tempfile::TempDir, data_dir: &Path, extra_smtp: &str) -> Daemon {
+        let text = config_text(data_dir, extra_smtp);
         let config_path = dir.path().join("inboxgate.toml");
         std::fs::write(&config_path, &text).expect("write config");
         let config: Config = config::parse(&text).expect("test config is valid");
@@ -106,6 +113,7 @@ impl Daemon {
             .expect("daemon starts");
         Daemon {
             addr: running.smtp_addrs[0],
+            database_path: data_dir.join("inboxgate.db"),
             config_path,
             clock,
             running: Some(running),
@@ -258,12 +266,4 @@ pub fn fixture(name: &str) -> Vec<u8> {
         .join("fixtures")
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
-}
-
-/// The id of the conversation whose subject contains `needle`.
-pub fn conversation_with_subject(list: &[Value], needle: &str) -> i64 {
-    list.iter()
-        .find(|c| c["subject"].as_str().is_some_and(|s| s.contains(needle)))
-        .and_then(|c| c["id"].as_i64())
-        .unwrap_or_else(|| panic!("no conversation with subject containing {needle:?}"))
 }

@@ -1,0 +1,115 @@
+//! B2 durability at the edges: a full disk answers 452 4.3.1 (never 250), loses nothing
+//! that was acknowledged, keeps the daemon up, and recovers when space returns.
+//! Uses a real small tmpfs, so it needs root (CI runs as root).
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::*;
+
+const SUPPORT: &str = "support@demo.hs-inbox.com";
+
+fn mount_tmpfs(dir: &Path, size: &str) -> bool {
+    Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn remount(dir: &Path, size: &str) {
+    let ok = Command::new("mount")
+        .args(["-o", &format!("remount,size={size}")])
+        .arg(dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "remount {}", dir.display());
+}
+
+/// Unmounts even when the test fails.
+struct Mounted<'a>(&'a Path);
+
+impl Drop for Mounted<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.0).status();
+    }
+}
+
+fn big_message(n: usize) -> Vec<u8> {
+    let line = "The quick brown fox jumps over the lazy dog, again and again and again.\r\n";
+    format!(
+        "Message-ID: <full-{n}@klant.example>\r\nFrom: jan@klant.example\r\nTo: {SUPPORT}\r\n\
+         Subject: big {n}\r\n\r\n{}",
+        line.repeat(900)
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_full_disk_answers_452_keeps_every_acknowledged_message_and_recovers() {
+    if !nix_is_root() {
+        eprintln!("SKIPPED: needs root to mount a small tmpfs");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    assert!(mount_tmpfs(&data, "1m"), "mount tmpfs");
+    let _mounted = Mounted(&data);
+    let d = Daemon::start_in(dir, &data, "").await;
+    let mut acknowledged = 0;
+    let mut refused = None;
+    for n in 0..100 {
+        let reply = d
+            .send("jan@klant.example", &[SUPPORT], &big_message(n))
+            .await;
+        if reply.starts_with("250 ") {
+            acknowledged += 1;
+        } else {
+            refused = Some(reply);
+            break;
+        }
+    }
+    let refused = refused.expect("the 1 MB filesystem filled up");
+    assert!(refused.starts_with("452 4.3.1"), "{refused}");
+    assert!(acknowledged > 0);
+    eprintln!(
+        "disk full after {acknowledged} acknowledged messages: {}",
+        refused.trim()
+    );
+    // Still up, and nothing acknowledged was lost.
+    let mut client = d.client().await;
+    assert!(client.greeting.starts_with("220"), "{}", client.greeting);
+    assert!(client.cmd("NOOP").await.starts_with("250"));
+    client.quit().await;
+    let stored: i64 = d
+        .list(&[])
+        .iter()
+        .map(|c| c["message_count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(stored, acknowledged);
+    // Space returns: the same message is accepted now, without a restart.
+    remount(&data, "64m");
+    let reply = d
+        .send(
+            "jan@klant.example",
+            &[SUPPORT],
+            &big_message(acknowledged as usize),
+        )
+        .await;
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    let stored: i64 = d
+        .list(&[])
+        .iter()
+        .map(|c| c["message_count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(stored, acknowledged + 1);
+    d.stop().await;
+}
+
+fn nix_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
