@@ -55,6 +55,11 @@ pub enum Command {
     /// Fetch stored messages.
     #[command(subcommand)]
     Messages(conversations::MessagesCommand),
+    /// Copy the database to PATH while the daemon runs (SQLite online backup).
+    Backup {
+        /// Where to write the copy; must not exist yet.
+        path: PathBuf,
+    },
 }
 
 /// Entry point of the binary.
@@ -80,7 +85,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Conversations(cmd) => conversations::run(&load_config(&cli.config)?, cmd),
         Command::Messages(cmd) => conversations::run_messages(&load_config(&cli.config)?, cmd),
+        Command::Backup { path } => backup(&load_config(&cli.config)?, &path),
     }
+}
+
+fn backup(config: &Config, dest: &Path) -> anyhow::Result<ExitCode> {
+    let reader = crate::store::Reader::open(&config.database_path())?;
+    let report = reader
+        .backup_to(dest)
+        .map_err(|e| anyhow::anyhow!("backup to {}: {e}", dest.display()))?;
+    println!(
+        "{}: {} pages, {} bytes, integrity ok",
+        dest.display(),
+        report.pages,
+        report.bytes
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check_config(path: &Path) -> ExitCode {

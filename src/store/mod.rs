@@ -6,6 +6,7 @@
 //! work while the daemon runs. Raw messages are kept whole so they can be served and
 //! re-parsed.
 
+mod backup;
 mod checkpoint;
 mod ingest;
 mod read;
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
+pub use backup::BackupReport;
 pub use ingest::{file as file_inbound, Filed, NewInbound};
 pub use read::{ConversationRow, ListFilter, MessageRow, View};
 pub use writer::Writer;

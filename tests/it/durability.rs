@@ -113,3 +113,37 @@ fn nix_is_root() -> bool {
         .output()
         .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
+
+#[tokio::test]
+async fn backup_copies_the_live_database_while_the_daemon_runs() {
+    let d = Daemon::start().await;
+    for n in 0..20 {
+        let reply = d
+            .send("jan@klant.example", &[SUPPORT], &big_message(n))
+            .await;
+        assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("backup.db");
+    let out = d.cli(&["backup", copy.to_str().unwrap()]);
+    assert!(out.contains("integrity ok"), "{out}");
+    let db = rusqlite::Connection::open(&copy).unwrap();
+    let count: i64 = db
+        .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(count, 20);
+    // The daemon still takes mail, and a second backup to the same path is refused.
+    let reply = d
+        .send("jan@klant.example", &[SUPPORT], &big_message(99))
+        .await;
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_inboxgate"))
+        .arg("--config")
+        .arg(&d.config_path)
+        .args(["backup", copy.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("already exists"));
+    d.stop().await;
+}
