@@ -4,6 +4,7 @@
 //! and stop the writer once every pending commit is done.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -11,7 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::cli::LogFormat;
-use crate::config::Config;
+use crate::config::{Config, LiveConfig};
 use crate::pipeline::ingest::{system_clock, Clock, Ingest};
 use crate::smtp::{self, SmtpContext};
 use crate::store::Store;
@@ -20,6 +21,8 @@ use crate::store::Store;
 pub struct Running {
     /// The SMTP listeners' addresses (useful when the config asked for port 0).
     pub smtp_addrs: Vec<SocketAddr>,
+    /// The running configuration; `reload` replaces it.
+    pub config: Arc<LiveConfig>,
     shutdown: watch::Sender<bool>,
     listeners: Vec<JoinHandle<()>>,
     writer_thread: std::thread::JoinHandle<()>,
@@ -38,9 +41,9 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
         None => None,
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let config = Arc::new(config);
+    let live = Arc::new(LiveConfig::new(config.clone()));
     let context = Arc::new(SmtpContext {
-        config: config.clone(),
+        config: live.clone(),
         sink: ingest,
         tls,
     });
@@ -57,6 +60,7 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
     tracing::info!(addresses = ?smtp_addrs, "smtp listening");
     Ok(Running {
         smtp_addrs,
+        config: live,
         shutdown,
         listeners,
         writer_thread,
@@ -64,6 +68,40 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
 }
 
 impl Running {
+    /// Applies a new, already validated configuration to new SMTP sessions (channels,
+    /// recipients, message limits, timeouts). Listen addresses, connection limits, TLS
+    /// files and the data directory need a restart; a change to them is logged and
+    /// otherwise ignored.
+    pub fn reload(&self, config: Config) {
+        let old = self.config.current();
+        for (key, changed) in [
+            ("smtp.listen", old.smtp.listen != config.smtp.listen),
+            (
+                "server.data_dir",
+                old.server.data_dir != config.server.data_dir,
+            ),
+            (
+                "smtp.max_connections",
+                old.smtp.max_connections != config.smtp.max_connections
+                    || old.smtp.max_connections_per_ip != config.smtp.max_connections_per_ip,
+            ),
+            (
+                "smtp.tls_cert",
+                old.smtp.tls.as_ref().map(|t| (&t.cert, &t.key))
+                    != config.smtp.tls.as_ref().map(|t| (&t.cert, &t.key)),
+            ),
+        ] {
+            if changed {
+                tracing::warn!(
+                    key,
+                    "changed in the config file; takes effect after a restart"
+                );
+            }
+        }
+        self.config.replace(config);
+        tracing::info!("configuration reloaded");
+    }
+
     /// Drains: listeners answer 421 to new sessions and wait (up to the grace period)
     /// for running ones; then the writer commits what is pending and stops.
     pub async fn stop(self) {
@@ -77,8 +115,8 @@ impl Running {
     }
 }
 
-/// `inboxgate serve`: runs until SIGTERM or SIGINT.
-pub fn serve_until_signal(config: Config) -> anyhow::Result<()> {
+/// `inboxgate serve`: runs until SIGTERM or SIGINT; SIGHUP reloads `config_path`.
+pub fn serve_until_signal(config: Config, config_path: &Path) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -86,7 +124,7 @@ pub fn serve_until_signal(config: Config) -> anyhow::Result<()> {
     runtime.block_on(async {
         let running = start(config, system_clock()).await?;
         notify_systemd(sd_notify::NotifyState::Ready);
-        let signal = wait_for_signal().await?;
+        let signal = run_until_stop_signal(&running, config_path).await?;
         tracing::info!(signal, "shutting down");
         notify_systemd(sd_notify::NotifyState::Stopping);
         running.stop().await;
@@ -94,14 +132,40 @@ pub fn serve_until_signal(config: Config) -> anyhow::Result<()> {
     })
 }
 
-async fn wait_for_signal() -> anyhow::Result<&'static str> {
+/// Serves SIGHUP reloads until SIGTERM or SIGINT arrives; returns the stop signal.
+async fn run_until_stop_signal(
+    running: &Running,
+    config_path: &Path,
+) -> anyhow::Result<&'static str> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok("SIGTERM"),
+            _ = int.recv() => return Ok("SIGINT"),
+            _ = hup.recv() => reload_from(running, config_path),
+        }
+    }
+}
+
+/// Validates the file first; an invalid one is refused and the old one keeps running.
+fn reload_from(running: &Running, config_path: &Path) {
+    notify_systemd(sd_notify::NotifyState::Reloading);
+    match Config::load(config_path) {
+        Ok(config) => running.reload(config),
+        Err(problems) => {
+            for problem in &problems {
+                tracing::error!(%problem, "config reload refused");
+            }
+            tracing::error!(
+                count = problems.len(),
+                "config reload refused; the running configuration stays"
+            );
+        }
+    }
+    notify_systemd(sd_notify::NotifyState::Ready);
 }
 
 fn notify_systemd(state: sd_notify::NotifyState) {

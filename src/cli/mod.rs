@@ -80,7 +80,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => {
             let config = load_config(&cli.config)?;
             crate::app::init_tracing(cli.log_format);
-            crate::app::serve_until_signal(config)?;
+            crate::app::serve_until_signal(config, &cli.config)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Conversations(cmd) => conversations::run(&load_config(&cli.config)?, cmd),

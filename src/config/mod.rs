@@ -9,6 +9,7 @@ mod validate;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 pub use validate::{defaults, limits, load, parse, Problem};
@@ -235,5 +236,32 @@ impl Config {
     /// Path of the SQLite database inside the data directory.
     pub fn database_path(&self) -> PathBuf {
         self.server.data_dir.join("inboxgate.db")
+    }
+}
+
+/// The running configuration, replaceable on SIGHUP. Readers take a snapshot
+/// ([`LiveConfig::current`]) and keep it for the unit of work at hand (an SMTP session),
+/// so one session never sees two configurations.
+#[derive(Debug)]
+pub struct LiveConfig(RwLock<Arc<Config>>);
+
+impl LiveConfig {
+    pub fn new(config: Config) -> LiveConfig {
+        LiveConfig(RwLock::new(Arc::new(config)))
+    }
+
+    pub fn current(&self) -> Arc<Config> {
+        match self.0.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn replace(&self, config: Config) {
+        let mut guard = match self.0.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = Arc::new(config);
     }
 }

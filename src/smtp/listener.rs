@@ -41,11 +41,13 @@ pub async fn serve<S: MailSink>(
     ctx: Arc<SmtpContext<S>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // Connection limits and the host name of refusals are fixed for the listener's life.
+    let config = ctx.config.current();
     let limits = ConnectionLimits::new(
-        ctx.config.smtp.max_connections,
-        ctx.config.smtp.max_connections_per_ip,
+        config.smtp.max_connections,
+        config.smtp.max_connections_per_ip,
     );
-    let hostname = ctx.config.server.hostname.clone();
+    let hostname = config.server.hostname.clone();
     let mut sessions = JoinSet::new();
     let mut backoff = MIN_BACKOFF;
     loop {
@@ -63,13 +65,7 @@ pub async fn serve<S: MailSink>(
             () = shutdown_signalled(&mut shutdown) => break,
         }
     }
-    drain(
-        listener,
-        sessions,
-        &hostname,
-        ctx.config.smtp.shutdown_grace,
-    )
-    .await;
+    drain(listener, sessions, &hostname, config.smtp.shutdown_grace).await;
 }
 
 /// Waits for running sessions while answering new connections with 421 4.3.0.

@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::Config;
+use crate::config::LiveConfig;
 use crate::pipeline::{Envelope, Target};
 
 /// Everything the SMTP server needs, shared by all sessions of a listener.
@@ -38,7 +38,8 @@ use crate::pipeline::{Envelope, Target};
 /// name, channels); `sink` stores accepted messages; `tls` (from
 /// [`listener::tls_acceptor`]) enables STARTTLS, which is advertised only when set.
 pub struct SmtpContext<S> {
-    pub config: Arc<Config>,
+    /// Replaced on SIGHUP; each session works with the snapshot taken when it starts.
+    pub config: Arc<LiveConfig>,
     pub sink: S,
     pub tls: Option<TlsAcceptor>,
 }

@@ -12,12 +12,14 @@
 //! transaction already started (MAIL given) may finish first.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::{timeout_at, Instant};
 use tracing::{debug, info, info_span, warn, Instrument};
 
+use crate::config::Config;
 use crate::pipeline::{Envelope, Target};
 
 use super::connection::{Connection, Line};
@@ -78,6 +80,8 @@ struct Session<'a, S, IO> {
     peer: IpAddr,
     shutdown: watch::Receiver<bool>,
     deadline: Instant,
+    /// The configuration as it was when the session began.
+    config: Arc<Config>,
     helo: Option<Helo>,
     transaction: Option<Transaction>,
 }
@@ -88,19 +92,21 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
     fn new(ctx: &'a SmtpContext<S>, io: IO, peer: IpAddr, shutdown: watch::Receiver<bool>) -> Self {
+        let config = ctx.config.current();
         Session {
             ctx,
+            deadline: Instant::now() + config.smtp.session_timeout,
+            config,
             conn: Connection::new(io),
             peer,
             shutdown,
-            deadline: Instant::now() + ctx.config.smtp.session_timeout,
             helo: None,
             transaction: None,
         }
     }
 
     fn hostname(&self) -> &str {
-        &self.ctx.config.server.hostname
+        &self.config.server.hostname
     }
 
     async fn serve(&mut self) -> End {
@@ -136,18 +142,18 @@ where
         debug!(reason = ?end, "session ends");
         if let Some(reply) = last {
             self.conn.queue(&reply);
-            let limit = Instant::now() + self.ctx.config.smtp.idle_timeout;
+            let limit = Instant::now() + self.config.smtp.idle_timeout;
             let _ = timeout_at(limit, self.conn.flush()).await;
         }
         let _ = timeout_at(
-            Instant::now() + self.ctx.config.smtp.idle_timeout,
+            Instant::now() + self.config.smtp.idle_timeout,
             self.conn.close(),
         )
         .await;
     }
 
     async fn next_line(&mut self) -> Result<Line, End> {
-        let max = self.ctx.config.smtp.max_line_length;
+        let max = self.config.smtp.max_line_length;
         loop {
             if let Some(line) = self.conn.take_line(max) {
                 return Ok(line);
@@ -161,7 +167,7 @@ where
     async fn fill(&mut self) -> Result<(), End> {
         let limit = self
             .deadline
-            .min(Instant::now() + self.ctx.config.smtp.idle_timeout);
+            .min(Instant::now() + self.config.smtp.idle_timeout);
         match timeout_at(limit, self.conn.flush()).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
@@ -247,7 +253,7 @@ where
         let mut lines = vec![
             hostname,
             "PIPELINING".to_string(),
-            format!("SIZE {}", self.ctx.config.smtp.max_message_size),
+            format!("SIZE {}", self.config.smtp.max_message_size),
         ];
         if self.ctx.tls.is_some() && !self.conn.is_tls() {
             lines.push("STARTTLS".to_string());
@@ -269,7 +275,7 @@ where
         };
         if mail
             .size
-            .is_some_and(|size| size > self.ctx.config.smtp.max_message_size)
+            .is_some_and(|size| size > self.config.smtp.max_message_size)
         {
             return Reply::message_too_big();
         }
@@ -283,8 +289,8 @@ where
     }
 
     fn rcpt(&mut self, args: &[u8]) -> Reply {
-        let max = self.ctx.config.smtp.max_recipients;
-        let config = &self.ctx.config;
+        let max = self.config.smtp.max_recipients;
+        let config = &self.config;
         let Some(transaction) = self.transaction.as_mut() else {
             return Reply::bad_sequence("need MAIL command");
         };
@@ -361,7 +367,7 @@ where
 
     /// Reads the message up to `CRLF . CRLF`; an oversize one is drained, then refused.
     async fn read_message(&mut self) -> Result<Result<Vec<u8>, TooBig>, End> {
-        let mut reader = DataReader::new(self.ctx.config.smtp.max_message_size);
+        let mut reader = DataReader::new(self.config.smtp.max_message_size);
         loop {
             let used = reader.feed(self.conn.buffered());
             self.conn.consume(used);
@@ -456,7 +462,7 @@ where
     async fn handshake(&mut self) -> Result<(), End> {
         let limit = self
             .deadline
-            .min(Instant::now() + self.ctx.config.smtp.idle_timeout);
+            .min(Instant::now() + self.config.smtp.idle_timeout);
         let Some(acceptor) = self.ctx.tls.as_ref() else {
             return Err(End::Closed);
         };

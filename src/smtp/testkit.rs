@@ -164,7 +164,7 @@ impl MailSink for RecordingSink {
 
 pub fn context(config: Config) -> Arc<SmtpContext<RecordingSink>> {
     Arc::new(SmtpContext {
-        config: Arc::new(config),
+        config: Arc::new(crate::config::LiveConfig::new(config)),
         sink: RecordingSink::new(),
         tls: None,
     })

@@ -501,7 +501,7 @@ mod tls {
             .with_root_certificates(roots)
             .with_no_client_auth();
         let ctx = Arc::new(SmtpContext {
-            config: Arc::new(test_config()),
+            config: Arc::new(crate::config::LiveConfig::new(test_config())),
             sink: RecordingSink::new(),
             tls: Some(acceptor),
         });
