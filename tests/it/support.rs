@@ -267,3 +267,17 @@ pub fn conversation_with_subject(list: &[Value], needle: &str) -> i64 {
         .and_then(|c| c["id"].as_i64())
         .unwrap_or_else(|| panic!("no conversation with subject containing {needle:?}"))
 }
+
+impl Daemon {
+    /// Starts a graceful stop but keeps the data directory, so the CLI can still read
+    /// the store while the daemon drains and after it has stopped. Nothing happens
+    /// until the returned future runs; spawn it to keep talking to the daemon meanwhile.
+    pub fn begin_stop(&mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let running = self.running.take();
+        async move {
+            if let Some(running) = running {
+                running.stop().await;
+            }
+        }
+    }
+}
