@@ -7,3 +7,4 @@ mod durability;
 mod fixtures;
 mod ingest;
 mod reload;
+mod smtp;

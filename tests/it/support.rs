@@ -267,3 +267,25 @@ pub fn fixture(name: &str) -> Vec<u8> {
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
+
+impl Daemon {
+    /// Starts a graceful stop but keeps the data directory, so the CLI can still read
+    /// the store while the daemon drains and after it has stopped. Nothing happens
+    /// until the returned future runs; spawn it to keep talking to the daemon meanwhile.
+    pub fn begin_stop(&mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let running = self.running.take();
+        async move {
+            if let Some(running) = running {
+                running.stop().await;
+            }
+        }
+    }
+}
+
+/// The id of the conversation whose subject contains `needle`.
+pub fn conversation_with_subject(list: &[Value], needle: &str) -> i64 {
+    list.iter()
+        .find(|c| c["subject"].as_str().is_some_and(|s| s.contains(needle)))
+        .and_then(|c| c["id"].as_i64())
+        .unwrap_or_else(|| panic!("no conversation with subject containing {needle:?}"))
+}
