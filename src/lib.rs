@@ -6,6 +6,8 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod inbox;
 pub mod pipeline;
 pub mod smtp;

@@ -14,7 +14,7 @@
 //! once sessions have drained or `shutdown_grace` has expired.
 
 mod connection;
-mod data;
+pub(crate) mod data;
 pub mod listener;
 pub mod recipient;
 pub mod reply;

@@ -62,6 +62,7 @@ impl Store {
                     dir.display()
                 ))
             })?;
+            check_writable(dir)?;
         }
         let mut conn = open_connection(path, OpenFlags::default())?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -109,6 +110,20 @@ impl Reader {
         }
         Ok(Reader { conn })
     }
+}
+
+/// Fails early, with the operating system's reason, when the data directory cannot be
+/// written (read-only mount, wrong owner) instead of SQLite's vaguer "unable to open".
+fn check_writable(dir: &Path) -> Result<(), StoreError> {
+    let probe = dir.join(".inboxgate-write-test");
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            StoreError::Invalid(format!(
+                "data directory {} is not writable: {e}",
+                dir.display()
+            ))
+        })
 }
 
 fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {

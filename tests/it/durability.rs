@@ -147,3 +147,37 @@ async fn backup_copies_the_live_database_while_the_daemon_runs() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("already exists"));
     d.stop().await;
 }
+
+#[test]
+fn a_read_only_data_dir_stops_serve_with_a_clear_error() {
+    if !nix_is_root() {
+        eprintln!("SKIPPED: needs root to mount a read-only tmpfs");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"])
+        .arg(&data)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "mount read-only tmpfs");
+    let _mounted = Mounted(&data);
+    let config_path = dir.path().join("inboxgate.toml");
+    std::fs::write(&config_path, config_text(&data, "")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_inboxgate"))
+        .arg("--config")
+        .arg(&config_path)
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not writable")
+            && stderr.contains("Read-only file system")
+            && stderr.contains(&data.display().to_string()),
+        "{stderr}"
+    );
+}
