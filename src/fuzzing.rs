@@ -129,9 +129,9 @@ fn candidate(key: &str, sender: &str) -> Candidate {
     Candidate {
         conversation_id: key.len() as i64,
         subject_norm: key.to_lowercase(),
-        sender_is_participant: key.len() % 2 == 0,
+        sender_is_participant: key.len().is_multiple_of(2),
         contact: sender.to_string(),
-        gone: key.len() % 3 == 0,
+        gone: key.len().is_multiple_of(3),
     }
 }
 
