@@ -22,6 +22,7 @@ pub struct Running {
     pub smtp_addrs: Vec<SocketAddr>,
     shutdown: watch::Sender<bool>,
     listeners: Vec<JoinHandle<()>>,
+    pollers: Vec<JoinHandle<()>>,
     writer_thread: std::thread::JoinHandle<()>,
 }
 
@@ -30,7 +31,7 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
     let store = Store::open(&config.database_path())
         .with_context(|| format!("opening the store in {}", config.server.data_dir.display()))?;
     let (writer, writer_thread) = store.start_writer()?;
-    let ingest = Ingest::new(writer, &config.server.hostname, clock);
+    let ingest = Ingest::new(writer.clone(), &config.server.hostname, clock.clone());
     let tls = match &config.smtp.tls {
         Some(files) => {
             Some(smtp::listener::tls_acceptor(files).context("smtp.tls_cert / smtp.tls_key")?)
@@ -55,10 +56,13 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
         listeners.push(tokio::spawn(task));
     }
     tracing::info!(addresses = ?smtp_addrs, "smtp listening");
+    let pollers = crate::imap::spawn_pollers(&config, &writer, &clock, &shutdown_rx);
+    drop(writer);
     Ok(Running {
         smtp_addrs,
         shutdown,
         listeners,
+        pollers,
         writer_thread,
     })
 }
@@ -70,6 +74,9 @@ impl Running {
         let _ = self.shutdown.send(true);
         for listener in self.listeners {
             let _ = listener.await;
+        }
+        for poller in self.pollers {
+            let _ = poller.await;
         }
         let writer = self.writer_thread;
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod imap;
 pub mod inbox;
 pub mod pipeline;
 pub mod smtp;

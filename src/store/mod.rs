@@ -7,6 +7,7 @@
 //! re-parsed.
 
 mod checkpoint;
+pub mod imap;
 mod ingest;
 mod read;
 mod schema;
