@@ -77,21 +77,20 @@ impl Dovecot {
         assert!(status.success(), "dovecot failed to start: {}", self.log());
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", self.imap_port)).is_err() {
-            assert!(Instant::now() < deadline, "dovecot not listening: {}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "dovecot not listening: {}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
-    /// Stops the server (every connection drops) and waits until it is gone.
+    /// Stops the server and waits until it is gone. Its running `imap` processes would
+    /// outlive the master and keep serving their connections, so they are kicked first.
     pub fn stop(&self) {
-        let _ = Command::new("doveadm")
-            .arg("-c")
-            .arg(&self.config_path)
-            .arg("stop")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        self.doveadm(&["kick", USER]);
+        self.doveadm(&["stop"]);
         let pid_file = self.dir.path().join("run/master.pid");
         let deadline = Instant::now() + Duration::from_secs(10);
         while pid_file.exists()
@@ -100,6 +99,17 @@ impl Dovecot {
             assert!(Instant::now() < deadline, "dovecot did not stop");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    fn doveadm(&self, args: &[&str]) {
+        let _ = Command::new("doveadm")
+            .arg("-c")
+            .arg(&self.config_path)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 
     pub fn log(&self) -> String {

@@ -114,12 +114,8 @@ impl Daemon {
         Daemon::start_from(dir, &data_dir, text).await
     }
 
-    /// Stops the daemon and starts it again on the same data directory and config.
-    pub async fn restart(self) -> Daemon {
-        self.restart_after(async {}).await
-    }
-
-    /// Like `restart`, running `between` while the daemon is down.
+    /// Stops the daemon, runs `between`, and starts it again on the same data directory
+    /// and config.
     pub async fn restart_after(mut self, between: impl std::future::Future<Output = ()>) -> Daemon {
         if let Some(running) = self.running.take() {
             running.stop().await;
