@@ -121,6 +121,12 @@ fn notify_systemd(state: sd_notify::NotifyState) {
 pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // imap-next traces raw protocol bytes (LOGIN and AUTHENTICATE included) in debug
+    // builds: never let RUST_LOG=trace put a mailbox password in the log.
+    let filter = match "imap_next::stream=info".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
