@@ -138,7 +138,7 @@ EOF
   "$BIN" --config "$dir/inboxgate.toml" serve 2>"$dir/log" &
   IG_PID=$!
   until "$BIN" --config "$dir/inboxgate.toml" channels status --json 2>/dev/null \
-      | /usr/bin/python3 -c "import json,sys; c=json.load(sys.stdin)[0]; sys.exit(0 if c['messages_ingested']>=$MESSAGES and c['state']=='idle' else 1)"; do
+      | /usr/bin/python3 -c "import json,sys; c=json.load(sys.stdin)[0]; sys.exit(0 if c['messages_ingested']>=$MESSAGES and c['state']=='idle' else 1)" 2>/dev/null; do
     kill -0 "$IG_PID" 2>/dev/null || die "inboxgate exited: $(tail -5 "$dir/log")"
     sleep 0.05
   done
