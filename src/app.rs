@@ -25,6 +25,7 @@ pub struct Running {
     pub config: Arc<LiveConfig>,
     shutdown: watch::Sender<bool>,
     listeners: Vec<JoinHandle<()>>,
+    pollers: Vec<JoinHandle<()>>,
     writer_thread: std::thread::JoinHandle<()>,
 }
 
@@ -33,7 +34,7 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
     let store = Store::open(&config.database_path())
         .with_context(|| format!("opening the store in {}", config.server.data_dir.display()))?;
     let (writer, writer_thread) = store.start_writer()?;
-    let ingest = Ingest::new(writer, &config.server.hostname, clock);
+    let ingest = Ingest::new(writer.clone(), &config.server.hostname, clock.clone());
     let tls = match &config.smtp.tls {
         Some(files) => {
             Some(smtp::listener::tls_acceptor(files).context("smtp.tls_cert / smtp.tls_key")?)
@@ -58,11 +59,14 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
         listeners.push(tokio::spawn(task));
     }
     tracing::info!(addresses = ?smtp_addrs, "smtp listening");
+    let pollers = crate::imap::spawn_pollers(&config, &writer, &clock, &shutdown_rx);
+    drop(writer);
     Ok(Running {
         smtp_addrs,
         config: live,
         shutdown,
         listeners,
+        pollers,
         writer_thread,
     })
 }
@@ -108,6 +112,9 @@ impl Running {
         let _ = self.shutdown.send(true);
         for listener in self.listeners {
             let _ = listener.await;
+        }
+        for poller in self.pollers {
+            let _ = poller.await;
         }
         let writer = self.writer_thread;
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
@@ -178,6 +185,12 @@ fn notify_systemd(state: sd_notify::NotifyState) {
 pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // imap-next traces raw protocol bytes (LOGIN and AUTHENTICATE included) in debug
+    // builds: never let RUST_LOG=trace put a mailbox password in the log.
+    let filter = match "imap_next::stream=info".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+pub mod imap;
 pub mod inbox;
 pub mod pipeline;
 pub mod smtp;

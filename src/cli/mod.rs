@@ -5,6 +5,7 @@
 //! Errors name the argument or key at fault and exit non-zero; `anyhow` is used only
 //! here, at the top.
 
+mod channels;
 mod conversations;
 pub(crate) mod json;
 
@@ -60,6 +61,9 @@ pub enum Command {
         /// Where to write the copy; must not exist yet.
         path: PathBuf,
     },
+    /// Connected team mailboxes: sync status.
+    #[command(subcommand)]
+    Channels(channels::ChannelsCommand),
 }
 
 /// Entry point of the binary.
@@ -86,6 +90,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Conversations(cmd) => conversations::run(&load_config(&cli.config)?, cmd),
         Command::Messages(cmd) => conversations::run_messages(&load_config(&cli.config)?, cmd),
         Command::Backup { path } => backup(&load_config(&cli.config)?, &path),
+        Command::Channels(cmd) => channels::run(&load_config(&cli.config)?, cmd),
     }
 }
 

@@ -123,6 +123,8 @@ pub struct Channel {
     pub tickets: Tickets,
 }
 
+// Built once at startup; the size difference costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum ChannelKind {
     /// Hosted address `{user}@{subdomain}.{fallback_domain}`.
@@ -189,6 +191,10 @@ pub struct RemoteServer {
     pub tls: TlsMode,
     pub username: Option<String>,
     pub password_file: Option<PathBuf>,
+    /// IMAP only: run through `sh -c`; its standard output is an OAuth2 access token.
+    pub oauth2_token_command: Option<String>,
+    /// Extra CA certificates (PEM) trusted besides the system's.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

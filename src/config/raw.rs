@@ -120,8 +120,10 @@ pub struct RawRemote {
     pub tls: Option<String>,
     pub username: Option<String>,
     pub password_file: Option<String>,
-    /// Recognised so it can be refused with a clear message; not supported yet.
+    /// IMAP only: a command whose standard output is an OAuth2 access token (XOAUTH2).
     pub oauth2_token_command: Option<String>,
+    /// A PEM file of extra CA certificates trusted for this server (self-hosted CAs).
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

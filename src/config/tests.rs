@@ -586,9 +586,17 @@ fn imap_credentials_must_be_complete() {
         problems(&imap("host = \"imap.demo.example\", password_file = \"p\"")),
         ["inboxes[1].channels[0].imap.username: required when password_file is set"]
     );
+    assert!(problems(&imap(
+        "host = \"imap.demo.example\", username = \"help\", oauth2_token_command = \"tok\", ca_file = \"/etc/ca.pem\""
+    ))
+    .is_empty());
     assert_eq!(
-        problems(&imap("host = \"imap.demo.example\", username = \"help\", oauth2_token_command = \"tok\"")),
-        ["inboxes[1].channels[0].imap.oauth2_token_command: not supported yet; use password_file"]
+        problems(&imap("host = \"imap.demo.example\", username = \"help\", password_file = \"p\", oauth2_token_command = \"tok\"")),
+        ["inboxes[1].channels[0].imap.oauth2_token_command: set either password_file or oauth2_token_command, not both"]
+    );
+    assert_eq!(
+        problems(&imap("host = \"imap.demo.example\", username = \"help\", password_file = \"p\", ca_file = \"\"")),
+        ["inboxes[1].channels[0].imap.ca_file: must not be empty"]
     );
     assert_eq!(
         problems(&imap(

@@ -608,6 +608,8 @@ fn imap_channel(p: &mut Problems, key: &str, raw: &RawChannel) -> (String, ImapC
                 tls: defaults::IMAP_TLS,
                 username: None,
                 password_file: None,
+                oauth2_token_command: None,
+                ca_file: None,
             }
         }
     };
@@ -705,6 +707,8 @@ fn remote(p: &mut Problems, key: &str, raw: &RawRemote, protocol: Protocol) -> R
         tls,
         username: raw.username.clone(),
         password_file: raw.password_file.as_ref().map(PathBuf::from),
+        oauth2_token_command: raw.oauth2_token_command.clone(),
+        ca_file: raw.ca_file.as_ref().map(PathBuf::from),
     }
 }
 
@@ -717,11 +721,21 @@ fn check_credentials(p: &mut Problems, key: &str, raw: &RawRemote, login_require
             p.add(&join(key, name), "must not be empty");
         }
     }
-    if raw.oauth2_token_command.is_some() {
-        p.add(
-            &join(key, "oauth2_token_command"),
-            "not supported yet; use password_file",
-        );
+    let oauth_key = join(key, "oauth2_token_command");
+    match raw.oauth2_token_command.as_deref() {
+        Some(_) if !login_required => p.add(
+            &oauth_key,
+            "only supported for IMAP mailboxes; use password_file",
+        ),
+        Some(command) if command.trim().is_empty() => p.add(&oauth_key, "must not be empty"),
+        Some(_) if password_file.is_some() => p.add(
+            &oauth_key,
+            "set either password_file or oauth2_token_command, not both",
+        ),
+        _ => {}
+    }
+    if raw.ca_file.as_deref().is_some_and(|f| f.trim().is_empty()) {
+        p.add(&join(key, "ca_file"), "must not be empty");
     }
     match (username, password_file) {
         (Some(_), None) if raw.oauth2_token_command.is_none() => {

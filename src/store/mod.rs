@@ -8,6 +8,7 @@
 
 mod backup;
 mod checkpoint;
+pub mod imap;
 mod ingest;
 mod read;
 mod schema;

@@ -5,7 +5,8 @@ use rusqlite::Connection;
 
 /// Each entry migrates from version `index` to `index + 1`. Never edit a shipped entry;
 /// append a new one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE raw_messages (
     id          INTEGER PRIMARY KEY,
     received_at INTEGER NOT NULL,
@@ -78,7 +79,30 @@ CREATE TABLE participants (
     address         TEXT NOT NULL,
     PRIMARY KEY (conversation_id, address)
 ) WITHOUT ROWID;
-"#];
+"#,
+    r#"
+-- IMAP sync (issue 3): per folder of a connected mailbox, the UIDVALIDITY and highest
+-- UID filed; advanced in the same transaction as the messages of each batch.
+CREATE TABLE imap_checkpoints (
+    channel     TEXT NOT NULL,
+    folder      TEXT NOT NULL,
+    uidvalidity INTEGER NOT NULL,
+    last_uid    INTEGER NOT NULL,
+    PRIMARY KEY (channel, folder)
+) WITHOUT ROWID;
+
+-- What each channel's poller is doing, for `channels status` (another process).
+CREATE TABLE channel_sync (
+    channel       TEXT PRIMARY KEY,
+    state         TEXT NOT NULL,
+    state_since   INTEGER NOT NULL,
+    last_sync_at  INTEGER,
+    last_error    TEXT,
+    last_error_at INTEGER,
+    ingested      INTEGER NOT NULL DEFAULT 0
+);
+"#,
+];
 
 /// Brings the database up to the newest schema.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -1,10 +1,12 @@
 //! Integration tests: one binary, a module per feature. Each test starts a real daemon
 //! on an ephemeral port and talks to it over TCP, then reads results with the real CLI.
 
+mod dovecot;
 mod support;
 
 mod durability;
 mod fixtures;
+mod imap;
 mod ingest;
 mod reload;
 mod smtp;

@@ -103,6 +103,31 @@ impl Daemon {
     /// Starts with the data directory at `data_dir` (e.g. on a small filesystem).
     pub async fn start_in(dir: tempfile::TempDir, data_dir: &Path, extra_smtp: &str) -> Daemon {
         let text = config_text(data_dir, extra_smtp);
+        Daemon::start_from(dir, data_dir, text).await
+    }
+
+    /// Starts with `extra` (more inboxes and channels) appended to the test config.
+    pub async fn start_with_config(extra: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("data");
+        let text = config_text(&data_dir, "") + extra;
+        Daemon::start_from(dir, &data_dir, text).await
+    }
+
+    /// Stops the daemon, runs `between`, and starts it again on the same data directory
+    /// and config.
+    pub async fn restart_after(mut self, between: impl std::future::Future<Output = ()>) -> Daemon {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+        between.await;
+        let text = std::fs::read_to_string(&self.config_path).expect("config");
+        let data_dir = self.database_path.parent().expect("data dir").to_path_buf();
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().expect("temp dir"));
+        Daemon::start_from(dir, &data_dir, text).await
+    }
+
+    async fn start_from(dir: tempfile::TempDir, data_dir: &Path, text: String) -> Daemon {
         let config_path = dir.path().join("inboxgate.toml");
         std::fs::write(&config_path, &text).expect("write config");
         let config: Config = config::parse(&text).expect("test config is valid");

@@ -1,0 +1,403 @@
+//! One poller per connected team mailbox (B3): connect, log in, sync every configured
+//! folder by UID, then wait for new mail with IDLE (or sleep the poll interval when the
+//! server has no IDLE, or several folders are synced) and sync again.
+//!
+//! Exactly once: each batch of fetched messages is filed together with the folder's new
+//! UID checkpoint in one store transaction, so a crash or a dropped connection can only
+//! make the next sync fetch a batch again, which Message-ID dedupe absorbs. When the
+//! folder's UIDVALIDITY changes the whole folder is fetched again, with the same
+//! guarantee. Junk folders (`\Junk`, or named Junk/Spam) are never read.
+//!
+//! Faults never disable a channel: every failure is one log line, a `backoff` (or
+//! `auth_failed`) state in the store, and a retry after an exponential delay with
+//! jitter. Each channel runs in its own task, so one failing mailbox stalls no other.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::client::{Credentials, Folder, ImapError, Session};
+use crate::config::{ImapChannel, RemoteServer};
+use crate::pipeline::ingest::Clock;
+use crate::pipeline::parse;
+use crate::pipeline::Target;
+use crate::store::imap::{self as sync_store, BatchFiled, Checkpoint, FetchedBatch, SyncState};
+use crate::store::{NewInbound, StoreError, Writer};
+
+/// Messages fetched and committed together; bounds memory and the work a crash repeats.
+const BATCH: usize = 100;
+/// Servers drop IDLE after 30 minutes (RFC 2177); re-issue it well before.
+const IDLE_LIMIT: Duration = Duration::from_secs(25 * 60);
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// What one poller needs to know about its channel.
+#[derive(Clone)]
+pub struct PollerConfig {
+    pub inbox: String,
+    /// The channel's (team mailbox's) address; names the channel in the store.
+    pub address: String,
+    pub imap: ImapChannel,
+}
+
+/// Why a sync round stopped.
+#[derive(Debug, thiserror::Error)]
+enum SyncError {
+    #[error(transparent)]
+    Imap(#[from] ImapError),
+    #[error("storing fetched mail: {0}")]
+    Store(#[from] StoreError),
+    #[error("reading credentials: {0}")]
+    Credentials(String),
+}
+
+impl SyncError {
+    fn is_auth(&self) -> bool {
+        matches!(
+            self,
+            SyncError::Imap(ImapError::Auth(_)) | SyncError::Credentials(_)
+        )
+    }
+}
+
+/// Polls one mailbox until `shutdown` turns true.
+pub struct Poller {
+    config: PollerConfig,
+    writer: Writer,
+    clock: Clock,
+    shutdown: watch::Receiver<bool>,
+    failures: u32,
+}
+
+impl Poller {
+    pub fn new(
+        config: PollerConfig,
+        writer: Writer,
+        clock: Clock,
+        shutdown: watch::Receiver<bool>,
+    ) -> Poller {
+        Poller {
+            config,
+            writer,
+            clock,
+            shutdown,
+            failures: 0,
+        }
+    }
+
+    /// Runs until shutdown; never returns early on errors.
+    pub async fn run(mut self) {
+        let mut shutdown = self.shutdown.clone();
+        while !*shutdown.borrow() {
+            let outcome = tokio::select! {
+                outcome = self.session() => outcome,
+                _ = shutdown.changed() => break,
+            };
+            if let Err(e) = outcome {
+                self.failures = self.failures.saturating_add(1);
+                let delay = backoff(self.failures);
+                let state = if e.is_auth() {
+                    SyncState::AuthFailed
+                } else {
+                    SyncState::Backoff
+                };
+                tracing::warn!(
+                    channel = %self.config.address,
+                    error = %e,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "imap sync failed"
+                );
+                self.set_state(state, Some(&e.to_string())).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.changed() => break,
+                }
+            }
+        }
+        tracing::debug!(channel = %self.config.address, "imap poller stopped");
+    }
+
+    /// One connection: log in, then sync and wait, over and over, until an error.
+    async fn session(&mut self) -> Result<(), SyncError> {
+        self.set_state(SyncState::Syncing, None).await;
+        let server = &self.config.imap.server;
+        let credentials = credentials(server).await?;
+        let mut session = Session::connect(server).await?;
+        session.authenticate(&credentials).await?;
+        let folders = self.readable_folders(&mut session).await?;
+        let idle = session.has_capability("IDLE");
+        loop {
+            self.set_state(SyncState::Syncing, None).await;
+            for folder in &folders {
+                self.sync_folder(&mut session, folder).await?;
+            }
+            let now = (self.clock)();
+            let channel = self.config.address.clone();
+            self.writer
+                .write(move |conn| sync_store::record_sync(conn, &channel, now))
+                .await?;
+            self.failures = 0;
+            self.wait_for_mail(&mut session, &folders, idle).await?;
+        }
+    }
+
+    /// The configured folders minus Junk ones (by `\Junk` or by name) and missing ones.
+    async fn readable_folders(&self, session: &mut Session) -> Result<Vec<String>, SyncError> {
+        let mut readable = Vec::new();
+        for folder in &self.config.imap.folders {
+            match session.folder_attributes(folder).await? {
+                None => {
+                    tracing::warn!(channel = %self.config.address, folder, "folder not found on the server; skipped")
+                }
+                Some(junk) if junk || is_junk_name(folder) => tracing::info!(
+                    channel = %self.config.address,
+                    folder,
+                    "junk folder: never ingested"
+                ),
+                Some(_) => readable.push(folder.clone()),
+            }
+        }
+        Ok(readable)
+    }
+
+    /// IDLE on the only folder, else sleep the poll interval (IDLE watches one folder).
+    async fn wait_for_mail(
+        &self,
+        session: &mut Session,
+        folders: &[String],
+        idle: bool,
+    ) -> Result<(), SyncError> {
+        match folders {
+            [folder] if idle => {
+                session.examine(folder).await?;
+                let end = session.idle(IDLE_LIMIT).await?;
+                tracing::debug!(channel = %self.config.address, ?end, "idle ended");
+            }
+            _ => tokio::time::sleep(self.config.imap.poll_interval).await,
+        }
+        Ok(())
+    }
+
+    /// Fetches and files everything above the folder's checkpoint, batch by batch.
+    async fn sync_folder(&self, session: &mut Session, folder: &str) -> Result<(), SyncError> {
+        let opened = session.examine(folder).await?;
+        let start = self.start_uid(folder, &opened).await?;
+        if opened
+            .uidnext
+            .is_some_and(|next| next <= start.saturating_add(1))
+            && start > 0
+        {
+            return Ok(());
+        }
+        let uids = session.uids_after(start).await?;
+        if uids.is_empty() && start == 0 {
+            self.save_empty(folder, opened.uidvalidity).await?;
+        }
+        let mut filed = BatchFiled::default();
+        for chunk in uids.chunks(BATCH) {
+            let fetched = session.fetch(chunk).await?;
+            let last_uid = chunk.last().copied().unwrap_or(start);
+            let batch = self
+                .batch(
+                    folder,
+                    Checkpoint {
+                        uidvalidity: opened.uidvalidity,
+                        last_uid,
+                    },
+                    fetched,
+                )
+                .await?;
+            let done = self
+                .writer
+                .write(move |conn| sync_store::file_batch(conn, &batch))
+                .await?;
+            filed.stored += done.stored;
+            filed.duplicates += done.duplicates;
+        }
+        if !uids.is_empty() {
+            tracing::info!(
+                channel = %self.config.address,
+                folder,
+                fetched = uids.len(),
+                stored = filed.stored,
+                duplicates = filed.duplicates,
+                "imap folder synced"
+            );
+        }
+        Ok(())
+    }
+
+    /// The UID to fetch after: the checkpoint, or 0 when UIDVALIDITY changed.
+    async fn start_uid(&self, folder: &str, opened: &Folder) -> Result<u32, SyncError> {
+        let channel = self.config.address.clone();
+        let name = folder.to_string();
+        let saved = self
+            .writer
+            .write(move |conn| sync_store::checkpoint(conn, &channel, &name))
+            .await?;
+        Ok(match saved {
+            Some(cp) if cp.uidvalidity == opened.uidvalidity => cp.last_uid,
+            Some(cp) => {
+                tracing::warn!(
+                    channel = %self.config.address,
+                    folder,
+                    old = cp.uidvalidity,
+                    new = opened.uidvalidity,
+                    "UIDVALIDITY changed: rescanning the folder (duplicates are skipped)"
+                );
+                0
+            }
+            None => 0,
+        })
+    }
+
+    async fn save_empty(&self, folder: &str, uidvalidity: u32) -> Result<(), SyncError> {
+        let channel = self.config.address.clone();
+        let name = folder.to_string();
+        let cp = Checkpoint {
+            uidvalidity,
+            last_uid: 0,
+        };
+        self.writer
+            .write(move |conn| sync_store::save_checkpoint(conn, &channel, &name, cp))
+            .await?;
+        Ok(())
+    }
+
+    /// Parses the fetched messages (off the event loop) into a batch to file.
+    async fn batch(
+        &self,
+        folder: &str,
+        checkpoint: Checkpoint,
+        fetched: Vec<(u32, Vec<u8>)>,
+    ) -> Result<FetchedBatch, SyncError> {
+        let target = Target {
+            inbox: self.config.inbox.clone(),
+            channel: self.config.address.clone(),
+        };
+        let now = (self.clock)();
+        let messages = tokio::task::spawn_blocking(move || {
+            fetched
+                .into_iter()
+                .map(|(_, raw)| NewInbound {
+                    targets: vec![target.clone()],
+                    parsed: parse::parse(&raw),
+                    raw,
+                    mail_from: String::new(),
+                    rcpt_to: vec![target.channel.clone()],
+                    received_at: now,
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("parser task failed: {e}")))?;
+        Ok(FetchedBatch {
+            channel: self.config.address.clone(),
+            folder: folder.to_string(),
+            checkpoint,
+            messages,
+        })
+    }
+
+    /// Records the poller's state; a store failure here is logged, not fatal.
+    async fn set_state(&self, state: SyncState, error: Option<&str>) {
+        let channel = self.config.address.clone();
+        let error = error.map(str::to_string);
+        let now = (self.clock)();
+        let written = self
+            .writer
+            .write(move |conn| sync_store::set_state(conn, &channel, state, now, error.as_deref()))
+            .await;
+        if let Err(e) = written {
+            tracing::warn!(channel = %self.config.address, error = %e, "could not record channel state");
+        }
+    }
+}
+
+/// Reads the password file, or runs the OAuth2 token command, afresh for each login.
+async fn credentials(server: &RemoteServer) -> Result<Credentials, SyncError> {
+    let username = server.username.clone().unwrap_or_default();
+    if let Some(command) = server.oauth2_token_command.clone() {
+        let token = tokio::task::spawn_blocking(move || token_from_command(&command))
+            .await
+            .map_err(|e| SyncError::Credentials(e.to_string()))??;
+        return Ok(Credentials::OAuth2 { username, token });
+    }
+    let path = server.password_file.clone().unwrap_or_default();
+    let password = tokio::fs::read_to_string(&path)
+        .await
+        .map_err(|e| SyncError::Credentials(format!("password_file {}: {e}", path.display())))?;
+    let password = password.trim_end_matches(['\r', '\n']).to_string();
+    Ok(Credentials::Password { username, password })
+}
+
+/// Runs `sh -c command`; its trimmed standard output is the token (never logged).
+fn token_from_command(command: &str) -> Result<String, SyncError> {
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| SyncError::Credentials(format!("oauth2_token_command: {e}")))?;
+    let token = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    if !output.status.success() || token.is_empty() {
+        return Err(SyncError::Credentials(format!(
+            "oauth2_token_command exited with {} and {} bytes of output",
+            output.status,
+            token.len()
+        )));
+    }
+    Ok(token)
+}
+
+/// Junk by name, for servers without special-use flags: the last path segment.
+fn is_junk_name(folder: &str) -> bool {
+    let leaf = folder.rsplit(['/', '.']).next().unwrap_or(folder);
+    ["junk", "spam", "junk e-mail", "junk email", "bulk mail"]
+        .iter()
+        .any(|name| leaf.eq_ignore_ascii_case(name))
+}
+
+/// Exponential delay with up to 50 % random jitter, capped: 1 s, 2 s, 4 s, … 5 min.
+fn backoff(failures: u32) -> Duration {
+    let exponent = failures.saturating_sub(1).min(16);
+    let base = BACKOFF_FIRST
+        .saturating_mul(1u32 << exponent)
+        .min(BACKOFF_MAX);
+    let jitter = RandomState::new().build_hasher().finish() % 1000;
+    base + base.mul_f64(jitter as f64 / 2000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn junk_folders_are_recognized_by_name() {
+        assert!(is_junk_name("Junk"));
+        assert!(is_junk_name("INBOX.Spam"));
+        assert!(is_junk_name("[Gmail]/Spam"));
+        assert!(is_junk_name("Junk E-mail"));
+        assert!(!is_junk_name("INBOX"));
+        assert!(!is_junk_name("Spammers-we-answered"));
+    }
+
+    #[test]
+    fn backoff_grows_exponentially_with_jitter_and_a_cap() {
+        for failures in 1..40 {
+            let delay = backoff(failures);
+            let base = BACKOFF_FIRST
+                .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+                .min(BACKOFF_MAX);
+            assert!(
+                delay >= base && delay <= base.mul_f64(1.5),
+                "{failures}: {delay:?}"
+            );
+        }
+        assert_eq!(backoff(1).as_secs(), 1);
+        assert!(backoff(3) >= Duration::from_secs(4));
+        assert!(backoff(30) <= BACKOFF_MAX.mul_f64(1.5));
+    }
+}

@@ -1,0 +1,348 @@
+//! Connected team mailboxes (B3, B4, A4) against a real, private Dovecot: first sync,
+//! restart, IDLE, Junk, UIDVALIDITY reset, auth failure, server outage, TLS, dedupe
+//! with SMTP forwarding, and a large mailbox. Results are read with the real CLI.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::dovecot::{self, message, Dovecot};
+use crate::support::Daemon;
+
+const TEAM: &str = "help@demo.example";
+
+/// A "Team" inbox with a fallback channel (`team@demo.hs-inbox.com`) and the IMAP
+/// channel for the Dovecot user.
+fn team_inbox(imap: &str, folders: &[&str], poll_interval: u64, status: &str) -> String {
+    let folders: Vec<String> = folders.iter().map(|f| format!("{f:?}")).collect();
+    format!(
+        r#"
+[[inboxes]]
+name = "Team"
+  [[inboxes.channels]]
+  kind = "fallback"
+  user = "team"
+  from_name = {{ mode = "company", company = "Demo Team" }}
+
+  [[inboxes.channels]]
+  kind = "imap"
+  address = "{TEAM}"
+  status = "{status}"
+  from_name = {{ mode = "company", company = "Demo Help" }}
+  folders = [{}]
+  poll_interval = {poll_interval}
+  imap = {imap}
+"#,
+        folders.join(", ")
+    )
+}
+
+async fn start_daemon(dovecot: &Dovecot, folders: &[&str]) -> Daemon {
+    Daemon::start_with_config(&team_inbox(&dovecot.imap_table("none"), folders, 1, "on")).await
+}
+
+/// Messages stored in the Team inbox (duplicates would count twice).
+fn team_messages(daemon: &Daemon) -> i64 {
+    daemon
+        .list(&["--inbox", "Team", "--limit", "100000"])
+        .iter()
+        .map(|c| c["message_count"].as_i64().unwrap_or(0))
+        .sum()
+}
+
+fn channel_status(daemon: &Daemon) -> Value {
+    let out = daemon.cli(&["channels", "status", "--json"]);
+    let all: Value = serde_json::from_str(&out).expect("status prints JSON");
+    all.as_array()
+        .and_then(|a| a.iter().find(|c| c["channel"] == TEAM).cloned())
+        .expect("the team channel is listed")
+}
+
+/// Waits until `check` holds, polling; panics with `what` after `limit`.
+async fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits for exactly `n` messages and a completed sync, then checks nothing more comes.
+async fn expect_exactly(daemon: &Daemon, n: i64, limit: Duration) {
+    wait_until(limit, &format!("{n} messages"), || {
+        team_messages(daemon) >= n
+    })
+    .await;
+    wait_until(limit, "a completed sync", || {
+        channel_status(daemon)["state"] == "idle"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(team_messages(daemon), n, "each message exactly once");
+}
+
+fn numbered(prefix: &str, range: std::ops::Range<usize>) -> Vec<Vec<u8>> {
+    range
+        .map(|i| {
+            message(
+                &format!("{prefix}-{i}@customer.example"),
+                &format!("customer{i}@customer.example"),
+                &format!("{prefix} question {i}"),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn first_sync_files_every_message_and_reports_idle() {
+    let dovecot = Dovecot::start();
+    let mut client = dovecot.client().await;
+    client.append("INBOX", &numbered("first", 0..3)).await;
+    let daemon = start_daemon(&dovecot, &["INBOX"]).await;
+
+    expect_exactly(&daemon, 3, Duration::from_secs(10)).await;
+    let conversations = daemon.list(&["--inbox", "Team"]);
+    assert_eq!(conversations.len(), 3);
+    assert!(conversations.iter().all(|c| c["channel"] == TEAM));
+    assert!(conversations
+        .iter()
+        .any(|c| c["contact"]["email"] == "customer1@customer.example"));
+    let status = channel_status(&daemon);
+    assert_eq!(status["messages_ingested"], 3);
+    assert!(status["last_sync_at"].is_string(), "{status}");
+    assert!(status["last_error"].is_null(), "{status}");
+    // BODY.PEEK[]: the messages are still unread in the mailbox.
+    client.ok("EXAMINE INBOX").await;
+    client.expect_search("UNSEEN", 3).await;
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_resumes_from_the_checkpoint_without_duplicates() {
+    let dovecot = Dovecot::start();
+    let mut client = dovecot.client().await;
+    client.append("INBOX", &numbered("restart", 0..3)).await;
+    let daemon = start_daemon(&dovecot, &["INBOX"]).await;
+    expect_exactly(&daemon, 3, Duration::from_secs(10)).await;
+
+    // Mail that arrives while the daemon is down is picked up after the restart; what
+    // was filed before is not filed again.
+    let more = numbered("restart", 3..5);
+    let daemon = daemon.restart_after(client.append("INBOX", &more)).await;
+    expect_exactly(&daemon, 5, Duration::from_secs(10)).await;
+    assert_eq!(channel_status(&daemon)["messages_ingested"], 5);
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_delivers_a_new_message_within_two_seconds() {
+    let dovecot = Dovecot::start();
+    let mut client = dovecot.client().await;
+    client.append("INBOX", &numbered("idle", 0..1)).await;
+    // A poll interval of 5 minutes: only IDLE can bring the new message in time.
+    let extra = team_inbox(&dovecot.imap_table("none"), &["INBOX"], 300, "on");
+    let daemon = Daemon::start_with_config(&extra).await;
+    expect_exactly(&daemon, 1, Duration::from_secs(10)).await;
+
+    let appended = Instant::now();
+    client.append("INBOX", &numbered("idle", 1..2)).await;
+    wait_until(Duration::from_secs(2), "the new message via IDLE", || {
+        team_messages(&daemon) == 2
+    })
+    .await;
+    assert!(appended.elapsed() < Duration::from_secs(2));
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn junk_folders_are_never_ingested() {
+    let dovecot = Dovecot::start();
+    let mut client = dovecot.client().await;
+    client.ok("CREATE Spam").await;
+    client.append("INBOX", &numbered("ham", 0..1)).await;
+    client.append("Junk", &numbered("junk", 0..2)).await;
+    client
+        .append("Quarantine", &numbered("quarantine", 0..2))
+        .await;
+    client.append("Spam", &numbered("spam", 0..2)).await;
+    // Junk and Quarantine carry \Junk; Spam is junk by its name.
+    let daemon = start_daemon(&dovecot, &["INBOX", "Junk", "Quarantine", "Spam"]).await;
+
+    expect_exactly(&daemon, 1, Duration::from_secs(10)).await;
+    let subjects: Vec<Value> = daemon
+        .list(&["--inbox", "Team"])
+        .iter()
+        .map(|c| c["subject"].clone())
+        .collect();
+    assert_eq!(subjects, ["ham question 0"]);
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uidvalidity_reset_rescans_the_folder_without_duplicates() {
+    let dovecot = Dovecot::start();
+    let mut client = dovecot.client().await;
+    client.ok("CREATE Shared").await;
+    client.append("Shared", &numbered("reset", 0..3)).await;
+    let daemon = start_daemon(&dovecot, &["Shared"]).await;
+    expect_exactly(&daemon, 3, Duration::from_secs(10)).await;
+
+    // Recreated while the daemon is down: new UIDVALIDITY, UIDs start at 1 again, so
+    // the two new messages get UIDs at or below the old checkpoint (3).
+    let recreate = async {
+        // UIDVALIDITY is time-based: let the clock tick.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        client.ok("DELETE Shared").await;
+        client.ok("CREATE Shared").await;
+        let mut again = numbered("reset", 0..1);
+        again.extend(numbered("reset", 3..5));
+        client.append("Shared", &again).await;
+    };
+    let daemon = daemon.restart_after(recreate).await;
+    expect_exactly(&daemon, 5, Duration::from_secs(10)).await;
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_password_is_reported_as_auth_failed() {
+    let dovecot = Dovecot::start();
+    std::fs::write(&dovecot.password_file, "not-the-password\n").expect("write");
+    let daemon = start_daemon(&dovecot, &["INBOX"]).await;
+
+    wait_until(Duration::from_secs(10), "auth_failed", || {
+        channel_status(&daemon)["state"] == "auth_failed"
+    })
+    .await;
+    let status = channel_status(&daemon);
+    let error = status["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("authentication failed"), "{status}");
+    assert!(status["last_sync_at"].is_null());
+    let all = daemon.cli(&["channels", "status", "--json"]);
+    assert!(
+        !all.contains("not-the-password"),
+        "a secret was printed: {all}"
+    );
+
+    // Fixing the password file is enough: the channel was never disabled.
+    std::fs::write(&dovecot.password_file, format!("{}\n", dovecot::PASSWORD)).expect("write");
+    wait_until(Duration::from_secs(15), "recovery", || {
+        channel_status(&daemon)["state"] == "idle"
+    })
+    .await;
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dovecot_stopped_mid_sync_and_restarted_files_every_message_once() {
+    let Some(corpus) = dovecot::corpus_messages(2000) else {
+        eprintln!("../shared/corpora missing: skipped");
+        return;
+    };
+    let dovecot = Dovecot::start();
+    let mut client = dovecot.client().await;
+    client.append("INBOX", &corpus).await;
+    client.logout().await;
+    let daemon = start_daemon(&dovecot, &["INBOX"]).await;
+
+    wait_until(Duration::from_secs(60), "the first batches", || {
+        team_messages(&daemon) > 0
+    })
+    .await;
+    dovecot.stop();
+    let at_outage = team_messages(&daemon);
+    assert!(at_outage < 2000, "the sync finished before the outage");
+    wait_until(Duration::from_secs(10), "backoff", || {
+        channel_status(&daemon)["state"] == "backoff"
+    })
+    .await;
+    assert!(channel_status(&daemon)["last_error"].is_string());
+
+    dovecot.run();
+    expect_exactly(&daemon, 2000, Duration::from_secs(120)).await;
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn implicit_tls_and_starttls_both_sync() {
+    let dovecot = Dovecot::start();
+    let mut client = dovecot.client().await;
+    client.append("INBOX", &numbered("tls", 0..2)).await;
+    for tls in ["implicit", "starttls"] {
+        let extra = team_inbox(&dovecot.imap_table(tls), &["INBOX"], 1, "on");
+        let daemon = Daemon::start_with_config(&extra).await;
+        expect_exactly(&daemon, 2, Duration::from_secs(10)).await;
+        daemon.stop().await;
+    }
+    assert!(
+        dovecot.log().contains("TLS"),
+        "dovecot logged no TLS session: {}",
+        dovecot.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_with_an_untrusted_certificate_is_refused() {
+    let dovecot = Dovecot::start();
+    let table = dovecot
+        .imap_table("implicit")
+        .replace(&dovecot.cert_path.display().to_string(), "/dev/null");
+    let daemon = Daemon::start_with_config(&team_inbox(&table, &["INBOX"], 1, "on")).await;
+    wait_until(Duration::from_secs(10), "backoff", || {
+        channel_status(&daemon)["state"] == "backoff"
+    })
+    .await;
+    let error = channel_status(&daemon)["last_error"].to_string();
+    assert!(error.contains("TLS"), "{error}");
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forwarded_copy_and_an_imap_copy_are_one_message() {
+    let dovecot = Dovecot::start();
+    let daemon = start_daemon(&dovecot, &["INBOX"]).await;
+    let original = message("same@customer.example", "jan@customer.example", "Order 12");
+    let reply = daemon
+        .send(
+            "jan@customer.example",
+            &["team@demo.hs-inbox.com"],
+            &original,
+        )
+        .await;
+    assert!(reply.starts_with("250"), "{reply}");
+    // The IMAP copy, then a marker: once the marker is in, the copy was seen.
+    let mut client = dovecot.client().await;
+    let marker = message("marker@customer.example", "piet@customer.example", "Marker");
+    client.append("INBOX", &[original, marker]).await;
+    expect_exactly(&daemon, 2, Duration::from_secs(10)).await;
+    assert_eq!(daemon.list(&["--inbox", "Team"]).len(), 2);
+    assert_eq!(channel_status(&daemon)["messages_ingested"], 1);
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_mailbox_is_synced_completely() {
+    let Some(corpus) = dovecot::corpus_messages(2500) else {
+        eprintln!("../shared/corpora missing: skipped");
+        return;
+    };
+    let dovecot = Dovecot::start();
+    let mut client = dovecot.client().await;
+    client.append("INBOX", &corpus).await;
+    let daemon = start_daemon(&dovecot, &["INBOX"]).await;
+    expect_exactly(&daemon, 2500, Duration::from_secs(120)).await;
+    assert_eq!(channel_status(&daemon)["messages_ingested"], 2500);
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_switched_off_channel_is_not_polled() {
+    let dovecot = Dovecot::start();
+    let mut client = dovecot.client().await;
+    client.append("INBOX", &numbered("off", 0..2)).await;
+    let extra = team_inbox(&dovecot.imap_table("none"), &["INBOX"], 1, "off");
+    let daemon = Daemon::start_with_config(&extra).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(team_messages(&daemon), 0);
+    assert_eq!(channel_status(&daemon)["state"], "off");
+    daemon.stop().await;
+}
