@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::cli::LogFormat;
 use crate::config::Config;
+use crate::outbound;
 use crate::pipeline::ingest::{system_clock, Clock, Ingest};
 use crate::smtp::{self, SmtpContext};
 use crate::store::Store;
@@ -22,6 +23,7 @@ pub struct Running {
     pub smtp_addrs: Vec<SocketAddr>,
     shutdown: watch::Sender<bool>,
     listeners: Vec<JoinHandle<()>>,
+    outbound: JoinHandle<()>,
     writer_thread: std::thread::JoinHandle<()>,
 }
 
@@ -30,7 +32,7 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
     let store = Store::open(&config.database_path())
         .with_context(|| format!("opening the store in {}", config.server.data_dir.display()))?;
     let (writer, writer_thread) = store.start_writer()?;
-    let ingest = Ingest::new(writer, &config.server.hostname, clock);
+    let ingest = Ingest::new(writer.clone(), &config.server.hostname, clock.clone());
     let tls = match &config.smtp.tls {
         Some(files) => {
             Some(smtp::listener::tls_acceptor(files).context("smtp.tls_cert / smtp.tls_key")?)
@@ -38,6 +40,7 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
         None => None,
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let outbound = start_outbound(&config, writer, clock, shutdown_rx.clone())?;
     let config = Arc::new(config);
     let context = Arc::new(SmtpContext {
         config: config.clone(),
@@ -59,8 +62,26 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
         smtp_addrs,
         shutdown,
         listeners,
+        outbound,
         writer_thread,
     })
+}
+
+/// The outbound queue worker (it holds a writer handle, so it stops before the writer).
+fn start_outbound(
+    config: &Config,
+    writer: crate::store::Writer,
+    clock: Clock,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<JoinHandle<()>> {
+    let out = &config.outbound;
+    let worker = outbound::worker::Worker {
+        queue: outbound::queue::Queue::new(writer, clock, out.lifetime),
+        deliverer: outbound::deliver::Deliverer::from_config(config).context("[outbound]")?,
+        signer: outbound::dkim::Signer::from_config(config).context("outbound.dkim")?,
+        concurrency: out.concurrency,
+    };
+    Ok(worker.start(shutdown))
 }
 
 impl Running {
@@ -71,6 +92,7 @@ impl Running {
         for listener in self.listeners {
             let _ = listener.await;
         }
+        let _ = self.outbound.await;
         let writer = self.writer_thread;
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         tracing::info!("stopped");

@@ -7,6 +7,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod inbox;
+pub mod outbound;
 pub mod pipeline;
 pub mod smtp;
 pub mod store;

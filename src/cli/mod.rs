@@ -7,6 +7,7 @@
 
 mod conversations;
 pub(crate) mod json;
+mod outbound;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -55,6 +56,14 @@ pub enum Command {
     /// Fetch stored messages.
     #[command(subcommand)]
     Messages(conversations::MessagesCommand),
+    /// Write a new email; it starts a conversation in the Sent view.
+    Compose(outbound::ComposeArgs),
+    /// Outbound delivery: list and retry.
+    #[command(subcommand)]
+    Outbound(outbound::OutboundCommand),
+    /// Channel settings: custom From addresses.
+    #[command(subcommand)]
+    Channels(outbound::ChannelsCommand),
 }
 
 /// Entry point of the binary.
@@ -80,6 +89,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Conversations(cmd) => conversations::run(&load_config(&cli.config)?, cmd),
         Command::Messages(cmd) => conversations::run_messages(&load_config(&cli.config)?, cmd),
+        Command::Compose(args) => outbound::compose(&load_config(&cli.config)?, args),
+        Command::Outbound(cmd) => outbound::run_outbound(&load_config(&cli.config)?, cmd),
+        Command::Channels(cmd) => outbound::run_channels(&load_config(&cli.config)?, cmd),
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod checkpoint;
 mod ingest;
+pub mod outbound;
 mod read;
 mod schema;
 mod writer;

@@ -5,7 +5,8 @@ use rusqlite::Connection;
 
 /// Each entry migrates from version `index` to `index + 1`. Never edit a shipped entry;
 /// append a new one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE raw_messages (
     id          INTEGER PRIMARY KEY,
     received_at INTEGER NOT NULL,
@@ -78,7 +79,42 @@ CREATE TABLE participants (
     address         TEXT NOT NULL,
     PRIMARY KEY (conversation_id, address)
 ) WITHOUT ROWID;
-"#];
+"#,
+    // Outbound (SPEC E7): one delivery row per recipient of an outbound message. Only
+    // `outbound::queue` changes these rows; `status` follows queued → sending → sent |
+    // deferred → … | failed.
+    r#"
+CREATE TABLE outbound_deliveries (
+    id              INTEGER PRIMARY KEY,
+    raw_id          INTEGER NOT NULL REFERENCES raw_messages(id),
+    message_row     INTEGER REFERENCES messages(id),  -- NULL: not in a conversation
+    mail_from       TEXT NOT NULL,
+    recipient       TEXT NOT NULL,
+    status          TEXT NOT NULL DEFAULT 'queued'
+                    CHECK (status IN ('queued', 'sending', 'sent', 'deferred', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    last_reply      TEXT,
+    updated_at      INTEGER NOT NULL
+);
+CREATE INDEX outbound_due ON outbound_deliveries(next_attempt_at)
+    WHERE status IN ('queued', 'deferred');
+CREATE INDEX outbound_by_message ON outbound_deliveries(message_row);
+CREATE INDEX outbound_by_raw ON outbound_deliveries(raw_id);
+
+-- Custom From addresses (SPEC E4): a one-time code mailed to the address; confirmed
+-- when `confirmed_at` is set.
+CREATE TABLE from_addresses (
+    channel      TEXT NOT NULL,
+    address      TEXT NOT NULL,
+    code_sha256  TEXT NOT NULL,
+    requested_at INTEGER NOT NULL,
+    confirmed_at INTEGER,
+    PRIMARY KEY (channel, address)
+) WITHOUT ROWID;
+"#,
+];
 
 /// Brings the database up to the newest schema.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
