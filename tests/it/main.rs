@@ -6,3 +6,4 @@ mod support;
 mod durability;
 mod fixtures;
 mod ingest;
+mod outbound;
