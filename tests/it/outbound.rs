@@ -696,3 +696,150 @@ async fn a_crash_while_sending_means_at_most_one_duplicate() {
     assert_eq!(got[0].header("Message-ID"), got[1].header("Message-ID"));
     d.stop().await;
 }
+
+/// A private dnsmasq answering for `*.test` from the records it is given (a real DNS
+/// server for the MX cases); everything else under `test` is NXDOMAIN.
+struct Dns {
+    port: u16,
+    child: Child,
+}
+
+impl Dns {
+    /// `records`: dnsmasq options such as `--mx-host=a.test,mx.a.test,10`.
+    fn start(records: &[String]) -> Dns {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new("dnsmasq")
+            .args([
+                "--no-daemon",
+                &format!("--port={port}"),
+                "--listen-address=127.0.0.1",
+                "--bind-interfaces",
+                "--no-resolv",
+                "--no-hosts",
+                "--conf-file=/dev/null",
+                "--pid-file=",
+                "--local=/test/",
+            ])
+            .args(records)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start dnsmasq (Debian dnsmasq-base)");
+        // Wait until it answers over TCP (it listens on both).
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Dns { port, child }
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two MX sinks on 127.0.0.2 and 127.0.0.3, same port, and a daemon delivering direct
+/// to MX with dnsmasq as its resolver.
+async fn mx_setup(records: &[&str]) -> (Sink, Sink, Dns, Daemon) {
+    let first = Sink::start(json!({"host": "127.0.0.2"}));
+    let second = Sink::start(json!({"host": "127.0.0.3", "port": first.port}));
+    let mut all: Vec<String> = records.iter().map(|r| r.to_string()).collect();
+    all.extend([
+        "--host-record=mx1.mail.test,127.0.0.2".to_string(),
+        "--host-record=mx2.mail.test,127.0.0.3".to_string(),
+        "--host-record=dead.mail.test,127.0.0.4".to_string(),
+    ]);
+    let dns = Dns::start(&all);
+    let (dns_port, mx_port) = (dns.port, first.port);
+    let d = Daemon::start_edited(move |text, _| {
+        format!(
+            "{text}\n[outbound]\nnameservers = [\"127.0.0.1:{dns_port}\"]\nmx_port = {mx_port}\n"
+        )
+    })
+    .await;
+    (first, second, dns, d)
+}
+
+async fn compose_and_wait(d: &Daemon, to: &str, status: &str) -> Value {
+    let m = compose(d, SUPPORT, to, "MX", "body");
+    let conversation = conversation_with(d, m["message_id"].as_str().unwrap())["id"]
+        .as_i64()
+        .unwrap();
+    wait_delivery(d, conversation, m["id"].as_i64().unwrap(), status).await
+}
+
+#[tokio::test]
+async fn mx_delivery_follows_preference() {
+    let (first, second, _dns, d) = mx_setup(&[
+        "--mx-host=pref.test,mx2.mail.test,20",
+        "--mx-host=pref.test,mx1.mail.test,10",
+    ])
+    .await;
+    compose_and_wait(&d, "jan@pref.test", "sent").await;
+    assert_eq!(first.messages().len(), 1);
+    assert!(second.messages().is_empty());
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn mx_falls_back_on_connection_failure_and_on_4xx() {
+    let (first, second, _dns, d) = mx_setup(&[
+        "--mx-host=down.test,dead.mail.test,10",
+        "--mx-host=down.test,mx2.mail.test,20",
+        "--mx-host=grey.test,mx1.mail.test,10",
+        "--mx-host=grey.test,mx2.mail.test,20",
+    ])
+    .await;
+    first.rules(json!({"rcpt": {"jan@grey.test": "451 4.7.1 Greylisted"}}));
+    compose_and_wait(&d, "jan@down.test", "sent").await;
+    compose_and_wait(&d, "jan@grey.test", "sent").await;
+    assert!(first.messages().is_empty());
+    let got: Vec<Value> = second
+        .messages()
+        .iter()
+        .map(|m| m.meta["rcpt_tos"].clone())
+        .collect();
+    assert_eq!(got, [json!(["jan@down.test"]), json!(["jan@grey.test"])]);
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn implicit_mx_null_mx_and_missing_domain() {
+    let (first, second, _dns, d) = mx_setup(&[
+        "--host-record=implicit.test,127.0.0.2",
+        "--mx-host=nullmx.test,.,0",
+        // MX records exist, so the domain's own A record (the second sink) is never used.
+        "--mx-host=withmx.test,dead.mail.test,10",
+        "--host-record=withmx.test,127.0.0.3",
+    ])
+    .await;
+    compose_and_wait(&d, "jan@implicit.test", "sent").await;
+    assert_eq!(first.messages().len(), 1);
+    let null = compose_and_wait(&d, "jan@nullmx.test", "failed").await;
+    assert!(
+        null["delivery"]["last_reply"]
+            .as_str()
+            .unwrap()
+            .contains("null MX"),
+        "{null:#}"
+    );
+    let missing = compose_and_wait(&d, "jan@nosuch.test", "failed").await;
+    assert!(
+        missing["delivery"]["last_reply"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist"),
+        "{missing:#}"
+    );
+    compose_and_wait(&d, "jan@withmx.test", "deferred").await;
+    assert!(second.messages().is_empty());
+    d.stop().await;
+}

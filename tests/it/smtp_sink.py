@@ -2,10 +2,11 @@
 /usr/bin/python3).
 
 Usage: smtp_sink.py DIR [OPTIONS_JSON]
-OPTIONS_JSON: {"cert": PEM, "key": PEM, "auth": [USER, PASSWORD]} -- with cert/key it
-offers STARTTLS and requires it; with auth it requires AUTH (PLAIN/LOGIN).
+OPTIONS_JSON: {"cert": PEM, "key": PEM, "auth": [USER, PASSWORD], "host": IP, "port": N}
+-- with cert/key it offers STARTTLS and requires it; with auth it requires AUTH
+(PLAIN/LOGIN).
 
-It listens on 127.0.0.1 on a free port and prints the port on stdout. Every message
+It listens on host (127.0.0.1) and port (a free one) and prints the port on stdout. Every message
 that reaches DATA is written to DIR/msg-N.eml with DIR/msg-N.json (envelope, TLS, login,
 the reply given). DIR/rules.json, re-read for every command, scripts replies:
   {"rcpt": {"addr": "550 5.1.1 no such user"},   # per-recipient RCPT reply
@@ -108,7 +109,9 @@ def factory():
 
 
 async def main():
-    server = await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0)
+    host = OPTIONS.get("host", "127.0.0.1")
+    port = OPTIONS.get("port", 0)
+    server = await asyncio.get_running_loop().create_server(factory, host, port)
     print(server.sockets[0].getsockname()[1], flush=True)
     async with server:
         await server.serve_forever()
