@@ -843,3 +843,74 @@ async fn implicit_mx_null_mx_and_missing_domain() {
     assert!(second.messages().is_empty());
     d.stop().await;
 }
+
+#[tokio::test]
+async fn dkim_signature_verifies_with_an_independent_verifier() {
+    let sink = Sink::plain();
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("dkim.pem");
+    let public_key = |path: &Path| {
+        let made = Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+            ])
+            .arg(path)
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(made.success());
+        let public = Command::new("openssl")
+            .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+            .arg(path)
+            .output()
+            .expect("openssl pkey");
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(&public.stdout)
+    };
+    let p = public_key(&key);
+    let other = public_key(&keys.path().join("other.pem"));
+    let relay = sink.relay_config();
+    let key_path = key.display().to_string();
+    let d = Daemon::start_edited(move |text, _| {
+        format!(
+            "{}{relay}dkim = {{ domain = \"demo.hs-inbox.com\", selector = \"ig1\", key_file = \"{key_path}\" }}\n",
+            with_signature(text)
+        )
+    })
+    .await;
+    compose(
+        &d,
+        SUPPORT,
+        "jan@klant.example",
+        "Signed — ünïcode",
+        "Body\n\nwith  spaces \n",
+    );
+    let got = sink.wait_for(1).await;
+    assert!(got[0].raw.starts_with(
+        "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=demo.hs-inbox.com; s=ig1;"
+    ));
+    let eml = keys.path().join("signed.eml");
+    std::fs::write(&eml, &got[0].raw).unwrap();
+    let verify = |record: &str| {
+        let script = format!(
+            "import dkim,sys\nrec=b'{record}'\n\
+             def dns(name, timeout=5):\n    return rec if name == b'ig1._domainkey.demo.hs-inbox.com.' else None\n\
+             print(dkim.verify(open(sys.argv[1],'rb').read(), dnsfunc=dns))"
+        );
+        let out = Command::new("/usr/bin/python3")
+            .args(["-c", &script])
+            .arg(&eml)
+            .output()
+            .expect("python3-dkim");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(verify(&format!("v=DKIM1; k=rsa; p={p}")), "True");
+    // The same check fails with another key: the test can tell a bad signature.
+    assert_eq!(verify(&format!("v=DKIM1; k=rsa; p={other}")), "False");
+    d.stop().await;
+}
