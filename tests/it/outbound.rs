@@ -914,3 +914,88 @@ async fn dkim_signature_verifies_with_an_independent_verifier() {
     assert_eq!(verify(&format!("v=DKIM1; k=rsa; p={other}")), "False");
     d.stop().await;
 }
+
+#[tokio::test]
+async fn custom_from_address_needs_the_mailed_code_and_forward_sends_the_thread() {
+    let sink = Sink::plain();
+    let d = daemon_relaying_to(&sink).await;
+    let m = inbound(
+        "f1@klant.example",
+        "jan@klant.example",
+        SUPPORT,
+        "Broken part",
+        "",
+    );
+    assert!(d
+        .send("jan@klant.example", &[SUPPORT], &m)
+        .await
+        .starts_with("250"));
+    let conversation = d.list(&[])[0]["id"].as_i64().unwrap();
+    let id = conversation.to_string();
+    let body = write_file(&d, "r.txt", "From our own domain");
+    let reply_from = |from: &str| {
+        d.cli_output(&[
+            "conversations",
+            "reply",
+            &id,
+            "--as",
+            ALICE,
+            "--body-file",
+            body.to_str().unwrap(),
+            "--from",
+            from,
+        ])
+    };
+    let refused = reply_from("team@acme.example");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("verified From"));
+
+    d.cli(&["channels", "verify-from", SUPPORT, "team@acme.example"]);
+    let mail = &sink.wait_for(1).await[0];
+    assert_eq!(mail.meta["rcpt_tos"], json!(["team@acme.example"]));
+    let text = mail.parsed().body_text(0).unwrap().into_owned();
+    let code = text
+        .split_whitespace()
+        .skip_while(|w| *w != "confirm-from")
+        .nth(2)
+        .expect("the code is in the mail")
+        .to_string();
+    let wrong = d.cli_output(&["channels", "confirm-from", SUPPORT, "00000000"]);
+    assert!(!wrong.status.success());
+    assert!(d
+        .cli(&["channels", "confirm-from", SUPPORT, &code])
+        .contains("team@acme.example confirmed"));
+    assert!(reply_from("team@acme.example").status.success());
+    let sent = &sink.wait_for(2).await[1];
+    assert_eq!(
+        sent.header("From").unwrap(),
+        "\"Alice Smith from Demo Support\" <team@acme.example>"
+    );
+
+    let note = write_file(&d, "note.txt", "Can you look at this?");
+    d.cli(&[
+        "conversations",
+        "forward",
+        &id,
+        "--to",
+        "engineer@partner.example",
+        "--as",
+        ALICE,
+        "--note-file",
+        note.to_str().unwrap(),
+    ]);
+    let forwarded = &sink.wait_for(3).await[2];
+    assert_eq!(
+        forwarded.meta["rcpt_tos"],
+        json!(["engineer@partner.example"])
+    );
+    assert_eq!(forwarded.header("Subject").unwrap(), "Fwd: Broken part");
+    let text = forwarded.parsed().body_text(0).unwrap().into_owned();
+    assert!(text.starts_with("Can you look at this?"), "{text}");
+    assert!(
+        text.contains("Forwarded message") && text.contains("Hello there"),
+        "{text}"
+    );
+    assert_eq!(d.show(conversation)["message_count"], 3);
+    d.stop().await;
+}
