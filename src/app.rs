@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::cli::LogFormat;
 use crate::config::{Config, LiveConfig};
+use crate::outbound;
 use crate::pipeline::ingest::{system_clock, Clock, Ingest};
 use crate::smtp::{self, SmtpContext};
 use crate::store::Store;
@@ -26,6 +27,7 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     listeners: Vec<JoinHandle<()>>,
     pollers: Vec<JoinHandle<()>>,
+    outbound: JoinHandle<()>,
     writer_thread: std::thread::JoinHandle<()>,
 }
 
@@ -42,6 +44,7 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
         None => None,
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let outbound = start_outbound(&config, writer.clone(), clock.clone(), shutdown_rx.clone())?;
     let live = Arc::new(LiveConfig::new(config.clone()));
     let context = Arc::new(SmtpContext {
         config: live.clone(),
@@ -67,12 +70,33 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
         shutdown,
         listeners,
         pollers,
+        outbound,
         writer_thread,
     })
 }
 
+/// The outbound queue worker (it holds a writer handle, so it stops before the writer).
+fn start_outbound(
+    config: &Config,
+    writer: crate::store::Writer,
+    clock: Clock,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<JoinHandle<()>> {
+    let out = &config.outbound;
+    let worker = outbound::worker::Worker {
+        queue: outbound::queue::Queue::new(writer, clock, out.lifetime),
+        deliverer: outbound::deliver::Deliverer::from_config(config).context("[outbound]")?,
+        signer: outbound::dkim::Signer::from_config(config).context("outbound.dkim")?,
+        concurrency: out.concurrency,
+    };
+    Ok(worker.start(shutdown))
+}
+
 impl Running {
     /// Applies a new, already validated configuration to new SMTP sessions (channels,
+    /// recipients, message limits, timeouts). IMAP pollers and the outbound queue keep
+    /// the configuration they started with until a restart.
+    /// (SMTP: channels,
     /// recipients, message limits, timeouts). Listen addresses, connection limits, TLS
     /// files and the data directory need a restart; a change to them is logged and
     /// otherwise ignored.
@@ -116,6 +140,7 @@ impl Running {
         for poller in self.pollers {
             let _ = poller.await;
         }
+        let _ = self.outbound.await;
         let writer = self.writer_thread;
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         tracing::info!("stopped");

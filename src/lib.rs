@@ -10,6 +10,7 @@ pub mod config;
 pub mod fuzzing;
 pub mod imap;
 pub mod inbox;
+pub mod outbound;
 pub mod pipeline;
 pub mod smtp;
 pub mod store;

@@ -21,10 +21,25 @@ pub enum ChannelsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Mail a one-time code to ADDRESS so it can be used as From for CHANNEL (E4).
+    VerifyFrom { channel: String, address: String },
+    /// Confirm the custom From address with the code from that mail.
+    ConfirmFrom { channel: String, code: String },
 }
 
 pub fn run(config: &Config, command: ChannelsCommand) -> anyhow::Result<ExitCode> {
-    let ChannelsCommand::Status { json } = command;
+    match command {
+        ChannelsCommand::Status { json } => status(config, json),
+        ChannelsCommand::VerifyFrom { channel, address } => {
+            super::outbound::verify_from(config, channel, address)
+        }
+        ChannelsCommand::ConfirmFrom { channel, code } => {
+            super::outbound::confirm_from(config, channel, code)
+        }
+    }
+}
+
+fn status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     let reader = Reader::open(&config.database_path()).context("opening the store")?;
     let synced = reader.channel_sync()?;
     let rows = status_rows(config, &synced);

@@ -40,6 +40,10 @@ pub enum ConversationsCommand {
         #[arg(long)]
         full: bool,
     },
+    /// Reply in a conversation (queued for delivery).
+    Reply(super::outbound::ReplyArgs),
+    /// Forward a conversation's messages to another address.
+    Forward(super::outbound::ForwardArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -61,6 +65,8 @@ pub fn run(config: &Config, command: ConversationsCommand) -> anyhow::Result<Exi
             list(config, &filter, json)
         }
         ConversationsCommand::Show { id, json, full } => show(config, id, json, full),
+        ConversationsCommand::Reply(args) => super::outbound::reply(config, args),
+        ConversationsCommand::Forward(args) => super::outbound::forward(config, args),
     }
 }
 

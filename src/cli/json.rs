@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::store::outbound::RecipientDelivery;
 use crate::store::{ConversationRow, MessageRow};
 
 /// Message text longer than this is truncated in `show` (SPEC B8).
@@ -52,7 +53,7 @@ pub fn message(m: &MessageRow, full: bool) -> Value {
     } else {
         truncate(&m.text, TEXT_LIMIT)
     };
-    json!({
+    let mut value = json!({
         "id": m.id,
         "direction": m.direction,
         "from": m.from,
@@ -66,7 +67,57 @@ pub fn message(m: &MessageRow, full: bool) -> Value {
         "text": text,
         "truncated": truncated,
         "attachments": m.attachments,
-    })
+    });
+    if m.direction == "out" {
+        let d = delivery_summary(&m.deliveries);
+        value["delivery"] = json!({
+            "status": d.status,
+            "attempts": d.attempts,
+            "last_reply": d.last_reply,
+        });
+        value["recipients"] = m
+            .deliveries
+            .iter()
+            .map(|r| {
+                json!({
+                    "address": r.recipient,
+                    "status": r.status,
+                    "attempts": r.attempts,
+                    "last_reply": r.last_reply,
+                    "next_attempt_at": (r.status == "deferred").then(|| rfc3339(r.next_attempt_at)),
+                })
+            })
+            .collect();
+    }
+    value
+}
+
+/// One status for a whole outbound message, from its recipients' deliveries.
+pub struct DeliverySummary {
+    /// `failed` if any recipient failed, else `sending`, `deferred`, `queued` in that
+    /// order, else `sent` (every recipient accepted the message).
+    pub status: &'static str,
+    /// The most attempts any recipient took.
+    pub attempts: i64,
+    /// The latest remote reply (or our reason) for any recipient.
+    pub last_reply: Option<String>,
+}
+
+pub fn delivery_summary(deliveries: &[RecipientDelivery]) -> DeliverySummary {
+    let has = |s: &str| deliveries.iter().any(|d| d.status == s);
+    let status = ["failed", "sending", "deferred", "queued"]
+        .into_iter()
+        .find(|s| has(s))
+        .unwrap_or("sent");
+    DeliverySummary {
+        status,
+        attempts: deliveries.iter().map(|d| d.attempts).max().unwrap_or(0),
+        last_reply: deliveries
+            .iter()
+            .filter(|d| d.last_reply.is_some())
+            .max_by_key(|d| d.updated_at)
+            .and_then(|d| d.last_reply.clone()),
+    }
 }
 
 /// Cuts `text` to at most `limit` bytes on a character boundary.

@@ -8,6 +8,7 @@
 mod channels;
 mod conversations;
 pub(crate) mod json;
+mod outbound;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -61,9 +62,14 @@ pub enum Command {
         /// Where to write the copy; must not exist yet.
         path: PathBuf,
     },
-    /// Connected team mailboxes: sync status.
+    /// Channels: team mailbox sync status, custom From addresses.
     #[command(subcommand)]
     Channels(channels::ChannelsCommand),
+    /// Write a new email; it starts a conversation in the Sent view.
+    Compose(outbound::ComposeArgs),
+    /// Outbound delivery: list and retry.
+    #[command(subcommand)]
+    Outbound(outbound::OutboundCommand),
 }
 
 /// Entry point of the binary.
@@ -91,6 +97,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Messages(cmd) => conversations::run_messages(&load_config(&cli.config)?, cmd),
         Command::Backup { path } => backup(&load_config(&cli.config)?, &path),
         Command::Channels(cmd) => channels::run(&load_config(&cli.config)?, cmd),
+        Command::Compose(args) => outbound::compose(&load_config(&cli.config)?, args),
+        Command::Outbound(cmd) => outbound::run_outbound(&load_config(&cli.config)?, cmd),
     }
 }
 

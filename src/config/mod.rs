@@ -211,7 +211,40 @@ pub struct ApiConfig {
 
 #[derive(Debug, Clone)]
 pub struct OutboundConfig {
+    /// The next hop for every message; without it, each recipient's MX.
     pub relay: Option<RemoteServer>,
+    /// How long delivery is retried before the message fails.
+    pub lifetime: Duration,
+    /// DNS servers for MX lookups; empty means the system's resolver configuration.
+    pub nameservers: Vec<SocketAddr>,
+    pub mx_port: u16,
+    pub tls_ca_file: Option<PathBuf>,
+    /// Messages in delivery at once.
+    pub concurrency: usize,
+    pub dkim: Option<DkimConfig>,
+}
+
+impl Default for OutboundConfig {
+    /// Direct to MX with the system's resolver, the default lifetime and concurrency.
+    fn default() -> Self {
+        OutboundConfig {
+            relay: None,
+            lifetime: Duration::from_secs(defaults::OUTBOUND_LIFETIME_SECS as u64),
+            nameservers: Vec::new(),
+            mx_port: 25,
+            tls_ca_file: None,
+            concurrency: defaults::OUTBOUND_CONCURRENCY as usize,
+            dkim: None,
+        }
+    }
+}
+
+/// DKIM signing of outbound mail (RFC 6376).
+#[derive(Debug, Clone)]
+pub struct DkimConfig {
+    pub domain: String,
+    pub selector: String,
+    pub key_file: PathBuf,
 }
 
 impl Config {

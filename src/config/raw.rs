@@ -134,4 +134,24 @@ pub struct RawApi {
 #[derive(Debug, Default, Deserialize)]
 pub struct RawOutbound {
     pub relay: Option<RawRemote>,
+    /// Seconds a message may stay undelivered before it fails (default 5 days).
+    pub lifetime: Option<i64>,
+    /// DNS servers for MX lookups, `"ip"` or `"ip:port"`; default: the system's.
+    pub nameservers: Option<Vec<String>>,
+    /// Port of the recipients' MX hosts (25; other values are for tests).
+    pub mx_port: Option<i64>,
+    /// Extra PEM trust anchors for the relay's certificate (a private CA).
+    pub tls_ca_file: Option<String>,
+    /// Messages delivered at once.
+    pub concurrency: Option<i64>,
+    /// `{ domain, selector, key_file }`: DKIM-sign outbound mail.
+    pub dkim: Option<RawDkim>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawDkim {
+    pub domain: Option<String>,
+    pub selector: Option<String>,
+    /// PEM private key (RSA PKCS#8 or PKCS#1, or Ed25519 PKCS#8).
+    pub key_file: Option<String>,
 }

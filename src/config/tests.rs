@@ -979,3 +979,36 @@ access = { users = ["nobody@demo.example"] }
         ]
     );
 }
+
+#[test]
+fn outbound_delivery_keys_parse_with_defaults_and_ranges() {
+    let c = valid(BASE);
+    assert_eq!(c.outbound.lifetime, Duration::from_secs(5 * 24 * 3600));
+    assert_eq!((c.outbound.mx_port, c.outbound.concurrency), (25, 20));
+    assert!(c.outbound.nameservers.is_empty() && c.outbound.dkim.is_none());
+    let c = valid(&with(
+        "[outbound]\nlifetime = 3600\nnameservers = [\"127.0.0.1\", \"[::1]:5353\"]\nmx_port = 2525\nconcurrency = 4\ndkim = { domain = \"Demo.Example\", selector = \"ig1\", key_file = \"/k.pem\" }\n",
+    ));
+    assert_eq!(c.outbound.lifetime, Duration::from_secs(3600));
+    let servers: Vec<String> = c
+        .outbound
+        .nameservers
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    assert_eq!(servers, ["127.0.0.1:53", "[::1]:5353"]);
+    assert_eq!(c.outbound.dkim.unwrap().domain, "demo.example");
+    assert_eq!(
+        keys(&with(
+            "[outbound]\nlifetime = 10\nnameservers = [\"dns.example\"]\nconcurrency = 0\ndkim = { selector = \"a b\" }\n"
+        )),
+        [
+            "outbound.lifetime",
+            "outbound.nameservers[0]",
+            "outbound.concurrency",
+            "outbound.dkim.domain",
+            "outbound.dkim.selector",
+            "outbound.dkim.key_file",
+        ]
+    );
+}

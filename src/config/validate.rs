@@ -21,12 +21,12 @@ use std::time::Duration;
 use serde_path_to_error::Segment;
 
 use super::raw::{
-    RawAccount, RawApi, RawChannel, RawConfig, RawInbox, RawOutbound, RawRemote, RawServer,
-    RawSmtp, RawTeam, RawUser,
+    RawAccount, RawApi, RawChannel, RawConfig, RawDkim, RawInbox, RawOutbound, RawRemote,
+    RawServer, RawSmtp, RawTeam, RawUser,
 };
 use super::{
     Access, AccountConfig, ApiConfig, AssignTo, Channel, ChannelKind, ChannelStatus, Config,
-    FromName, FromNameMode, ImapChannel, Inbox, OutboundConfig, RemoteServer, Routing,
+    DkimConfig, FromName, FromNameMode, ImapChannel, Inbox, OutboundConfig, RemoteServer, Routing,
     ServerConfig, SmtpConfig, Team, Tickets, TlsFiles, TlsMode, User,
 };
 
@@ -89,6 +89,9 @@ pub mod defaults {
     /// For a channel's `smtp` server and for `outbound.relay`.
     pub const SMTP_TLS: TlsMode = TlsMode::StartTls;
     pub const API_LISTEN: &str = "127.0.0.1:8025";
+    /// SPEC E7: retry undelivered mail for five days.
+    pub const OUTBOUND_LIFETIME_SECS: i64 = 5 * 24 * 3600;
+    pub const OUTBOUND_CONCURRENCY: i64 = 20;
 
     /// 993 for implicit TLS, 143 otherwise.
     pub fn imap_port(tls: TlsMode) -> u16 {
@@ -123,6 +126,9 @@ pub mod limits {
     /// Zero means: stop running sessions at once.
     pub const SHUTDOWN_GRACE_SECS: RangeInclusive<i64> = 0..=3600;
     pub const PORT: RangeInclusive<i64> = 1..=65_535;
+    /// One minute to thirty days.
+    pub const OUTBOUND_LIFETIME_SECS: RangeInclusive<i64> = 60..=30 * 86_400;
+    pub const OUTBOUND_CONCURRENCY: RangeInclusive<i64> = 1..=1000;
 }
 
 /// Reads and validates the file at `path`.
@@ -1183,7 +1189,61 @@ fn outbound(raw: &RawOutbound, p: &mut Problems) -> OutboundConfig {
             .relay
             .as_ref()
             .map(|r| remote(p, "outbound.relay", r, Protocol::Smtp)),
+        lifetime: seconds(
+            p,
+            "outbound.lifetime",
+            raw.lifetime,
+            defaults::OUTBOUND_LIFETIME_SECS,
+            limits::OUTBOUND_LIFETIME_SECS,
+        ),
+        nameservers: nameservers(p, raw.nameservers.as_deref().unwrap_or_default()),
+        mx_port: u16::try_from(int_in(p, "outbound.mx_port", raw.mx_port, 25, limits::PORT))
+            .unwrap_or(25),
+        tls_ca_file: raw.tls_ca_file.as_ref().map(PathBuf::from),
+        concurrency: count(
+            p,
+            "outbound.concurrency",
+            raw.concurrency,
+            defaults::OUTBOUND_CONCURRENCY,
+            limits::OUTBOUND_CONCURRENCY,
+        ),
+        dkim: raw.dkim.as_ref().and_then(|d| dkim(p, d)),
     }
+}
+
+/// `"ip"` (port 53) or `"ip:port"`.
+fn nameservers(p: &mut Problems, raw: &[String]) -> Vec<SocketAddr> {
+    let mut list = Vec::new();
+    for (i, text) in raw.iter().enumerate() {
+        if let Ok(ip) = text.parse::<IpAddr>() {
+            list.push(SocketAddr::new(ip, 53));
+        } else if let Some(addr) = socket_addr(p, &format!("outbound.nameservers[{i}]"), text) {
+            list.push(addr);
+        }
+    }
+    list
+}
+
+fn dkim(p: &mut Problems, raw: &RawDkim) -> Option<DkimConfig> {
+    let domain = required(p, "outbound.dkim.domain", raw.domain.as_deref()).to_ascii_lowercase();
+    if !domain.is_empty() {
+        if let Err(why) = check_dns_name(&domain) {
+            p.add("outbound.dkim.domain", why);
+        }
+    }
+    let selector = required(p, "outbound.dkim.selector", raw.selector.as_deref());
+    if !selector.is_empty() && check_dns_name(&selector).is_err() {
+        p.add(
+            "outbound.dkim.selector",
+            "must be a DNS label (letters, digits, '-', '.')",
+        );
+    }
+    let key_file = required(p, "outbound.dkim.key_file", raw.key_file.as_deref());
+    (!domain.is_empty() && !selector.is_empty() && !key_file.is_empty()).then(|| DkimConfig {
+        domain,
+        selector,
+        key_file: PathBuf::from(key_file),
+    })
 }
 
 // ---------------------------------------------------------------------------------

@@ -94,7 +94,7 @@ pub fn test_config() -> Config {
         api: ApiConfig {
             listen: "127.0.0.1:0".parse().expect("literal address"),
         },
-        outbound: OutboundConfig { relay: None },
+        outbound: OutboundConfig::default(),
     }
 }
 

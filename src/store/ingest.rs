@@ -138,7 +138,11 @@ fn insert_raw(conn: &Connection, m: &NewInbound) -> Result<i64, StoreError> {
 }
 
 /// Creates the contact, or fills in a display name it did not have yet.
-fn upsert_contact(conn: &Connection, sender: &Mailbox, now: i64) -> Result<i64, StoreError> {
+pub(super) fn upsert_contact(
+    conn: &Connection,
+    sender: &Mailbox,
+    now: i64,
+) -> Result<i64, StoreError> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO contacts (email, name, created_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (email) DO UPDATE SET name = COALESCE(contacts.name, excluded.name)
@@ -217,7 +221,7 @@ fn addresses_json(list: &[Mailbox]) -> String {
     serde_json::to_string(&addresses).unwrap_or_else(|_| "[]".into())
 }
 
-fn record_id(
+pub(super) fn record_id(
     conn: &Connection,
     inbox: &str,
     key: &str,

@@ -10,6 +10,7 @@ mod backup;
 mod checkpoint;
 pub mod imap;
 mod ingest;
+pub mod outbound;
 mod read;
 mod schema;
 mod writer;

@@ -3,6 +3,7 @@
 
 use rusqlite::{params, OptionalExtension, Row};
 
+use super::outbound::RecipientDelivery;
 use super::{Reader, StoreError};
 use crate::pipeline::parse::AttachmentInfo;
 
@@ -124,6 +125,8 @@ pub struct MessageRow {
     pub received_at: i64,
     pub text: String,
     pub attachments: Vec<AttachmentInfo>,
+    /// Outbound messages: each recipient's delivery (empty for inbound ones).
+    pub deliveries: Vec<RecipientDelivery>,
 }
 
 const CONVERSATION_COLUMNS: &str = "c.id, c.inbox, c.channel, c.subject, c.status, c.assignee,
@@ -178,28 +181,31 @@ impl Reader {
 
     /// The messages of a conversation, oldest first.
     pub fn messages(&self, conversation_id: i64) -> Result<Vec<MessageRow>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, direction, from_addr, from_name, to_json, cc_json, subject, message_id,
-                    date, received_at, text, attachments_json
-             FROM messages WHERE conversation_id = ?1 ORDER BY received_at, id",
-        )?;
-        let rows = stmt.query_map([conversation_id], |r| {
-            Ok(MessageRow {
-                id: r.get(0)?,
-                direction: r.get(1)?,
-                from: r.get(2)?,
-                from_name: r.get(3)?,
-                to: json_list(&r.get::<_, String>(4)?),
-                cc: json_list(&r.get::<_, String>(5)?),
-                subject: r.get(6)?,
-                message_id: r.get(7)?,
-                date: r.get(8)?,
-                received_at: r.get(9)?,
-                text: r.get(10)?,
-                attachments: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or_default(),
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages
+             WHERE conversation_id = ?1 ORDER BY received_at, id"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map([conversation_id], message_row)?;
+        let mut messages: Vec<MessageRow> = rows.collect::<Result<_, _>>()?;
+        for m in &mut messages {
+            if m.direction == "out" {
+                m.deliveries = self.deliveries(m.id)?;
+            }
+        }
+        Ok(messages)
+    }
+
+    /// One message by row id, with its deliveries when outbound.
+    pub fn message(&self, id: i64) -> Result<Option<MessageRow>, StoreError> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1");
+        let Some(mut m) = self.conn.query_row(&sql, [id], message_row).optional()? else {
+            return Ok(None);
+        };
+        if m.direction == "out" {
+            m.deliveries = self.deliveries(m.id)?;
+        }
+        Ok(Some(m))
     }
 
     /// The whole stored message (RFC 5322, our Received header first).
@@ -221,6 +227,27 @@ impl Reader {
             .conn
             .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?)
     }
+}
+
+const MESSAGE_COLUMNS: &str = "id, direction, from_addr, from_name, to_json, cc_json, subject,
+     message_id, date, received_at, text, attachments_json";
+
+fn message_row(r: &Row) -> rusqlite::Result<MessageRow> {
+    Ok(MessageRow {
+        id: r.get(0)?,
+        direction: r.get(1)?,
+        from: r.get(2)?,
+        from_name: r.get(3)?,
+        to: json_list(&r.get::<_, String>(4)?),
+        cc: json_list(&r.get::<_, String>(5)?),
+        subject: r.get(6)?,
+        message_id: r.get(7)?,
+        date: r.get(8)?,
+        received_at: r.get(9)?,
+        text: r.get(10)?,
+        attachments: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or_default(),
+        deliveries: Vec::new(),
+    })
 }
 
 fn json_list(text: &str) -> Vec<String> {

@@ -102,6 +102,40 @@ CREATE TABLE channel_sync (
     ingested      INTEGER NOT NULL DEFAULT 0
 );
 "#,
+    // Outbound (SPEC E7): one delivery row per recipient of an outbound message. Only
+    // `outbound::queue` changes these rows; `status` follows queued → sending → sent |
+    // deferred → … | failed.
+    r#"
+CREATE TABLE outbound_deliveries (
+    id              INTEGER PRIMARY KEY,
+    raw_id          INTEGER NOT NULL REFERENCES raw_messages(id),
+    message_row     INTEGER REFERENCES messages(id),  -- NULL: not in a conversation
+    mail_from       TEXT NOT NULL,
+    recipient       TEXT NOT NULL,
+    status          TEXT NOT NULL DEFAULT 'queued'
+                    CHECK (status IN ('queued', 'sending', 'sent', 'deferred', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    last_reply      TEXT,
+    updated_at      INTEGER NOT NULL
+);
+CREATE INDEX outbound_due ON outbound_deliveries(next_attempt_at)
+    WHERE status IN ('queued', 'deferred');
+CREATE INDEX outbound_by_message ON outbound_deliveries(message_row);
+CREATE INDEX outbound_by_raw ON outbound_deliveries(raw_id);
+
+-- Custom From addresses (SPEC E4): a one-time code mailed to the address; confirmed
+-- when `confirmed_at` is set.
+CREATE TABLE from_addresses (
+    channel      TEXT NOT NULL,
+    address      TEXT NOT NULL,
+    code_sha256  TEXT NOT NULL,
+    requested_at INTEGER NOT NULL,
+    confirmed_at INTEGER,
+    PRIMARY KEY (channel, address)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Brings the database up to the newest schema.

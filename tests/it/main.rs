@@ -8,5 +8,6 @@ mod durability;
 mod fixtures;
 mod imap;
 mod ingest;
+mod outbound;
 mod reload;
 mod smtp;

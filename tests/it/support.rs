@@ -128,14 +128,23 @@ impl Daemon {
     }
 
     async fn start_from(dir: tempfile::TempDir, data_dir: &Path, text: String) -> Daemon {
+        Daemon::launch(dir, data_dir, &text).await
+    }
+
+    /// Starts with the test configuration changed by `edit` (it gets the text and the
+    /// temporary directory, e.g. to write certificates into).
+    pub async fn start_edited(edit: impl FnOnce(String, &Path) -> String) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("data");
+        let text = edit(config_text(&data_dir, ""), dir.path());
+        Daemon::launch(dir, &data_dir, &text).await
+    }
+
+    async fn launch(dir: tempfile::TempDir, data_dir: &Path, text: &str) -> Daemon {
         let config_path = dir.path().join("inboxgate.toml");
-        std::fs::write(&config_path, &text).expect("write config");
-        let config: Config = config::parse(&text).expect("test config is valid");
+        std::fs::write(&config_path, text).expect("write config");
         let clock = TestClock(Arc::new(AtomicI64::new(1_800_000_000)));
-        let now = clock.0.clone();
-        let running = app::start(config, Arc::new(move || now.load(Ordering::SeqCst)))
-            .await
-            .expect("daemon starts");
+        let running = Daemon::run(text, &clock).await;
         Daemon {
             addr: running.smtp_addrs[0],
             database_path: data_dir.join("inboxgate.db"),
@@ -144,6 +153,31 @@ impl Daemon {
             running: Some(running),
             _dir: dir,
         }
+    }
+
+    async fn run(text: &str, clock: &TestClock) -> Running {
+        let config: Config = config::parse(text).expect("test config is valid");
+        let now = clock.0.clone();
+        app::start(config, Arc::new(move || now.load(Ordering::SeqCst)))
+            .await
+            .expect("daemon starts")
+    }
+
+    /// Stops the daemon and starts it again on the same data and config (same clock).
+    pub async fn restart(mut self) -> Daemon {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+        let text = std::fs::read_to_string(&self.config_path).expect("read config");
+        let running = Daemon::run(&text, &self.clock).await;
+        self.addr = running.smtp_addrs[0];
+        self.running = Some(running);
+        self
+    }
+
+    /// The test clock's "now".
+    pub fn now(&self) -> i64 {
+        self.clock.0.load(Ordering::SeqCst)
     }
 
     pub async fn stop(mut self) {
@@ -164,14 +198,21 @@ impl Daemon {
         reply
     }
 
-    /// Runs the real `inboxgate` binary against this daemon's config; returns stdout.
-    pub fn cli(&self, args: &[&str]) -> String {
-        let output = Command::new(env!("CARGO_BIN_EXE_inboxgate"))
+    /// Runs the real `inboxgate` binary against this daemon's config (and its test
+    /// clock, through `INBOXGATE_NOW`), whatever its outcome.
+    pub fn cli_output(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_inboxgate"))
             .arg("--config")
             .arg(&self.config_path)
             .args(args)
+            .env("INBOXGATE_NOW", self.now().to_string())
             .output()
-            .expect("run inboxgate");
+            .expect("run inboxgate")
+    }
+
+    /// Runs the real `inboxgate` binary against this daemon's config; returns stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let output = self.cli_output(args);
         assert!(
             output.status.success(),
             "inboxgate {args:?} failed: {}",

@@ -1,0 +1,131 @@
+//! The queue worker: runs in the daemon, claims due messages (every second, and
+//! whenever a delivery finishes and frees a slot), delivers up to `concurrency` at once
+//! and records each recipient's outcome. It polls the store rather than waiting for a
+//! signal because CLI processes queue mail through their own short-lived writer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::deliver::{Deliverer, Outcome};
+use super::dkim::Signer;
+use super::queue::Queue;
+use crate::store::outbound::DueMessage;
+
+/// How often the queue is looked at when nothing else wakes the worker.
+const POLL: Duration = Duration::from_secs(1);
+/// How long running deliveries may go on after shutdown; the rest are requeued at the
+/// next start (at most one duplicate).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// What the worker needs; built once by `app::start`.
+pub struct Worker {
+    pub queue: Queue,
+    pub deliverer: Arc<Deliverer>,
+    pub signer: Option<Arc<Signer>>,
+    pub concurrency: usize,
+}
+
+impl Worker {
+    /// Starts the worker; it ends when `shutdown` turns true.
+    pub fn start(self, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+        tokio::spawn(self.run(shutdown))
+    }
+
+    async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        match self.queue.recover().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(deliveries = n, "re-queued deliveries interrupted by a stop"),
+            Err(e) => tracing::error!(error = %e, "could not re-queue interrupted deliveries"),
+        }
+        let slots = Arc::new(Semaphore::new(self.concurrency.max(1)));
+        let mut running = JoinSet::new();
+        let mut tick = tokio::time::interval(POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = tick.tick() => {}
+                Some(_) = running.join_next(), if !running.is_empty() => {}
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+            self.fill_slots(&slots, &mut running).await;
+        }
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while running.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                "deliveries still running at shutdown; they are re-sent at the next start"
+            );
+            running.abort_all();
+        }
+        tracing::debug!("outbound worker stopped");
+    }
+
+    /// Claims as many due messages as there are free slots and starts their delivery.
+    async fn fill_slots(&self, slots: &Arc<Semaphore>, running: &mut JoinSet<()>) {
+        loop {
+            let free = slots.available_permits();
+            if free == 0 {
+                return;
+            }
+            let due = match self.queue.claim(free).await {
+                Ok(due) => due,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not claim due deliveries");
+                    return;
+                }
+            };
+            let claimed = due.len();
+            for message in due {
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    return;
+                };
+                let queue = self.queue.clone();
+                let deliverer = self.deliverer.clone();
+                let signer = self.signer.clone();
+                running.spawn(async move {
+                    deliver_one(&queue, &deliverer, signer.as_deref(), message).await;
+                    drop(permit);
+                });
+            }
+            if claimed < free {
+                return;
+            }
+        }
+    }
+}
+
+async fn deliver_one(queue: &Queue, deliverer: &Deliverer, signer: Option<&Signer>, m: DueMessage) {
+    let recipients: Vec<String> = m.recipients.iter().map(|r| r.address.clone()).collect();
+    let raw = match signer {
+        Some(signer) => signer.sign(&m.raw),
+        None => m.raw.clone(),
+    };
+    let outcomes = deliverer.deliver(&m.mail_from, &recipients, &raw).await;
+    for (rcpt, outcome) in recipients.iter().zip(&outcomes) {
+        let (status, reply) = match outcome {
+            Outcome::Sent(r) => ("sent", r),
+            Outcome::Temporary(r) => ("deferred", r),
+            Outcome::Permanent(r) => ("failed", r),
+        };
+        tracing::info!(
+            message = m.message_row.unwrap_or_default(),
+            raw = m.raw_id,
+            recipient = %rcpt,
+            status,
+            reply = %reply,
+            "delivery"
+        );
+    }
+    if let Err(e) = queue.record(&m.recipients, &outcomes).await {
+        // The rows stay `sending` and are re-queued at the next start.
+        tracing::error!(error = %e, raw = m.raw_id, "could not record a delivery outcome");
+    }
+}
