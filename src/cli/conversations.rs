@@ -16,7 +16,7 @@ use crate::inbox::{json, Action, Caller};
 #[derive(Subcommand, Debug)]
 pub enum ConversationsCommand {
     /// List conversations, newest activity first.
-    List(ListArgs),
+    List(Box<ListArgs>),
     /// Show one conversation with its messages and timeline.
     Show {
         id: i64,
@@ -170,7 +170,7 @@ pub enum MessagesCommand {
 pub fn run(config: &Config, command: ConversationsCommand) -> anyhow::Result<ExitCode> {
     use ConversationsCommand as C;
     let (ids, action, agent) = match command {
-        C::List(args) => return list(config, args),
+        C::List(args) => return list(config, *args),
         C::Show {
             id,
             json,

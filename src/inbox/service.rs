@@ -389,7 +389,7 @@ impl Service {
         self.writer
             .change_conversation(id, change, user, self.now())
             .await?;
-        Ok(self.read(|r| r.conversation(id))?)
+        self.read(|r| r.conversation(id))
     }
 
     /// Applies one action to many conversations (bulk close, bulk trash); each gets
