@@ -1,5 +1,5 @@
 //! Builds and wires the parts, and runs their lifecycle: open the store, start the
-//! writer, bind the SMTP listeners, tell systemd we are ready, wait for SIGTERM/SIGINT,
+//! writer, bind the SMTP listeners and the HTTP API, start the trash retention job, tell systemd we are ready, wait for SIGTERM/SIGINT,
 //! then drain (new sessions get 421 4.3.0, running ones finish within the grace period)
 //! and stop the writer once every pending commit is done.
 
@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::cli::LogFormat;
 use crate::config::Config;
+use crate::inbox::{retention, Service};
 use crate::pipeline::ingest::{system_clock, Clock, Ingest};
 use crate::smtp::{self, SmtpContext};
 use crate::store::Store;
@@ -20,6 +21,10 @@ use crate::store::Store;
 pub struct Running {
     /// The SMTP listeners' addresses (useful when the config asked for port 0).
     pub smtp_addrs: Vec<SocketAddr>,
+    /// The HTTP API's address.
+    pub api_addr: SocketAddr,
+    /// Runs the trash retention sweep on demand (tests move the clock, then sweep).
+    pub trash: retention::SweepHandle,
     shutdown: watch::Sender<bool>,
     listeners: Vec<JoinHandle<()>>,
     writer_thread: std::thread::JoinHandle<()>,
@@ -30,7 +35,7 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
     let store = Store::open(&config.database_path())
         .with_context(|| format!("opening the store in {}", config.server.data_dir.display()))?;
     let (writer, writer_thread) = store.start_writer()?;
-    let ingest = Ingest::new(writer, &config.server.hostname, clock);
+    let ingest = Ingest::new(writer.clone(), &config.server.hostname, clock.clone());
     let tls = match &config.smtp.tls {
         Some(files) => {
             Some(smtp::listener::tls_acceptor(files).context("smtp.tls_cert / smtp.tls_key")?)
@@ -55,8 +60,27 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
         listeners.push(tokio::spawn(task));
     }
     tracing::info!(addresses = ?smtp_addrs, "smtp listening");
+    let service = Arc::new(Service::new(config.clone(), store, writer, clock));
+    let unassigned = service.unassign_removed_users().await?;
+    if unassigned > 0 {
+        tracing::info!(unassigned, "unassigned conversations of removed users");
+    }
+    let api = tokio::net::TcpListener::bind(config.api.listen)
+        .await
+        .with_context(|| format!("api.listen: cannot bind {}", config.api.listen))?;
+    let api_addr = api.local_addr()?;
+    listeners.push(tokio::spawn(crate::api::serve(
+        api,
+        service.clone(),
+        shutdown_rx.clone(),
+    )));
+    tracing::info!(address = %api_addr, "api listening");
+    let (trash, sweeper) = retention::start(service, retention::INTERVAL, shutdown_rx);
+    listeners.push(sweeper);
     Ok(Running {
         smtp_addrs,
+        api_addr,
+        trash,
         shutdown,
         listeners,
         writer_thread,

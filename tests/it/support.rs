@@ -26,6 +26,9 @@ data_dir = "{data}"
 listen = ["127.0.0.1:0"]
 {extra_smtp}
 
+[api]
+listen = "127.0.0.1:0"
+
 [account]
 subdomain = "demo"
 fallback_domain = "hs-inbox.com"
