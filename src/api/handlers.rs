@@ -284,10 +284,7 @@ pub async fn attachment(
     let index = usize::try_from(self::id(&index)?)
         .map_err(|_| ApiError::invalid("attachment index must not be negative"))?;
     let (info, bytes) = blocking(&state, move |s| s.attachment(&caller, id, index)).await?;
-    let disposition = format!(
-        "attachment; filename=\"{}\"",
-        info.filename.replace(['"', '\\', '\r', '\n'], "_")
-    );
+    let disposition = content_disposition(&info.filename);
     let content_type = if info.content_type.is_ascii() {
         info.content_type
     } else {
@@ -301,6 +298,32 @@ pub async fn attachment(
         bytes,
     )
         .into_response())
+}
+
+/// `attachment; filename="ascii"; filename*=UTF-8''percent-encoded` (RFC 6266), so
+/// any name survives and the header stays valid.
+fn content_disposition(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
 pub async fn contact(State(state): St, Agent(caller): Agent, Path(key): Path<String>) -> ApiResult {

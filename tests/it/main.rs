@@ -3,6 +3,7 @@
 
 mod support;
 
+mod api;
 mod durability;
 mod fixtures;
 mod ingest;
