@@ -313,3 +313,72 @@ fn unassign_removed(conn: &Connection, users: &[String], now: i64) -> Result<usi
     }
     Ok(count)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::Target;
+    use crate::store::{file_inbound, NewInbound, Store};
+
+    fn inbound(id: &str, from: &str) -> NewInbound {
+        let raw = format!("Message-ID: <{id}>\r\nFrom: {from}\r\nSubject: Hi\r\n\r\nHello\r\n");
+        NewInbound {
+            targets: vec![Target {
+                inbox: "Support".into(),
+                channel: "support@demo.hs-inbox.com".into(),
+            }],
+            parsed: crate::pipeline::parse::parse(raw.as_bytes()),
+            raw: raw.into_bytes(),
+            mail_from: from.into(),
+            rcpt_to: vec!["support@demo.hs-inbox.com".into()],
+            received_at: 100,
+        }
+    }
+
+    #[tokio::test]
+    async fn conversations_of_removed_users_become_unassigned_with_a_timeline_entry() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("t.db")).expect("store");
+        let (writer, _thread) = store.start_writer().expect("writer");
+        let mut ids = Vec::new();
+        for (n, assignee) in ["gone@demo.example", "bob@demo.example"].iter().enumerate() {
+            let message = inbound(&format!("m{n}@x"), &format!("c{n}@klant.example"));
+            let filed = writer
+                .write(move |conn| file_inbound(conn, &message))
+                .await
+                .expect("filed");
+            let id = filed[0].conversation_id;
+            writer
+                .change_conversation(
+                    id,
+                    Change::Assign(Some(assignee.to_string())),
+                    "a".into(),
+                    1,
+                )
+                .await
+                .expect("assigned");
+            ids.push(id);
+        }
+        let count = writer
+            .unassign_removed_users(vec!["BOB@demo.example".into()], 2)
+            .await
+            .expect("swept");
+        assert_eq!(count, 1);
+        let reader = store.reader().expect("reader");
+        assert_eq!(reader.conversation(ids[0]).unwrap().unwrap().assignee, None);
+        assert_eq!(
+            reader
+                .conversation(ids[1])
+                .unwrap()
+                .unwrap()
+                .assignee
+                .as_deref(),
+            Some("bob@demo.example")
+        );
+        let last = reader.timeline(ids[0]).unwrap().pop().expect("entry");
+        assert_eq!(
+            (last.actor.as_str(), last.action.as_str()),
+            ("system", "unassign")
+        );
+    }
+}

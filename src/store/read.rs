@@ -1,6 +1,8 @@
 //! Typed read queries for the CLI (and later the HTTP API): conversation lists by view,
 //! one conversation with its messages, raw messages.
 
+use std::collections::HashSet;
+
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, OptionalExtension, Row};
 
@@ -72,8 +74,11 @@ impl View {
             ),
             View::Email => INBOX,
             View::Closed => "c.status = 'closed' AND c.spam = 0 AND c.filtered = 0 AND c.trashed_at IS NULL",
+            // Only conversations with outbound mail can be in Sent; that short list
+            // comes from a partial index instead of probing every conversation.
             View::Sent => concat!(
-                "c.trashed_at IS NULL AND NOT EXISTS ",
+                "c.trashed_at IS NULL AND c.id IN ",
+                "(SELECT m.conversation_id FROM messages m WHERE m.direction = 'out') AND NOT EXISTS ",
                 "(SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.direction = 'in')"
             ),
             View::Spam => "c.spam = 1 AND c.trashed_at IS NULL",
@@ -100,6 +105,15 @@ pub enum Sort {
     #[default]
     Newest,
     Oldest,
+}
+
+impl Sort {
+    fn sql(self) -> &'static str {
+        match self {
+            Sort::Newest => "DESC",
+            Sort::Oldest => "ASC",
+        }
+    }
 }
 
 /// Where the previous page ended (keyset pagination: stable under inserts).
@@ -279,7 +293,9 @@ impl Conditions {
     }
 }
 
-fn list_conditions(filter: &ListFilter) -> Conditions {
+/// The filter's conditions (search aside: see [`Reader::conversations`]), limited to
+/// the conversation ids in the JSON array `only_ids` when given.
+fn list_conditions(filter: &ListFilter, only_ids: Option<&str>) -> Conditions {
     let mut c = Conditions::default();
     c.add("c.deleted = 0", []);
     match filter.view {
@@ -303,7 +319,9 @@ fn list_conditions(filter: &ListFilter) -> Conditions {
     if let Some(visible) = &filter.visible_inboxes {
         let marks = vec!["?"; visible.len()].join(", ");
         c.add(
-            format!("c.inbox IN ({marks})"),
+            // `+` keeps this term from choosing the index: the activity-ordered walk
+            // is what makes a page cheap.
+            format!("+c.inbox IN ({marks})"),
             visible.iter().map(|v| Conditions::text(v)),
         );
     }
@@ -330,11 +348,10 @@ fn list_conditions(filter: &ListFilter) -> Conditions {
     if let Some(until) = filter.until {
         c.add("c.last_message_at < ?", [SqlValue::Integer(until)]);
     }
-    if let Some(query) = filter.search.as_deref().and_then(fts_query) {
+    if let Some(ids) = only_ids {
         c.add(
-            "c.id IN (SELECT m.conversation_id FROM messages m WHERE m.id IN
-                 (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?))",
-            [SqlValue::Text(query)],
+            "c.id IN (SELECT value FROM json_each(?))",
+            [SqlValue::Text(ids.to_string())],
         );
     }
     if let Some(cursor) = filter.cursor {
@@ -351,6 +368,31 @@ fn list_conditions(filter: &ListFilter) -> Conditions {
         );
     }
     c
+}
+
+/// Searches with at most this many matching conversations pick their page among them.
+const FEW_HITS: usize = 2000;
+/// Conversations read per step when walking for a search with many hits.
+const WALK_STEP: u32 = 500;
+
+/// `SELECT page_id, page_at … LIMIT ?` for the filter, with its parameters.
+fn page_selection(filter: &ListFilter, only_ids: Option<&str>) -> (String, Vec<SqlValue>) {
+    let conditions = list_conditions(filter, only_ids);
+    let order = filter.sort.sql();
+    let sql = format!(
+        "SELECT c.id AS page_id, c.last_message_at AS page_at FROM conversations c
+         WHERE {}
+         ORDER BY c.last_message_at {order}, c.id {order} LIMIT ?",
+        conditions.sql.join(" AND ")
+    );
+    let mut params = conditions.params;
+    params.push(SqlValue::Integer(filter.limit.map_or(-1, i64::from)));
+    (sql, params)
+}
+
+fn json_ids<'a>(ids: impl Iterator<Item = &'a i64>) -> String {
+    let list: Vec<String> = ids.map(i64::to_string).collect();
+    format!("[{}]", list.join(","))
 }
 
 /// Turns what a user typed into an FTS5 query: every word must match (as a prefix for
@@ -371,24 +413,91 @@ pub fn fts_query(input: &str) -> Option<String> {
 
 impl Reader {
     /// Conversations matching `filter`, newest (or oldest) activity first.
+    ///
+    /// A search first collects the matching conversation ids from the FTS index. Few
+    /// hits: the page is picked among them. Many hits (a common word): walking the
+    /// filtered conversations in activity order and keeping the hits fills a page
+    /// after a few rows, where sorting tens of thousands of hits would not.
     pub fn conversations(&self, filter: &ListFilter) -> Result<Vec<ConversationRow>, StoreError> {
-        let conditions = list_conditions(filter);
-        let order = match filter.sort {
-            Sort::Newest => "DESC",
-            Sort::Oldest => "ASC",
+        self.conversations_planned(filter, FEW_HITS, WALK_STEP)
+    }
+
+    fn conversations_planned(
+        &self,
+        filter: &ListFilter,
+        few_hits: usize,
+        walk_step: u32,
+    ) -> Result<Vec<ConversationRow>, StoreError> {
+        let Some(query) = filter.search.as_deref().and_then(fts_query) else {
+            return self.page(filter, None);
         };
+        let hits = self.search_hits(&query)?;
+        if hits.len() <= few_hits {
+            return self.page(filter, Some(&json_ids(hits.iter())));
+        }
+        let wanted = filter.limit.map_or(usize::MAX, |l| l as usize);
+        let mut walk = ListFilter {
+            search: None,
+            limit: Some(walk_step),
+            ..filter.clone()
+        };
+        let mut chosen = Vec::new();
+        loop {
+            let step = self.page_ids(&walk)?;
+            chosen.extend(step.iter().map(|c| c.id).filter(|id| hits.contains(id)));
+            match step.last() {
+                Some(&last) if step.len() == walk_step as usize && chosen.len() < wanted => {
+                    walk.cursor = Some(last)
+                }
+                _ => break,
+            }
+        }
+        chosen.truncate(wanted);
+        self.page(filter, Some(&json_ids(chosen.iter())))
+    }
+
+    /// Ids of the conversations with a message matching the FTS5 `query`.
+    fn search_hits(&self, query: &str) -> Result<HashSet<i64>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT conversation_id FROM messages_fts WHERE messages_fts MATCH ?1",
+        )?;
+        let rows = stmt.query_map([query], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One page in list order, with the F3 columns.
+    fn page(
+        &self,
+        filter: &ListFilter,
+        only_ids: Option<&str>,
+    ) -> Result<Vec<ConversationRow>, StoreError> {
+        let (selection, params) = page_selection(filter, only_ids);
+        let order = filter.sort.sql();
+        // The page is chosen on the conversations table alone (an index walk in
+        // activity order that stops at the limit); the F3 columns, which cost a few
+        // lookups each, are computed for the page's rows only.
         let sql = format!(
-            "SELECT {CONVERSATION_COLUMNS} FROM conversations c
+            "SELECT {CONVERSATION_COLUMNS} FROM ({selection}) page
+             JOIN conversations c ON c.id = page.page_id
              JOIN contacts ct ON ct.id = c.contact_id
              {LAST_MESSAGE_JOIN}
-             WHERE {}
-             ORDER BY c.last_message_at {order}, c.id {order} LIMIT ?",
-            conditions.sql.join(" AND ")
+             ORDER BY page.page_at {order}, page.page_id {order}"
         );
-        let mut params = conditions.params;
-        params.push(SqlValue::Integer(filter.limit.map_or(-1, i64::from)));
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params_from_iter(params), conversation_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The ids (and activity) of one page in list order, without search.
+    fn page_ids(&self, filter: &ListFilter) -> Result<Vec<Cursor>, StoreError> {
+        let (selection, params) = page_selection(filter, None);
+        let mut stmt = self.conn.prepare_cached(&selection)?;
+        let rows = stmt.query_map(params_from_iter(params), |r| {
+            Ok(Cursor {
+                id: r.get(0)?,
+                last_message_at: r.get(1)?,
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -560,4 +669,83 @@ fn message_row(r: &Row) -> rusqlite::Result<MessageRow> {
 
 fn json_list(text: &str) -> Vec<String> {
     serde_json::from_str(text).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::Target;
+    use crate::store::{file_inbound, NewInbound, Store};
+
+    fn inbound(n: usize) -> NewInbound {
+        let word = if n % 3 == 0 { "kapot" } else { "vraag" };
+        let raw = format!(
+            "Message-ID: <s{n}@x>\r\nFrom: c{n}@klant.example\r\nSubject: Nummer {n}\r\n\r\nMijn {word} {n}\r\n"
+        );
+        NewInbound {
+            targets: vec![Target {
+                inbox: "Support".into(),
+                channel: "support@demo.hs-inbox.com".into(),
+            }],
+            parsed: crate::pipeline::parse::parse(raw.as_bytes()),
+            raw: raw.into_bytes(),
+            mail_from: format!("c{n}@klant.example"),
+            rcpt_to: vec!["support@demo.hs-inbox.com".into()],
+            received_at: 1000 + n as i64,
+        }
+    }
+
+    #[tokio::test]
+    async fn both_search_plans_give_the_same_pages() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("t.db")).expect("store");
+        let (writer, _thread) = store.start_writer().expect("writer");
+        writer
+            .write(|conn| {
+                for n in 0..40 {
+                    file_inbound(conn, &inbound(n))?;
+                }
+                Ok(())
+            })
+            .await
+            .expect("filed");
+        let reader = store.reader().expect("reader");
+        for (search, sort, limit, cursor) in [
+            ("kapot", Sort::Newest, Some(5), None),
+            ("kapot", Sort::Oldest, Some(4), Some((1010, 11))),
+            ("vraag", Sort::Newest, None, None),
+            ("nummer 7", Sort::Newest, Some(3), None),
+        ] {
+            let filter = ListFilter {
+                search: Some(search.into()),
+                sort,
+                limit,
+                cursor: cursor.map(|(at, id)| Cursor {
+                    last_message_at: at,
+                    id,
+                }),
+                ..ListFilter::default()
+            };
+            let ids = |few, step| -> Vec<i64> {
+                let rows = reader
+                    .conversations_planned(&filter, few, step)
+                    .expect("list");
+                rows.iter().map(|c| c.id).collect()
+            };
+            let direct = ids(usize::MAX, 500);
+            assert!(!direct.is_empty(), "{search}");
+            assert_eq!(direct, ids(0, 3), "{search} {sort:?} {limit:?}");
+        }
+        let kapot: Vec<i64> = reader
+            .conversations(&ListFilter {
+                search: Some("KAPOT".into()),
+                ..ListFilter::default()
+            })
+            .expect("list")
+            .iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(kapot.len(), 14);
+        assert!(kapot.windows(2).all(|w| w[0] > w[1]), "newest first");
+    }
 }

@@ -119,19 +119,28 @@ CREATE INDEX conversations_by_assignee
     ON conversations(assignee, last_message_at DESC, id DESC) WHERE assignee IS NOT NULL;
 CREATE INDEX conversations_by_contact ON conversations(contact_id, last_message_at DESC);
 CREATE INDEX conversations_in_trash ON conversations(trashed_at) WHERE trashed_at IS NOT NULL;
+CREATE INDEX conversations_spam ON conversations(last_message_at DESC, id DESC) WHERE spam = 1;
+CREATE INDEX conversations_filtered ON conversations(last_message_at DESC, id DESC) WHERE filtered = 1;
+CREATE INDEX messages_outbound ON messages(conversation_id) WHERE direction = 'out';
 
+-- Full-text search over messages (F2). Contentless (the text lives in messages), but
+-- the conversation id is kept so hits map to conversations without touching messages.
 CREATE VIRTUAL TABLE messages_fts USING fts5(
-    subject, text, sender, content = '', contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 2'
+    subject, text, sender, conversation_id UNINDEXED,
+    content = '', contentless_delete = 1, contentless_unindexed = 1,
+    tokenize = 'unicode61 remove_diacritics 2'
 );
 CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
-    INSERT INTO messages_fts (rowid, subject, text, sender)
-    VALUES (new.id, new.subject, new.text, new.from_addr || ' ' || COALESCE(new.from_name, ''));
+    INSERT INTO messages_fts (rowid, subject, text, sender, conversation_id)
+    VALUES (new.id, new.subject, new.text, new.from_addr || ' ' || COALESCE(new.from_name, ''),
+            new.conversation_id);
 END;
 CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
     DELETE FROM messages_fts WHERE rowid = old.id;
 END;
-INSERT INTO messages_fts (rowid, subject, text, sender)
-    SELECT id, subject, text, from_addr || ' ' || COALESCE(from_name, '') FROM messages;
+INSERT INTO messages_fts (rowid, subject, text, sender, conversation_id)
+    SELECT id, subject, text, from_addr || ' ' || COALESCE(from_name, ''), conversation_id
+    FROM messages;
 "#,
 ];
 
