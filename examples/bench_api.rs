@@ -128,7 +128,11 @@ fn message(corpus: &[Inbound], c: usize, m: usize, start: i64) -> NewInbound {
     };
     parsed.subject = if m == 0 { base } else { format!("Re: {base}") };
     parsed.subject_norm = inboxgate::pipeline::subject::normalize(&parsed.subject);
-    let inbox = if c % 4 == 0 { "Sales" } else { "Support" };
+    let inbox = if c.is_multiple_of(4) {
+        "Sales"
+    } else {
+        "Support"
+    };
     let received_at = start + (c * MESSAGES_PER_CONVERSATION + m) as i64 * 10;
     NewInbound {
         targets: vec![Target {
@@ -208,6 +212,9 @@ async fn fill(store: &Store, conversations: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The request path of the i-th request of a case.
+type PathFor = Box<dyn Fn(usize) -> String>;
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index]
@@ -286,7 +293,7 @@ async fn main() -> anyhow::Result<()> {
         "{:<58} {:>9} {:>9} {:>6}",
         "request", "p50 ms", "p99 ms", "items"
     );
-    let mut cases: Vec<(String, Box<dyn Fn(usize) -> String>)> = inboxgate::store::View::ALL
+    let mut cases: Vec<(String, PathFor)> = inboxgate::store::View::ALL
         .iter()
         .map(|v| {
             let name = v.name();

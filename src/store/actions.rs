@@ -251,6 +251,11 @@ fn delete_forever(conn: &Connection, id: i64) -> Result<(), StoreError> {
         rows.collect::<Result<_, _>>()?
     };
     conn.execute("DELETE FROM messages WHERE conversation_id = ?1", [id])?;
+    let first = id << super::read::FTS_ORDINAL_BITS;
+    conn.execute(
+        "DELETE FROM messages_fts WHERE rowid >= ?1 AND rowid < ?2",
+        [first, first + (1 << super::read::FTS_ORDINAL_BITS)],
+    )?;
     for raw_id in raw_ids {
         conn.execute(
             "DELETE FROM raw_messages WHERE id = ?1

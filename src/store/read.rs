@@ -370,6 +370,9 @@ fn list_conditions(filter: &ListFilter, only_ids: Option<&str>) -> Conditions {
     c
 }
 
+/// Low bits of a `messages_fts` rowid: the message's ordinal in its conversation.
+pub(super) const FTS_ORDINAL_BITS: u32 = 24;
+
 /// Searches with at most this many matching conversations pick their page among them.
 const FEW_HITS: usize = 2000;
 /// Conversations read per step when walking for a search with many hits.
@@ -458,11 +461,12 @@ impl Reader {
 
     /// Ids of the conversations with a message matching the FTS5 `query`.
     fn search_hits(&self, query: &str) -> Result<HashSet<i64>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT conversation_id FROM messages_fts WHERE messages_fts MATCH ?1",
-        )?;
-        let rows = stmt.query_map([query], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?1")?;
+        let rows = stmt.query_map([query], |r| r.get::<_, i64>(0))?;
+        // The rowid carries the conversation id (see the schema).
+        rows.map(|rowid| Ok(rowid? >> FTS_ORDINAL_BITS)).collect()
     }
 
     /// One page in list order, with the F3 columns.
@@ -678,7 +682,11 @@ mod tests {
     use crate::store::{file_inbound, NewInbound, Store};
 
     fn inbound(n: usize) -> NewInbound {
-        let word = if n % 3 == 0 { "kapot" } else { "vraag" };
+        let word = if n.is_multiple_of(3) {
+            "kapot"
+        } else {
+            "vraag"
+        };
         let raw = format!(
             "Message-ID: <s{n}@x>\r\nFrom: c{n}@klant.example\r\nSubject: Nummer {n}\r\n\r\nMijn {word} {n}\r\n"
         );

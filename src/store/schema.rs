@@ -123,23 +123,24 @@ CREATE INDEX conversations_spam ON conversations(last_message_at DESC, id DESC) 
 CREATE INDEX conversations_filtered ON conversations(last_message_at DESC, id DESC) WHERE filtered = 1;
 CREATE INDEX messages_outbound ON messages(conversation_id) WHERE direction = 'out';
 
--- Full-text search over messages (F2). Contentless (the text lives in messages), but
--- the conversation id is kept so hits map to conversations without touching messages.
+-- Full-text search over messages (F2). Contentless: the text lives in messages. A row's
+-- rowid is conversation_id * 2^24 + the message's ordinal in its conversation, so a hit
+-- names its conversation without a lookup (messages leave a conversation only all
+-- together, by delete forever, which removes the rowid range).
 CREATE VIRTUAL TABLE messages_fts USING fts5(
-    subject, text, sender, conversation_id UNINDEXED,
-    content = '', contentless_delete = 1, contentless_unindexed = 1,
-    tokenize = 'unicode61 remove_diacritics 2'
+    subject, text, sender,
+    content = '', contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 2'
 );
 CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
-    INSERT INTO messages_fts (rowid, subject, text, sender, conversation_id)
-    VALUES (new.id, new.subject, new.text, new.from_addr || ' ' || COALESCE(new.from_name, ''),
-            new.conversation_id);
+    INSERT INTO messages_fts (rowid, subject, text, sender)
+    VALUES (new.conversation_id * 16777216
+              + (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = new.conversation_id),
+            new.subject, new.text, new.from_addr || ' ' || COALESCE(new.from_name, ''));
 END;
-CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
-    DELETE FROM messages_fts WHERE rowid = old.id;
-END;
-INSERT INTO messages_fts (rowid, subject, text, sender, conversation_id)
-    SELECT id, subject, text, from_addr || ' ' || COALESCE(from_name, ''), conversation_id
+INSERT INTO messages_fts (rowid, subject, text, sender)
+    SELECT conversation_id * 16777216
+             + ROW_NUMBER() OVER (PARTITION BY conversation_id ORDER BY id),
+           subject, text, from_addr || ' ' || COALESCE(from_name, '')
     FROM messages;
 "#,
 ];
