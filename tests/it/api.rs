@@ -486,6 +486,12 @@ async fn blocking_a_sender_filters_this_and_future_threads_until_unblocked() {
     let open = api.ok("/api/v1/conversations?view=all_open", &alice).await;
     assert_eq!(open["conversations"][0]["id"], third);
     assert_eq!(open["conversations"].as_array().unwrap().len(), 1);
+    let shown = api
+        .ok("/api/v1/conversations?hide_filtered=true", &alice)
+        .await;
+    assert_eq!(shown["conversations"].as_array().unwrap().len(), 1);
+    let all = api.ok("/api/v1/conversations", &alice).await;
+    assert_eq!(all["conversations"].as_array().unwrap().len(), 3);
     d.stop().await;
 }
 
@@ -669,5 +675,100 @@ async fn cli_verbs_mirror_the_api_with_the_same_access_rules() {
     assert_eq!(d.list(&["--view", "trash"]).len(), 2);
     d.cli(&["conversations", "delete", &id_text, "--as", BOB]);
     assert_eq!(d.list(&["--view", "trash"]).len(), 1);
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn the_other_cli_verbs_senders_users_contacts_and_attachments() {
+    let d = Daemon::start().await;
+    let id = deliver(&d, "o1@k", "klant@klant.example", SUPPORT, "Vraag", "Hoi").await;
+    let id_text = id.to_string();
+    let run = |args: &[&str]| -> Value {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--as", ALICE, "--json"]);
+        serde_json::from_str(&d.cli(&all)).expect("json")
+    };
+    assert_eq!(run(&["conversations", "spam", &id_text])["spam"], true);
+    assert_eq!(run(&["conversations", "not-spam", &id_text])["spam"], false);
+    assert_eq!(run(&["conversations", "trash", &id_text])["trashed"], true);
+    assert_eq!(
+        run(&["conversations", "restore", &id_text])["trashed"],
+        false
+    );
+    assert_eq!(
+        run(&["conversations", "unassign", &id_text])["assignee"],
+        Value::Null
+    );
+    let moved = d.cli(&[
+        "conversations",
+        "move",
+        &id_text,
+        "Sales",
+        "--as",
+        BOB,
+        "--json",
+    ]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&moved).unwrap()["inbox"],
+        "Sales"
+    );
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_inboxgate"))
+        .arg("--config")
+        .arg(&d.config_path)
+        .args(["conversations", "block-sender", &id_text, "--as", ALICE])
+        .output()
+        .expect("run");
+    assert!(!refused.status.success(), "alice is no member of Sales");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not_found"));
+    let blocked = d.cli(&[
+        "conversations",
+        "block-sender",
+        &id_text,
+        "--as",
+        BOB,
+        "--json",
+    ]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&blocked).unwrap()["filtered"],
+        true
+    );
+    let senders: Value = serde_json::from_str(&d.cli(&["senders", "list"])).unwrap();
+    assert_eq!(senders[0]["address"], "klant@klant.example");
+    d.cli(&["senders", "unblock", "klant@klant.example", "--as", BOB]);
+    d.cli(&["senders", "block", "Other@Spam.example", "--as", BOB]);
+    let senders: Value = serde_json::from_str(&d.cli(&["senders", "list"])).unwrap();
+    assert_eq!(senders.as_array().unwrap().len(), 1);
+    assert_eq!(senders[0]["address"], "other@spam.example");
+    let me: Value =
+        serde_json::from_str(&d.cli(&["users", "availability", "away", "--as", BOB])).unwrap();
+    assert_eq!(me["available"], false);
+    let contact: Value =
+        serde_json::from_str(&d.cli(&["contacts", "show", "klant@klant.example"])).unwrap();
+    assert_eq!(contact["conversations"][0]["id"], id);
+    let reply = d
+        .send(
+            "jan.devries@klant.example",
+            &[SUPPORT],
+            &fixture("attachment.eml"),
+        )
+        .await;
+    assert!(reply.starts_with("250"), "{reply}");
+    let newest = newest_conversation(&d);
+    let message_id = d.show(newest)["messages"][0]["id"].as_i64().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_inboxgate"))
+        .arg("--config")
+        .arg(&d.config_path)
+        .args([
+            "messages",
+            "attachment",
+            &message_id.to_string(),
+            "1",
+            "--as",
+            ALICE,
+        ])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    assert!(out.stdout.starts_with(b"\x89PNG") && out.stdout.len() == 70);
     d.stop().await;
 }
