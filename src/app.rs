@@ -1,5 +1,5 @@
 //! Builds and wires the parts, and runs their lifecycle: open the store, start the
-//! writer, bind the SMTP listeners, tell systemd we are ready, wait for SIGTERM/SIGINT,
+//! writer, bind the SMTP listeners and the HTTP API, start the trash retention job, tell systemd we are ready, wait for SIGTERM/SIGINT,
 //! then drain (new sessions get 421 4.3.0, running ones finish within the grace period)
 //! and stop the writer once every pending commit is done.
 
@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::cli::LogFormat;
 use crate::config::{Config, LiveConfig};
+use crate::inbox::{retention, Service};
 use crate::outbound;
 use crate::pipeline::ingest::{system_clock, Clock, Ingest};
 use crate::smtp::{self, SmtpContext};
@@ -24,6 +25,10 @@ pub struct Running {
     pub smtp_addrs: Vec<SocketAddr>,
     /// The running configuration; `reload` replaces it.
     pub config: Arc<LiveConfig>,
+    /// The HTTP API's address.
+    pub api_addr: SocketAddr,
+    /// Runs the trash retention sweep on demand (tests move the clock, then sweep).
+    pub trash: retention::SweepHandle,
     shutdown: watch::Sender<bool>,
     listeners: Vec<JoinHandle<()>>,
     pollers: Vec<JoinHandle<()>>,
@@ -63,10 +68,28 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
     }
     tracing::info!(addresses = ?smtp_addrs, "smtp listening");
     let pollers = crate::imap::spawn_pollers(&config, &writer, &clock, &shutdown_rx);
-    drop(writer);
+    let service = Arc::new(Service::new(Arc::new(config.clone()), store, writer, clock));
+    let unassigned = service.unassign_removed_users().await?;
+    if unassigned > 0 {
+        tracing::info!(unassigned, "unassigned conversations of removed users");
+    }
+    let api = tokio::net::TcpListener::bind(config.api.listen)
+        .await
+        .with_context(|| format!("api.listen: cannot bind {}", config.api.listen))?;
+    let api_addr = api.local_addr()?;
+    listeners.push(tokio::spawn(crate::api::serve(
+        api,
+        service.clone(),
+        shutdown_rx.clone(),
+    )));
+    tracing::info!(address = %api_addr, "api listening");
+    let (trash, sweeper) = retention::start(service, retention::INTERVAL, shutdown_rx);
+    listeners.push(sweeper);
     Ok(Running {
         smtp_addrs,
         config: live,
+        api_addr,
+        trash,
         shutdown,
         listeners,
         pollers,

@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md for the map. Data flows SMTP/IMAP → `pipeline` → `store`;
 //! agents read and act through `cli` (and later the HTTP API) on the same store.
 
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;

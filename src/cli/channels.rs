@@ -8,8 +8,8 @@ use anyhow::Context;
 use clap::Subcommand;
 use serde_json::{json, Value};
 
-use super::json::rfc3339;
 use crate::config::{ChannelKind, ChannelStatus, Config};
+use crate::inbox::json::rfc3339;
 use crate::store::imap::ChannelSync;
 use crate::store::Reader;
 

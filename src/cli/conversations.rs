@@ -1,37 +1,23 @@
-//! `conversations list|show` and `messages raw`: read-only views over the store,
-//! as JSON (the contract) or as a table for people.
+//! `conversations …` and `messages …`: lists, show, and every agent action, as thin
+//! calls into `inbox::Service` (which checks access), printed as the contract's JSON
+//! or as text for people.
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
-use clap::Subcommand;
+use anyhow::bail;
+use clap::{Args, Subcommand};
 
-use super::json;
+use super::service::{caller, open, print_json, run_async};
 use crate::config::Config;
-use crate::store::{ListFilter, Reader, View};
+use crate::inbox::query::ListParams;
+use crate::inbox::{json, Action, Caller};
 
 #[derive(Subcommand, Debug)]
 pub enum ConversationsCommand {
     /// List conversations, newest activity first.
-    List {
-        /// Print the contract's JSON array instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// Only this inbox (by name).
-        #[arg(long)]
-        inbox: Option<String>,
-        /// unassigned, assigned_to_me, all_open, email, closed, sent, spam, filtered, trash.
-        #[arg(long)]
-        view: Option<String>,
-        /// The agent asking (an email of `[[users]]`).
-        #[arg(long = "as")]
-        as_user: Option<String>,
-        /// At most this many conversations.
-        #[arg(long)]
-        limit: Option<u32>,
-    },
-    /// Show one conversation with its messages.
+    List(Box<ListArgs>),
+    /// Show one conversation with its messages and timeline.
     Show {
         id: i64,
         #[arg(long)]
@@ -39,62 +25,253 @@ pub enum ConversationsCommand {
         /// Do not truncate message text past 100 KB.
         #[arg(long)]
         full: bool,
+        /// The agent asking; without it, the operator's view of everything.
+        #[arg(long = "as")]
+        as_user: Option<String>,
     },
     /// Reply in a conversation (queued for delivery).
     Reply(super::outbound::ReplyArgs),
     /// Forward a conversation's messages to another address.
     Forward(super::outbound::ForwardArgs),
+    /// Assign to an agent (a member of the inbox).
+    Assign {
+        id: i64,
+        user: String,
+        #[command(flatten)]
+        agent: Agent,
+    },
+    /// Remove the assignee.
+    Unassign(Target),
+    /// Add an internal comment (never emailed).
+    Comment {
+        id: i64,
+        text: String,
+        #[command(flatten)]
+        agent: Agent,
+    },
+    /// Close one or more conversations.
+    Close {
+        #[arg(required = true)]
+        ids: Vec<i64>,
+        /// Close the conversation's ticket too.
+        #[arg(long)]
+        with_ticket: bool,
+        #[command(flatten)]
+        agent: Agent,
+    },
+    Reopen(Target),
+    /// Move to another inbox.
+    Move {
+        id: i64,
+        inbox: String,
+        #[command(flatten)]
+        agent: Agent,
+    },
+    /// Move one or more conversations to trash.
+    Trash {
+        #[arg(required = true)]
+        ids: Vec<i64>,
+        #[command(flatten)]
+        agent: Agent,
+    },
+    /// Take out of trash.
+    Restore(Target),
+    /// Delete for good (only from trash).
+    Delete(Target),
+    /// Mark as spam (this thread only).
+    Spam(Target),
+    /// Not spam: back to the inbox.
+    NotSpam(Target),
+    /// Block the contact: this and their future threads go to Filtered.
+    BlockSender(Target),
+}
+
+#[derive(Args, Debug)]
+pub struct Agent {
+    /// The agent acting (an email of `[[users]]`).
+    #[arg(long = "as", required = true)]
+    pub as_user: String,
+    /// Print the conversation as JSON afterwards.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct Target {
+    id: i64,
+    #[command(flatten)]
+    agent: Agent,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Print the contract's JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Only this inbox (by name).
+    #[arg(long)]
+    inbox: Option<String>,
+    /// unassigned, assigned_to_me, all_open, email, closed, sent, spam, filtered, trash.
+    #[arg(long)]
+    view: Option<String>,
+    /// The agent asking (an email of `[[users]]`); lists only inboxes they may see.
+    #[arg(long = "as")]
+    as_user: Option<String>,
+    /// At most this many conversations.
+    #[arg(long)]
+    limit: Option<u32>,
+    /// open or closed.
+    #[arg(long)]
+    status: Option<String>,
+    /// Channel address.
+    #[arg(long)]
+    channel: Option<String>,
+    /// Contact email.
+    #[arg(long)]
+    contact: Option<String>,
+    /// Agent email, or `none`.
+    #[arg(long)]
+    assignee: Option<String>,
+    /// Last activity at or after (RFC 3339 or YYYY-MM-DD).
+    #[arg(long)]
+    since: Option<String>,
+    /// Last activity before (RFC 3339 or YYYY-MM-DD).
+    #[arg(long)]
+    until: Option<String>,
+    #[arg(long)]
+    hide_filtered: bool,
+    /// Without a view, list conversations in trash too.
+    #[arg(long)]
+    include_trash: bool,
+    /// newest (default) or oldest.
+    #[arg(long)]
+    sort: Option<String>,
+    /// Continue after this cursor (printed on stderr when a page is full).
+    #[arg(long)]
+    cursor: Option<String>,
+    /// Full-text search over subject, body and sender.
+    #[arg(long)]
+    search: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum MessagesCommand {
     /// Write the whole stored message (RFC 5322) to standard output.
-    Raw { id: i64 },
+    Raw {
+        id: i64,
+        #[arg(long = "as")]
+        as_user: Option<String>,
+    },
+    /// Write one attachment (0-based index, as `show` lists them) to standard output.
+    Attachment {
+        id: i64,
+        index: usize,
+        #[arg(long = "as")]
+        as_user: Option<String>,
+    },
 }
 
 pub fn run(config: &Config, command: ConversationsCommand) -> anyhow::Result<ExitCode> {
-    match command {
-        ConversationsCommand::List {
+    use ConversationsCommand as C;
+    let (ids, action, agent) = match command {
+        C::List(args) => return list(config, *args),
+        C::Show {
+            id,
             json,
-            inbox,
-            view,
+            full,
             as_user,
-            limit,
-        } => {
-            let filter = list_filter(config, inbox, view, as_user, limit)?;
-            list(config, &filter, json)
+        } => return show(config, id, json, full, as_user),
+        C::Reply(args) => return super::outbound::reply(config, args),
+        C::Forward(args) => return super::outbound::forward(config, args),
+        C::Assign { id, user, agent } => (vec![id], Action::Assign(user), agent),
+        C::Unassign(t) => (vec![t.id], Action::Unassign, t.agent),
+        C::Comment { id, text, agent } => (vec![id], Action::Comment(text), agent),
+        C::Close {
+            ids,
+            with_ticket,
+            agent,
+        } => (ids, Action::Close { with_ticket }, agent),
+        C::Reopen(t) => (vec![t.id], Action::Reopen, t.agent),
+        C::Move { id, inbox, agent } => (vec![id], Action::Move(inbox), agent),
+        C::Trash { ids, agent } => (ids, Action::Trash, agent),
+        C::Restore(t) => (vec![t.id], Action::Restore, t.agent),
+        C::Delete(t) => (vec![t.id], Action::DeleteForever, t.agent),
+        C::Spam(t) => (vec![t.id], Action::Spam, t.agent),
+        C::NotSpam(t) => (vec![t.id], Action::NotSpam, t.agent),
+        C::BlockSender(t) => (vec![t.id], Action::BlockSender, t.agent),
+    };
+    act(config, &ids, action, agent)
+}
+
+/// Runs the action on each conversation; fails (exit 1) if any was refused.
+fn act(config: &Config, ids: &[i64], action: Action, agent: Agent) -> anyhow::Result<ExitCode> {
+    let service = open(config)?;
+    let caller = Caller::User(agent.as_user);
+    let outcomes = run_async(service.act_on_many(&caller, ids, action))?;
+    let mut failed = false;
+    for (id, outcome) in outcomes {
+        match outcome {
+            Ok(Some(c)) if agent.json => print_json(&json::conversation(&c))?,
+            Ok(None) if agent.json => {
+                print_json(&serde_json::json!({ "id": id, "deleted": true }))?
+            }
+            Ok(Some(c)) => println!(
+                "conversation {id}: ok ({}, assignee {})",
+                c.status,
+                c.assignee.as_deref().unwrap_or("none")
+            ),
+            Ok(None) => println!("conversation {id}: deleted forever"),
+            Err(e) => {
+                eprintln!("inboxgate: conversation {id}: {} ({})", e, e.code());
+                failed = true;
+            }
         }
-        ConversationsCommand::Show { id, json, full } => show(config, id, json, full),
-        ConversationsCommand::Reply(args) => super::outbound::reply(config, args),
-        ConversationsCommand::Forward(args) => super::outbound::forward(config, args),
     }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 pub fn run_messages(config: &Config, command: MessagesCommand) -> anyhow::Result<ExitCode> {
-    match command {
-        MessagesCommand::Raw { id } => {
-            let raw = reader(config)?.raw_message(id)?;
-            let Some(raw) = raw else {
-                bail!("message {id} not found")
-            };
-            std::io::stdout().write_all(&raw)?;
-            Ok(ExitCode::SUCCESS)
+    let service = open(config)?;
+    let bytes = match command {
+        MessagesCommand::Raw { id, as_user } => service.raw_message(&caller(as_user), id)?,
+        MessagesCommand::Attachment { id, index, as_user } => {
+            service.attachment(&caller(as_user), id, index)?.1
+        }
+    };
+    std::io::stdout().write_all(&bytes)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list(config: &Config, args: ListArgs) -> anyhow::Result<ExitCode> {
+    if args.view.as_deref() == Some("assigned_to_me") && args.as_user.is_none() {
+        bail!("--view assigned_to_me needs --as EMAIL");
+    }
+    if let Some(email) = &args.as_user {
+        if config.user(email).is_none() {
+            bail!("--as: {email:?} is not a configured user");
         }
     }
-}
-
-fn reader(config: &Config) -> anyhow::Result<Reader> {
-    Reader::open(&config.database_path()).context("opening the store")
-}
-
-fn list_filter(
-    config: &Config,
-    inbox: Option<String>,
-    view: Option<String>,
-    as_user: Option<String>,
-    limit: Option<u32>,
-) -> anyhow::Result<ListFilter> {
-    if let Some(name) = &inbox {
+    let params = ListParams {
+        view: args.view,
+        inbox: args.inbox,
+        status: args.status,
+        channel: args.channel,
+        contact: args.contact,
+        assignee: args.assignee,
+        since: args.since,
+        until: args.until,
+        hide_filtered: Some(args.hide_filtered),
+        hide_trash: args.include_trash.then_some(false),
+        sort: args.sort,
+        cursor: args.cursor,
+        limit: args.limit,
+        q: args.search,
+    };
+    if let Some(name) = &params.inbox {
         if config.inbox(name).is_none() {
             let known: Vec<&str> = config.inboxes.iter().map(|i| i.name.as_str()).collect();
             bail!(
@@ -103,47 +280,23 @@ fn list_filter(
             );
         }
     }
-    let user = match as_user {
-        Some(email) => match config.user(&email) {
-            Some(user) => Some(user.email.clone()),
-            None => bail!("--as: {email:?} is not a configured user"),
-        },
-        None => None,
-    };
-    let view = view.map(|name| parse_view(&name)).transpose()?;
-    if view == Some(View::AssignedToMe) && user.is_none() {
-        bail!("--view assigned_to_me needs --as EMAIL");
+    // The parameter errors start with the parameter's name; the flag adds `--`.
+    let filter = params.into_filter().map_err(|e| anyhow::anyhow!("--{e}"))?;
+    let service = open(config)?;
+    let page = service.list(&caller(args.as_user), filter)?;
+    if let Some(cursor) = &page.next_cursor {
+        eprintln!("more: --cursor {cursor}");
     }
-    Ok(ListFilter {
-        inbox,
-        view,
-        user,
-        limit,
-    })
-}
-
-fn parse_view(name: &str) -> anyhow::Result<View> {
-    View::parse(name).with_context(|| {
-        let names: Vec<&str> = View::ALL.iter().map(|v| v.name()).collect();
-        format!(
-            "--view: unknown view {name:?} (views: {})",
-            names.join(", ")
-        )
-    })
-}
-
-fn list(config: &Config, filter: &ListFilter, as_json: bool) -> anyhow::Result<ExitCode> {
-    let rows = reader(config)?.conversations(filter)?;
-    if as_json {
-        let list: Vec<_> = rows.iter().map(json::conversation).collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
+    if args.json {
+        let list: Vec<_> = page.conversations.iter().map(json::conversation).collect();
+        print_json(&serde_json::Value::Array(list))?;
         return Ok(ExitCode::SUCCESS);
     }
     println!(
         "{:>6}  {:<6}  {:<10}  {:<28}  {:>4}  {:<20}  SUBJECT",
         "ID", "STATUS", "INBOX", "CONTACT", "MSGS", "LAST MESSAGE"
     );
-    for c in &rows {
+    for c in &page.conversations {
         println!(
             "{:>6}  {:<6}  {:<10}  {:<28}  {:>4}  {:<20}  {}",
             c.id,
@@ -158,15 +311,20 @@ fn list(config: &Config, filter: &ListFilter, as_json: bool) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
-fn show(config: &Config, id: i64, as_json: bool, full: bool) -> anyhow::Result<ExitCode> {
-    let reader = reader(config)?;
-    let Some(conversation) = reader.conversation(id)? else {
-        bail!("conversation {id} not found");
-    };
-    let messages = reader.messages(id)?;
+fn show(
+    config: &Config,
+    id: i64,
+    as_json: bool,
+    full: bool,
+    as_user: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let service = open(config)?;
+    let detail = service.show(&caller(as_user), id)?;
+    let (conversation, messages) = (&detail.conversation, &detail.messages);
     if as_json {
-        let value = json::conversation_with_messages(&conversation, &messages, full);
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        let value =
+            json::conversation_with_messages(conversation, messages, &detail.timeline, full);
+        print_json(&value)?;
         return Ok(ExitCode::SUCCESS);
     }
     println!(
@@ -177,7 +335,7 @@ fn show(config: &Config, id: i64, as_json: bool, full: bool) -> anyhow::Result<E
         conversation.inbox,
         conversation.channel
     );
-    for m in &messages {
+    for m in messages {
         let (text, truncated) = if full {
             (m.text.as_str(), false)
         } else {
@@ -195,12 +353,21 @@ fn show(config: &Config, id: i64, as_json: bool, full: bool) -> anyhow::Result<E
         if truncated {
             println!("[truncated at 100 KB: `inboxgate conversations show {id} --full` or `inboxgate messages raw {}`]", m.id);
         }
-        for a in &m.attachments {
+        for (index, a) in m.attachments.iter().enumerate() {
             println!(
-                "[attachment] {} ({}, {} bytes)",
+                "[attachment {index}] {} ({}, {} bytes)",
                 a.filename, a.content_type, a.size
             );
         }
+    }
+    for e in &detail.timeline {
+        println!(
+            "\n[{}] {} {} {}",
+            json::rfc3339(e.at),
+            e.actor,
+            e.action,
+            e.detail.as_deref().unwrap_or("")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,14 +1,17 @@
 //! The command line (clap): `serve`, `check-config`, and the agents' nouns and verbs
-//! (`conversations list`, `conversations show`, `messages raw`). Commands that read the
-//! store open their own read-only connection, so they work while the daemon runs.
+//! (`conversations list|show|assign|close|…`, `messages`, `users`, `senders`,
+//! `contacts`), each a thin shell over `inbox::Service`. The CLI opens the store itself
+//! (reads on their own connections, writes through a short-lived writer), so it works
+//! while the daemon runs.
 //!
 //! Errors name the argument or key at fault and exit non-zero; `anyhow` is used only
 //! here, at the top.
 
 mod channels;
 mod conversations;
-pub(crate) mod json;
 mod outbound;
+mod people;
+mod service;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -70,6 +73,15 @@ pub enum Command {
     /// Outbound delivery: list and retry.
     #[command(subcommand)]
     Outbound(outbound::OutboundCommand),
+    /// API tokens and availability.
+    #[command(subcommand)]
+    Users(people::UsersCommand),
+    /// Block and unblock senders.
+    #[command(subcommand)]
+    Senders(people::SendersCommand),
+    /// Contact records.
+    #[command(subcommand)]
+    Contacts(people::ContactsCommand),
 }
 
 /// Entry point of the binary.
@@ -99,6 +111,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Channels(cmd) => channels::run(&load_config(&cli.config)?, cmd),
         Command::Compose(args) => outbound::compose(&load_config(&cli.config)?, args),
         Command::Outbound(cmd) => outbound::run_outbound(&load_config(&cli.config)?, cmd),
+        Command::Users(cmd) => people::run_users(&load_config(&cli.config)?, cmd),
+        Command::Senders(cmd) => people::run_senders(&load_config(&cli.config)?, cmd),
+        Command::Contacts(cmd) => people::run_contacts(&load_config(&cli.config)?, cmd),
     }
 }
 

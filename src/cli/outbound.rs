@@ -12,8 +12,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 
-use super::json;
 use crate::config::Config;
+use crate::inbox::json;
 use crate::outbound::compose::Attachment;
 use crate::outbound::queue::Queue;
 use crate::outbound::send::{self, Content, SendError};
@@ -152,7 +152,7 @@ pub fn run_outbound(config: &Config, command: OutboundCommand) -> anyhow::Result
         OutboundCommand::Retry { id } => {
             let reader = Reader::open(&config.database_path()).context("opening the store")?;
             match reader.message(id)? {
-                Some(m) if m.direction == "out" => {}
+                Some(found) if found.message.direction == "out" => {}
                 _ => bail!("outbound message {id} not found"),
             }
             let count = with_queue(config, |_, queue| async move {
@@ -247,7 +247,7 @@ fn cli_clock() -> Clock {
 
 fn print_message(config: &Config, message_row: i64, as_json: bool) -> anyhow::Result<ExitCode> {
     let reader = Reader::open(&config.database_path()).context("opening the store")?;
-    let Some(m) = reader.message(message_row)? else {
+    let Some(m) = reader.message(message_row)?.map(|found| found.message) else {
         bail!("message {message_row} not found after queueing");
     };
     if as_json {

@@ -1,4 +1,12 @@
-//! Agents' side of the inbox: access rules (and, as they land, the actions) shared by
-//! the CLI and the HTTP API, so both behave the same.
+//! Agents' side of the inbox, shared by the CLI and the HTTP API so both behave the
+//! same: access rules (`access`), every read and action (`service`), API tokens
+//! (`token`), the JSON shapes both print (`json`), and the trash retention job.
 
 pub mod access;
+pub mod json;
+pub mod query;
+pub mod retention;
+pub mod service;
+pub mod token;
+
+pub use service::{Action, Caller, InboxError, Page, Service};

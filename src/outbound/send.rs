@@ -199,7 +199,7 @@ pub async fn forward(
         text.push_str(&format!(
             "\n\n---------- Forwarded message ----------\nFrom: {}\nDate: {}\nSubject: {}\nTo: {}\n\n{}",
             m.from,
-            crate::cli::json::rfc3339(m.date.unwrap_or(m.received_at)),
+            crate::inbox::json::rfc3339(m.date.unwrap_or(m.received_at)),
             m.subject,
             m.to.join(", "),
             m.text.trim_end()

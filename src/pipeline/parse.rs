@@ -150,6 +150,14 @@ fn thread_index_root(raw: &str) -> Option<String> {
     Some(root.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// The `index`th attachment of a stored message (as listed at ingest) with its
+/// decoded bytes, for download (B9).
+pub fn attachment(raw: &[u8], index: usize) -> Option<(AttachmentInfo, Vec<u8>)> {
+    let message = MessageParser::default().parse(raw)?;
+    let part = message.attachments().nth(index)?;
+    Some((attachment_info(part), part.contents().to_vec()))
+}
+
 fn attachment_info(part: &mail_parser::MessagePart) -> AttachmentInfo {
     let content_type = part
         .content_type()

@@ -93,7 +93,14 @@ fn file_in_inbox(
             touch_conversation(conn, conversation_id, message.received_at)?;
             conversation_id
         }
-        ThreadMatch::New(_) => new_conversation(conn, message, target, contact_id)?,
+        ThreadMatch::New(_) => {
+            let id = new_conversation(conn, message, target, contact_id)?;
+            // C2: new threads from a blocked sender go straight to Filtered.
+            if super::actions::sender_blocked(conn, &sender.address)? {
+                conn.execute("UPDATE conversations SET filtered = 1 WHERE id = ?1", [id])?;
+            }
+            id
+        }
     };
     let message_row = insert_message(conn, message, conversation_id, raw_id, sender)?;
     record_id(

@@ -6,6 +6,7 @@
 //! work while the daemon runs. Raw messages are kept whole so they can be served and
 //! re-parsed.
 
+mod actions;
 mod backup;
 mod checkpoint;
 pub mod imap;
@@ -20,9 +21,13 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
+pub use actions::Change;
 pub use backup::BackupReport;
 pub use ingest::{file as file_inbound, Filed, NewInbound};
-pub use read::{ConversationRow, ListFilter, MessageRow, View};
+pub use read::{
+    fts_query, AssigneeFilter, ContactRow, ConversationRow, Cursor, ListFilter,
+    MessageInConversation, MessageRow, Sort, TimelineEntry, View,
+};
 pub use writer::Writer;
 
 /// A storage failure, classified the way callers branch on it.
@@ -37,6 +42,9 @@ pub enum StoreError {
     WriterGone,
     #[error("{0}")]
     Invalid(String),
+    /// The change no longer applies (the conversation is gone, or not in trash).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl From<rusqlite::Error> for StoreError {

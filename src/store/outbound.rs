@@ -486,7 +486,7 @@ impl Reader {
             .collect::<Result<_, _>>()?;
         let mut list = Vec::with_capacity(ids.len());
         for (conversation_id, row) in ids {
-            if let Some(message) = self.message(row)? {
+            if let Some(message) = self.message(row)?.map(|found| found.message) {
                 list.push(OutboundRow {
                     conversation_id,
                     message,

@@ -1,7 +1,10 @@
 //! Typed read queries for the CLI (and later the HTTP API): conversation lists by view,
 //! one conversation with its messages, raw messages.
 
-use rusqlite::{params, OptionalExtension, Row};
+use std::collections::HashSet;
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, OptionalExtension, Row};
 
 use super::outbound::RecipientDelivery;
 use super::{Reader, StoreError};
@@ -52,7 +55,8 @@ impl View {
         View::ALL.into_iter().find(|v| v.name() == name)
     }
 
-    /// The SQL condition selecting the view; `?1` is the calling user's email.
+    /// The SQL condition selecting the view; `?` is the calling user's email when
+    /// [`View::needs_user`].
     fn condition(self) -> &'static str {
         const INBOX: &str = "c.spam = 0 AND c.filtered = 0 AND c.trashed_at IS NULL";
         match self {
@@ -62,7 +66,7 @@ impl View {
                 "EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.direction = 'in')"
             ),
             View::AssignedToMe => concat!(
-                "c.status = 'open' AND c.assignee = ?1 AND ",
+                "c.status = 'open' AND c.assignee = ? AND ",
                 "c.spam = 0 AND c.filtered = 0 AND c.trashed_at IS NULL"
             ),
             View::AllOpen => concat!(
@@ -71,8 +75,11 @@ impl View {
             ),
             View::Email => INBOX,
             View::Closed => "c.status = 'closed' AND c.spam = 0 AND c.filtered = 0 AND c.trashed_at IS NULL",
+            // Only conversations with outbound mail can be in Sent; that short list
+            // comes from a partial index instead of probing every conversation.
             View::Sent => concat!(
-                "c.trashed_at IS NULL AND NOT EXISTS ",
+                "c.trashed_at IS NULL AND c.id IN ",
+                "(SELECT m.conversation_id FROM messages m WHERE m.direction = 'out') AND NOT EXISTS ",
                 "(SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.direction = 'in')"
             ),
             View::Spam => "c.spam = 1 AND c.trashed_at IS NULL",
@@ -80,19 +87,86 @@ impl View {
             View::Trash => "c.trashed_at IS NOT NULL",
         }
     }
+
+    pub fn needs_user(self) -> bool {
+        self == View::AssignedToMe
+    }
+}
+
+/// Which assignee to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssigneeFilter {
+    Nobody,
+    User(String),
+}
+
+/// List order by last activity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Sort {
+    #[default]
+    Newest,
+    Oldest,
+}
+
+impl Sort {
+    fn sql(self) -> &'static str {
+        match self {
+            Sort::Newest => "DESC",
+            Sort::Oldest => "ASC",
+        }
+    }
+}
+
+/// Where the previous page ended (keyset pagination: stable under inserts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub last_message_at: i64,
+    pub id: i64,
+}
+
+impl Cursor {
+    pub fn encode(self) -> String {
+        format!("{}.{}", self.last_message_at, self.id)
+    }
+
+    pub fn decode(text: &str) -> Option<Cursor> {
+        let (at, id) = text.split_once('.')?;
+        Some(Cursor {
+            last_message_at: at.parse().ok()?,
+            id: id.parse().ok()?,
+        })
+    }
 }
 
 /// What to list. Without a view, every conversation not in trash.
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
     pub inbox: Option<String>,
+    /// Only these inboxes (the caller's visible ones); `None` means all.
+    pub visible_inboxes: Option<Vec<String>>,
     pub view: Option<View>,
     /// The calling user (for `assigned_to_me`).
     pub user: Option<String>,
     pub limit: Option<u32>,
+    pub status: Option<String>,
+    /// Channel address.
+    pub channel: Option<String>,
+    /// Contact email.
+    pub contact: Option<String>,
+    pub assignee: Option<AssigneeFilter>,
+    /// Last activity at or after / before (Unix seconds).
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub hide_filtered: bool,
+    /// `Some(false)` lists trash too when no view is given; `Some(true)` always hides it.
+    pub hide_trash: Option<bool>,
+    pub sort: Sort,
+    pub cursor: Option<Cursor>,
+    /// Full-text query over subject, body text and sender.
+    pub search: Option<String>,
 }
 
-/// One conversation as lists show it.
+/// One conversation as lists show it (SPEC F3).
 #[derive(Debug, Clone)]
 pub struct ConversationRow {
     pub id: i64,
@@ -101,13 +175,50 @@ pub struct ConversationRow {
     pub subject: String,
     pub status: String,
     pub assignee: Option<String>,
+    pub contact_id: i64,
     pub contact_email: String,
     pub contact_name: Option<String>,
     pub spam: bool,
     pub filtered: bool,
     pub trashed: bool,
+    pub trashed_at: Option<i64>,
     pub message_count: i64,
     pub last_message_at: i64,
+    pub participant_count: i64,
+    /// Direction and subject of the newest message (reply/forward indicator).
+    pub last_direction: Option<String>,
+    pub last_subject: Option<String>,
+    /// Start of the newest message's text.
+    pub preview: String,
+    /// Start of the newest internal comment.
+    pub comment_preview: Option<String>,
+}
+
+/// One entry of a conversation's timeline: who did what, when.
+#[derive(Debug, Clone)]
+pub struct TimelineEntry {
+    pub id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub detail: Option<String>,
+}
+
+/// A contact record (SPEC F8).
+#[derive(Debug, Clone)]
+pub struct ContactRow {
+    pub id: i64,
+    pub email: String,
+    pub name: Option<String>,
+    pub created_at: i64,
+}
+
+/// A message with the conversation it belongs to (for access checks).
+#[derive(Debug, Clone)]
+pub struct MessageInConversation {
+    pub conversation_id: i64,
+    pub inbox: String,
+    pub message: MessageRow,
 }
 
 /// One message of a conversation.
@@ -130,10 +241,19 @@ pub struct MessageRow {
 }
 
 const CONVERSATION_COLUMNS: &str = "c.id, c.inbox, c.channel, c.subject, c.status, c.assignee,
-     ct.email, ct.name, c.spam, c.filtered, c.trashed_at IS NOT NULL, c.message_count,
-     c.last_message_at";
+     c.contact_id, ct.email, ct.name, c.spam, c.filtered, c.trashed_at, c.message_count,
+     c.last_message_at,
+     (SELECT COUNT(*) FROM participants p WHERE p.conversation_id = c.id),
+     lm.direction, lm.subject, substr(lm.text, 1, 200),
+     (SELECT substr(t.detail, 1, 200) FROM timeline t
+       WHERE t.conversation_id = c.id AND t.action = 'comment' ORDER BY t.id DESC LIMIT 1)";
+
+/// Joins the newest message of each listed conversation (for the F3 fields).
+const LAST_MESSAGE_JOIN: &str = "LEFT JOIN messages lm ON lm.id =
+     (SELECT m2.id FROM messages m2 WHERE m2.conversation_id = c.id ORDER BY m2.id DESC LIMIT 1)";
 
 fn conversation_row(r: &Row) -> rusqlite::Result<ConversationRow> {
+    let trashed_at: Option<i64> = r.get(11)?;
     Ok(ConversationRow {
         id: r.get(0)?,
         inbox: r.get(1)?,
@@ -141,29 +261,250 @@ fn conversation_row(r: &Row) -> rusqlite::Result<ConversationRow> {
         subject: r.get(3)?,
         status: r.get(4)?,
         assignee: r.get(5)?,
-        contact_email: r.get(6)?,
-        contact_name: r.get(7)?,
-        spam: r.get(8)?,
-        filtered: r.get(9)?,
-        trashed: r.get(10)?,
-        message_count: r.get(11)?,
-        last_message_at: r.get(12)?,
+        contact_id: r.get(6)?,
+        contact_email: r.get(7)?,
+        contact_name: r.get(8)?,
+        spam: r.get(9)?,
+        filtered: r.get(10)?,
+        trashed: trashed_at.is_some(),
+        trashed_at,
+        message_count: r.get(12)?,
+        last_message_at: r.get(13)?,
+        participant_count: r.get(14)?,
+        last_direction: r.get(15)?,
+        last_subject: r.get(16)?,
+        preview: r.get::<_, Option<String>>(17)?.unwrap_or_default(),
+        comment_preview: r.get(18)?,
     })
 }
 
-impl Reader {
-    /// Conversations matching `filter`, newest activity first.
-    pub fn conversations(&self, filter: &ListFilter) -> Result<Vec<ConversationRow>, StoreError> {
-        let view = filter.view.map_or("c.trashed_at IS NULL", View::condition);
-        let sql = format!(
-            "SELECT {CONVERSATION_COLUMNS} FROM conversations c
-             JOIN contacts ct ON ct.id = c.contact_id
-             WHERE c.deleted = 0 AND ({view}) AND (?2 IS NULL OR c.inbox = ?2 COLLATE NOCASE)
-             ORDER BY c.last_message_at DESC, c.id DESC LIMIT ?3"
+/// Conditions and their parameters, built up filter by filter.
+#[derive(Default)]
+struct Conditions {
+    sql: Vec<String>,
+    params: Vec<SqlValue>,
+}
+
+impl Conditions {
+    fn add(&mut self, sql: impl Into<String>, params: impl IntoIterator<Item = SqlValue>) {
+        self.sql.push(sql.into());
+        self.params.extend(params);
+    }
+
+    fn text(value: &str) -> SqlValue {
+        SqlValue::Text(value.to_string())
+    }
+}
+
+/// The filter's conditions (search aside: see [`Reader::conversations`]), limited to
+/// the conversation ids in the JSON array `only_ids` when given.
+fn list_conditions(filter: &ListFilter, only_ids: Option<&str>) -> Conditions {
+    let mut c = Conditions::default();
+    c.add("c.deleted = 0", []);
+    match filter.view {
+        Some(view) if view.needs_user() => {
+            let user = filter.user.clone().unwrap_or_default();
+            c.add(view.condition(), [SqlValue::Text(user)]);
+        }
+        Some(view) => c.add(view.condition(), []),
+        None if filter.hide_trash == Some(false) => {}
+        None => c.add("c.trashed_at IS NULL", []),
+    }
+    if filter.hide_trash == Some(true) {
+        c.add("c.trashed_at IS NULL", []);
+    }
+    if filter.hide_filtered {
+        c.add("c.filtered = 0", []);
+    }
+    if let Some(inbox) = &filter.inbox {
+        c.add("c.inbox = ? COLLATE NOCASE", [Conditions::text(inbox)]);
+    }
+    if let Some(visible) = &filter.visible_inboxes {
+        let marks = vec!["?"; visible.len()].join(", ");
+        c.add(
+            // `+` keeps this term from choosing the index: the activity-ordered walk
+            // is what makes a page cheap.
+            format!("+c.inbox IN ({marks})"),
+            visible.iter().map(|v| Conditions::text(v)),
         );
-        let limit = filter.limit.map_or(-1, i64::from);
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map(params![filter.user, filter.inbox, limit], conversation_row)?;
+    }
+    if let Some(status) = &filter.status {
+        c.add("c.status = ?", [Conditions::text(status)]);
+    }
+    if let Some(channel) = &filter.channel {
+        c.add("c.channel = ? COLLATE NOCASE", [Conditions::text(channel)]);
+    }
+    if let Some(contact) = &filter.contact {
+        c.add(
+            "c.contact_id = (SELECT id FROM contacts WHERE email = lower(?))",
+            [Conditions::text(contact)],
+        );
+    }
+    match &filter.assignee {
+        Some(AssigneeFilter::Nobody) => c.add("c.assignee IS NULL", []),
+        Some(AssigneeFilter::User(email)) => c.add("c.assignee = ?", [Conditions::text(email)]),
+        None => {}
+    }
+    if let Some(since) = filter.since {
+        c.add("c.last_message_at >= ?", [SqlValue::Integer(since)]);
+    }
+    if let Some(until) = filter.until {
+        c.add("c.last_message_at < ?", [SqlValue::Integer(until)]);
+    }
+    if let Some(ids) = only_ids {
+        c.add(
+            "c.id IN (SELECT value FROM json_each(?))",
+            [SqlValue::Text(ids.to_string())],
+        );
+    }
+    if let Some(cursor) = filter.cursor {
+        let op = match filter.sort {
+            Sort::Newest => "<",
+            Sort::Oldest => ">",
+        };
+        c.add(
+            format!("(c.last_message_at, c.id) {op} (?, ?)"),
+            [
+                SqlValue::Integer(cursor.last_message_at),
+                SqlValue::Integer(cursor.id),
+            ],
+        );
+    }
+    c
+}
+
+/// Low bits of a `messages_fts` rowid: the message's ordinal in its conversation.
+pub(super) const FTS_ORDINAL_BITS: u32 = 24;
+
+/// Searches with at most this many matching conversations pick their page among them.
+const FEW_HITS: usize = 2000;
+/// Conversations read per step when walking for a search with many hits.
+const WALK_STEP: u32 = 500;
+
+/// `SELECT page_id, page_at … LIMIT ?` for the filter, with its parameters.
+fn page_selection(filter: &ListFilter, only_ids: Option<&str>) -> (String, Vec<SqlValue>) {
+    let conditions = list_conditions(filter, only_ids);
+    let order = filter.sort.sql();
+    let sql = format!(
+        "SELECT c.id AS page_id, c.last_message_at AS page_at FROM conversations c
+         WHERE {}
+         ORDER BY c.last_message_at {order}, c.id {order} LIMIT ?",
+        conditions.sql.join(" AND ")
+    );
+    let mut params = conditions.params;
+    params.push(SqlValue::Integer(filter.limit.map_or(-1, i64::from)));
+    (sql, params)
+}
+
+fn json_ids<'a>(ids: impl Iterator<Item = &'a i64>) -> String {
+    let list: Vec<String> = ids.map(i64::to_string).collect();
+    format!("[{}]", list.join(","))
+}
+
+/// Turns what a user typed into an FTS5 query: every word must match (as a prefix for
+/// the last one), and FTS5 syntax in the input is taken literally, never interpreted.
+pub fn fts_query(input: &str) -> Option<String> {
+    let words: Vec<String> = input
+        .split(|ch: char| !ch.is_alphanumeric() && ch != '@' && ch != '.' && ch != '_' && ch != '-')
+        .filter(|w| !w.is_empty())
+        .map(|w| format!("\"{}\"", w.replace('"', "")))
+        .collect();
+    if words.is_empty() {
+        return None;
+    }
+    let mut query = words.join(" ");
+    query.push('*');
+    Some(query)
+}
+
+impl Reader {
+    /// Conversations matching `filter`, newest (or oldest) activity first.
+    ///
+    /// A search first collects the matching conversation ids from the FTS index. Few
+    /// hits: the page is picked among them. Many hits (a common word): walking the
+    /// filtered conversations in activity order and keeping the hits fills a page
+    /// after a few rows, where sorting tens of thousands of hits would not.
+    pub fn conversations(&self, filter: &ListFilter) -> Result<Vec<ConversationRow>, StoreError> {
+        self.conversations_planned(filter, FEW_HITS, WALK_STEP)
+    }
+
+    fn conversations_planned(
+        &self,
+        filter: &ListFilter,
+        few_hits: usize,
+        walk_step: u32,
+    ) -> Result<Vec<ConversationRow>, StoreError> {
+        let Some(query) = filter.search.as_deref().and_then(fts_query) else {
+            return self.page(filter, None);
+        };
+        let hits = self.search_hits(&query)?;
+        if hits.len() <= few_hits {
+            return self.page(filter, Some(&json_ids(hits.iter())));
+        }
+        let wanted = filter.limit.map_or(usize::MAX, |l| l as usize);
+        let mut walk = ListFilter {
+            search: None,
+            limit: Some(walk_step),
+            ..filter.clone()
+        };
+        let mut chosen = Vec::new();
+        loop {
+            let step = self.page_ids(&walk)?;
+            chosen.extend(step.iter().map(|c| c.id).filter(|id| hits.contains(id)));
+            match step.last() {
+                Some(&last) if step.len() == walk_step as usize && chosen.len() < wanted => {
+                    walk.cursor = Some(last)
+                }
+                _ => break,
+            }
+        }
+        chosen.truncate(wanted);
+        self.page(filter, Some(&json_ids(chosen.iter())))
+    }
+
+    /// Ids of the conversations with a message matching the FTS5 `query`.
+    fn search_hits(&self, query: &str) -> Result<HashSet<i64>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?1")?;
+        let rows = stmt.query_map([query], |r| r.get::<_, i64>(0))?;
+        // The rowid carries the conversation id (see the schema).
+        rows.map(|rowid| Ok(rowid? >> FTS_ORDINAL_BITS)).collect()
+    }
+
+    /// One page in list order, with the F3 columns.
+    fn page(
+        &self,
+        filter: &ListFilter,
+        only_ids: Option<&str>,
+    ) -> Result<Vec<ConversationRow>, StoreError> {
+        let (selection, params) = page_selection(filter, only_ids);
+        let order = filter.sort.sql();
+        // The page is chosen on the conversations table alone (an index walk in
+        // activity order that stops at the limit); the F3 columns, which cost a few
+        // lookups each, are computed for the page's rows only.
+        let sql = format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM ({selection}) page
+             JOIN conversations c ON c.id = page.page_id
+             JOIN contacts ct ON ct.id = c.contact_id
+             {LAST_MESSAGE_JOIN}
+             ORDER BY page.page_at {order}, page.page_id {order}"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params_from_iter(params), conversation_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The ids (and activity) of one page in list order, without search.
+    fn page_ids(&self, filter: &ListFilter) -> Result<Vec<Cursor>, StoreError> {
+        let (selection, params) = page_selection(filter, None);
+        let mut stmt = self.conn.prepare_cached(&selection)?;
+        let rows = stmt.query_map(params_from_iter(params), |r| {
+            Ok(Cursor {
+                id: r.get(0)?,
+                last_message_at: r.get(1)?,
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -171,7 +512,8 @@ impl Reader {
     pub fn conversation(&self, id: i64) -> Result<Option<ConversationRow>, StoreError> {
         let sql = format!(
             "SELECT {CONVERSATION_COLUMNS} FROM conversations c
-             JOIN contacts ct ON ct.id = c.contact_id WHERE c.id = ?1 AND c.deleted = 0"
+             JOIN contacts ct ON ct.id = c.contact_id {LAST_MESSAGE_JOIN}
+             WHERE c.id = ?1 AND c.deleted = 0"
         );
         Ok(self
             .conn
@@ -182,10 +524,10 @@ impl Reader {
     /// The messages of a conversation, oldest first.
     pub fn messages(&self, conversation_id: i64) -> Result<Vec<MessageRow>, StoreError> {
         let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages
-             WHERE conversation_id = ?1 ORDER BY received_at, id"
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1
+             ORDER BY received_at, id"
         );
-        let mut stmt = self.conn.prepare(&sql)?;
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map([conversation_id], message_row)?;
         let mut messages: Vec<MessageRow> = rows.collect::<Result<_, _>>()?;
         for m in &mut messages {
@@ -196,16 +538,113 @@ impl Reader {
         Ok(messages)
     }
 
-    /// One message by row id, with its deliveries when outbound.
-    pub fn message(&self, id: i64) -> Result<Option<MessageRow>, StoreError> {
-        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1");
-        let Some(mut m) = self.conn.query_row(&sql, [id], message_row).optional()? else {
+    /// One message (with its deliveries when outbound) and the inbox of its (not
+    /// deleted) conversation.
+    pub fn message(&self, id: i64) -> Result<Option<MessageInConversation>, StoreError> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS}, c.id, c.inbox FROM messages
+             JOIN conversations c ON c.id = messages.conversation_id
+             WHERE messages.id = ?1 AND c.deleted = 0"
+        );
+        let found = self
+            .conn
+            .query_row(&sql, [id], |r| {
+                Ok(MessageInConversation {
+                    message: message_row(r)?,
+                    conversation_id: r.get(12)?,
+                    inbox: r.get(13)?,
+                })
+            })
+            .optional()?;
+        let Some(mut found) = found else {
             return Ok(None);
         };
-        if m.direction == "out" {
-            m.deliveries = self.deliveries(m.id)?;
+        if found.message.direction == "out" {
+            found.message.deliveries = self.deliveries(found.message.id)?;
         }
-        Ok(Some(m))
+        Ok(Some(found))
+    }
+
+    /// Who did what on a conversation, oldest first.
+    pub fn timeline(&self, conversation_id: i64) -> Result<Vec<TimelineEntry>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, at, actor, action, detail FROM timeline
+             WHERE conversation_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([conversation_id], |r| {
+            Ok(TimelineEntry {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                detail: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A contact by id, or by email when `key` is not a number.
+    pub fn contact(&self, key: &str) -> Result<Option<ContactRow>, StoreError> {
+        let id: Option<i64> = key.parse().ok();
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, email, name, created_at FROM contacts
+                 WHERE id = ?1 OR email = lower(?2)",
+                params![id, key],
+                |r| {
+                    Ok(ContactRow {
+                        id: r.get(0)?,
+                        email: r.get(1)?,
+                        name: r.get(2)?,
+                        created_at: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// An API token's user and stored hash, by the token's id.
+    pub fn api_token(&self, id: i64) -> Result<Option<(String, String)>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT user_email, hash FROM api_tokens WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// Blocked sender addresses with when and by whom.
+    pub fn blocked_senders(&self) -> Result<Vec<(String, i64, String)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT address, blocked_at, blocked_by FROM blocked_senders ORDER BY address",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A user's availability as last set (F7); `None` when never set.
+    pub fn availability(&self, email: &str) -> Result<Option<bool>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT available FROM user_status WHERE email = ?1",
+                [email],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Conversations put in trash at or before `cutoff` and not yet deleted.
+    pub fn trashed_before(&self, cutoff: i64) -> Result<Vec<i64>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id FROM conversations
+             WHERE trashed_at IS NOT NULL AND trashed_at <= ?1 AND deleted = 0",
+        )?;
+        let rows = stmt.query_map([cutoff], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The whole stored message (RFC 5322, our Received header first).
@@ -229,8 +668,8 @@ impl Reader {
     }
 }
 
-const MESSAGE_COLUMNS: &str = "id, direction, from_addr, from_name, to_json, cc_json, subject,
-     message_id, date, received_at, text, attachments_json";
+const MESSAGE_COLUMNS: &str = "messages.id, direction, from_addr, from_name, to_json, cc_json,
+     messages.subject, message_id, date, received_at, text, attachments_json";
 
 fn message_row(r: &Row) -> rusqlite::Result<MessageRow> {
     Ok(MessageRow {
@@ -252,4 +691,87 @@ fn message_row(r: &Row) -> rusqlite::Result<MessageRow> {
 
 fn json_list(text: &str) -> Vec<String> {
     serde_json::from_str(text).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::Target;
+    use crate::store::{file_inbound, NewInbound, Store};
+
+    fn inbound(n: usize) -> NewInbound {
+        let word = if n.is_multiple_of(3) {
+            "kapot"
+        } else {
+            "vraag"
+        };
+        let raw = format!(
+            "Message-ID: <s{n}@x>\r\nFrom: c{n}@klant.example\r\nSubject: Nummer {n}\r\n\r\nMijn {word} {n}\r\n"
+        );
+        NewInbound {
+            targets: vec![Target {
+                inbox: "Support".into(),
+                channel: "support@demo.hs-inbox.com".into(),
+            }],
+            parsed: crate::pipeline::parse::parse(raw.as_bytes()),
+            raw: raw.into_bytes(),
+            mail_from: format!("c{n}@klant.example"),
+            rcpt_to: vec!["support@demo.hs-inbox.com".into()],
+            received_at: 1000 + n as i64,
+        }
+    }
+
+    #[tokio::test]
+    async fn both_search_plans_give_the_same_pages() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("t.db")).expect("store");
+        let (writer, _thread) = store.start_writer().expect("writer");
+        writer
+            .write(|conn| {
+                for n in 0..40 {
+                    file_inbound(conn, &inbound(n))?;
+                }
+                Ok(())
+            })
+            .await
+            .expect("filed");
+        let reader = store.reader().expect("reader");
+        for (search, sort, limit, cursor) in [
+            ("kapot", Sort::Newest, Some(5), None),
+            ("kapot", Sort::Oldest, Some(4), Some((1010, 11))),
+            ("vraag", Sort::Newest, None, None),
+            ("nummer 7", Sort::Newest, Some(3), None),
+        ] {
+            let filter = ListFilter {
+                search: Some(search.into()),
+                sort,
+                limit,
+                cursor: cursor.map(|(at, id)| Cursor {
+                    last_message_at: at,
+                    id,
+                }),
+                ..ListFilter::default()
+            };
+            let ids = |few, step| -> Vec<i64> {
+                let rows = reader
+                    .conversations_planned(&filter, few, step)
+                    .expect("list");
+                rows.iter().map(|c| c.id).collect()
+            };
+            let direct = ids(usize::MAX, 500);
+            assert!(!direct.is_empty(), "{search}");
+            assert_eq!(direct, ids(0, 3), "{search} {sort:?} {limit:?}");
+        }
+        let kapot: Vec<i64> = reader
+            .conversations(&ListFilter {
+                search: Some("KAPOT".into()),
+                ..ListFilter::default()
+            })
+            .expect("list")
+            .iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(kapot.len(), 14);
+        assert!(kapot.windows(2).all(|w| w[0] > w[1]), "newest first");
+    }
 }

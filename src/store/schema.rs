@@ -136,6 +136,69 @@ CREATE TABLE from_addresses (
     PRIMARY KEY (channel, address)
 ) WITHOUT ROWID;
 "#,
+    // 4: agents' actions (timeline, comments), blocked senders, API tokens, availability,
+    // full-text search over messages, and indexes for the views.
+    r#"
+CREATE TABLE timeline (
+    id              INTEGER PRIMARY KEY,
+    conversation_id INTEGER NOT NULL,
+    at              INTEGER NOT NULL,
+    actor           TEXT NOT NULL,          -- user email, or 'system'
+    action          TEXT NOT NULL,          -- assign, comment, close, trash, ...
+    detail          TEXT                    -- assignee, comment text, target inbox, ...
+);
+CREATE INDEX timeline_by_conversation ON timeline(conversation_id, id);
+CREATE INDEX timeline_comments ON timeline(conversation_id, id) WHERE action = 'comment';
+
+CREATE TABLE blocked_senders (
+    address    TEXT PRIMARY KEY,
+    blocked_at INTEGER NOT NULL,
+    blocked_by TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE api_tokens (
+    id         INTEGER PRIMARY KEY,
+    user_email TEXT NOT NULL,
+    hash       TEXT NOT NULL UNIQUE,        -- SHA-256 of the token, hex; never the token
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE user_status (
+    email      TEXT PRIMARY KEY,
+    available  INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE INDEX conversations_by_inbox_activity
+    ON conversations(inbox, last_message_at DESC, id DESC) WHERE deleted = 0;
+CREATE INDEX conversations_by_assignee
+    ON conversations(assignee, last_message_at DESC, id DESC) WHERE assignee IS NOT NULL;
+CREATE INDEX conversations_by_contact ON conversations(contact_id, last_message_at DESC);
+CREATE INDEX conversations_in_trash ON conversations(trashed_at) WHERE trashed_at IS NOT NULL;
+CREATE INDEX conversations_spam ON conversations(last_message_at DESC, id DESC) WHERE spam = 1;
+CREATE INDEX conversations_filtered ON conversations(last_message_at DESC, id DESC) WHERE filtered = 1;
+CREATE INDEX messages_outbound ON messages(conversation_id) WHERE direction = 'out';
+
+-- Full-text search over messages (F2). Contentless: the text lives in messages. A row's
+-- rowid is conversation_id * 2^24 + the message's ordinal in its conversation, so a hit
+-- names its conversation without a lookup (messages leave a conversation only all
+-- together, by delete forever, which removes the rowid range).
+CREATE VIRTUAL TABLE messages_fts USING fts5(
+    subject, text, sender,
+    content = '', contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_fts (rowid, subject, text, sender)
+    VALUES (new.conversation_id * 16777216
+              + (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = new.conversation_id),
+            new.subject, new.text, new.from_addr || ' ' || COALESCE(new.from_name, ''));
+END;
+INSERT INTO messages_fts (rowid, subject, text, sender)
+    SELECT conversation_id * 16777216
+             + ROW_NUMBER() OVER (PARTITION BY conversation_id ORDER BY id),
+           subject, text, from_addr || ' ' || COALESCE(from_name, '')
+    FROM messages;
+"#,
 ];
 
 /// Brings the database up to the newest schema.

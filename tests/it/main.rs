@@ -4,6 +4,7 @@
 mod dovecot;
 mod support;
 
+mod api;
 mod durability;
 mod fixtures;
 mod imap;

@@ -26,6 +26,9 @@ data_dir = "{data}"
 listen = ["127.0.0.1:0"]
 {extra_smtp}
 
+[api]
+listen = "127.0.0.1:0"
+
 [account]
 subdomain = "demo"
 fallback_domain = "hs-inbox.com"
@@ -38,6 +41,11 @@ name = "Alice Smith"
 [[users]]
 email = "bob@demo.example"
 name = "Bob Jansen"
+
+[[users]]
+email = "root@demo.example"
+name = "Root Admin"
+super_admin = true
 
 [[inboxes]]
 name = "Support"
@@ -82,6 +90,8 @@ impl TestClock {
 /// A running daemon with its own temporary data directory and config file.
 pub struct Daemon {
     pub addr: SocketAddr,
+    /// The HTTP API's address.
+    pub api_addr: SocketAddr,
     pub config_path: PathBuf,
     pub database_path: PathBuf,
     pub clock: TestClock,
@@ -147,6 +157,7 @@ impl Daemon {
         let running = Daemon::run(text, &clock).await;
         Daemon {
             addr: running.smtp_addrs[0],
+            api_addr: running.api_addr,
             database_path: data_dir.join("inboxgate.db"),
             config_path,
             clock,
@@ -183,6 +194,28 @@ impl Daemon {
     pub async fn stop(mut self) {
         if let Some(running) = self.running.take() {
             running.stop().await;
+        }
+    }
+
+    /// Runs the trash retention sweep now (by the test clock); returns how many
+    /// conversations it deleted.
+    pub async fn sweep_trash(&self) -> usize {
+        let running = self.running.as_ref().expect("daemon running");
+        running.trash.sweep_now().await.expect("sweeper running")
+    }
+
+    /// A new API token for `email`, made with the real CLI.
+    pub fn token(&self, email: &str) -> String {
+        self.cli(&["users", "token", "create", email])
+            .trim()
+            .to_string()
+    }
+
+    /// An HTTP client for this daemon's API.
+    pub fn api(&self) -> Api {
+        Api {
+            base: format!("http://{}", self.api_addr),
+            http: reqwest::Client::new(),
         }
     }
 
@@ -354,4 +387,65 @@ pub fn conversation_with_subject(list: &[Value], needle: &str) -> i64 {
         .find(|c| c["subject"].as_str().is_some_and(|s| s.contains(needle)))
         .and_then(|c| c["id"].as_i64())
         .unwrap_or_else(|| panic!("no conversation with subject containing {needle:?}"))
+}
+/// A JSON client for the HTTP API over real TCP.
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    /// Sends `method path` with an optional bearer token and JSON body; returns the
+    /// status and the body parsed as JSON (`Null` when it is not JSON).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("http request");
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.expect("http body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.call("GET", path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.call("POST", path, Some(token), Some(body)).await
+    }
+
+    /// GET that must succeed; returns the JSON.
+    pub async fn ok(&self, path: &str, token: &str) -> Value {
+        let (status, body) = self.get(path, token).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// Raw bytes of a GET.
+    pub async fn bytes(&self, path: &str, token: &str) -> (u16, Vec<u8>) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("http request");
+        let status = response.status().as_u16();
+        (status, response.bytes().await.expect("body").to_vec())
+    }
 }

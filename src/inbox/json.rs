@@ -1,12 +1,14 @@
-//! The contract's JSON shapes (DESIGN.md "Contract") for conversations and messages.
-//! The CLI prints them; the HTTP API will serve the same shapes.
+//! The contract's JSON shapes (DESIGN.md "Contract") for conversations and messages,
+//! plus the F3 list fields, timelines, contacts and inboxes. The CLI prints them and
+//! the HTTP API serves them, so both show the same keys.
 
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::store::outbound::RecipientDelivery;
-use crate::store::{ConversationRow, MessageRow};
+
+use crate::store::{ContactRow, ConversationRow, MessageRow, TimelineEntry};
 
 /// Message text longer than this is truncated in `show` (SPEC B8).
 pub const TEXT_LIMIT: usize = 100 * 1024;
@@ -26,13 +28,65 @@ pub fn conversation(c: &ConversationRow) -> Value {
         "subject": c.subject,
         "status": c.status,
         "assignee": c.assignee,
-        "contact": { "email": c.contact_email, "name": c.contact_name },
+        "contact": { "id": c.contact_id, "email": c.contact_email, "name": c.contact_name },
         "spam": c.spam,
         "filtered": c.filtered,
         "trashed": c.trashed,
+        "trashed_at": c.trashed_at.map(rfc3339),
         "message_count": c.message_count,
         "last_message_at": rfc3339(c.last_message_at),
         "ticket": Value::Null,
+        "participant_count": c.participant_count,
+        "indicator": indicator(c),
+        "last_direction": c.last_direction,
+        "preview": preview(&c.preview),
+        "comment_preview": c.comment_preview.as_deref().map(preview),
+    })
+}
+
+/// F3's reply/forward indicator: what the newest message is.
+fn indicator(c: &ConversationRow) -> Option<&'static str> {
+    let subject = c.last_subject.as_deref()?.trim_start().to_lowercase();
+    const FORWARD: &[&str] = &["fw:", "fwd:", "wg:", "tr:", "vs:", "doorst:", "rv:", "enc:"];
+    const REPLY: &[&str] = &["re:", "aw:", "sv:", "antw:", "re :"];
+    if FORWARD.iter().any(|p| subject.starts_with(p)) {
+        Some("forward")
+    } else if REPLY.iter().any(|p| subject.starts_with(p)) || c.message_count > 1 {
+        Some("reply")
+    } else {
+        None
+    }
+}
+
+/// One line of at most 120 characters.
+fn preview(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    line.chars().take(120).collect()
+}
+
+pub fn timeline(entries: &[TimelineEntry]) -> Value {
+    entries
+        .iter()
+        .map(|e| {
+            json!({
+                "id": e.id,
+                "at": rfc3339(e.at),
+                "actor": e.actor,
+                "action": e.action,
+                "detail": e.detail,
+            })
+        })
+        .collect()
+}
+
+pub fn contact(c: &ContactRow, conversations: &[ConversationRow]) -> Value {
+    json!({
+        "id": c.id,
+        "email": c.email,
+        "name": c.name,
+        "created_at": rfc3339(c.created_at),
+        "conversations": conversations.iter().map(conversation).collect::<Vec<_>>(),
+        "tickets": [],
     })
 }
 
@@ -40,10 +94,12 @@ pub fn conversation(c: &ConversationRow) -> Value {
 pub fn conversation_with_messages(
     c: &ConversationRow,
     messages: &[MessageRow],
+    entries: &[TimelineEntry],
     full: bool,
 ) -> Value {
     let mut value = conversation(c);
     value["messages"] = messages.iter().map(|m| message(m, full)).collect();
+    value["timeline"] = timeline(entries);
     value
 }
 

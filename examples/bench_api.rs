@@ -1,0 +1,354 @@
+//! API latency benchmark: fills a store with 100,000 conversations / 300,000 messages
+//! of real mail text (the SpamAssassin corpus in ../shared/corpora), starts the daemon,
+//! and reports p50/p99 of every view, a filter combination and full-text search over
+//! real HTTP.
+//!
+//! ```sh
+//! cargo run --release --example bench_api            # CONVERSATIONS=100000 REQUESTS=200
+//! ```
+//!
+//! The filled store is kept in `target/bench-api/` and reused while its size matches,
+//! so a second run measures without refilling. Filling goes through the store's own
+//! filing function (threading included) in big transactions, not over SMTP.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use inboxgate::config;
+use inboxgate::pipeline::ingest::system_clock;
+use inboxgate::pipeline::parse::{parse, Inbound};
+use inboxgate::pipeline::Target;
+use inboxgate::store::{file_inbound, Change, NewInbound, Store};
+
+const MESSAGES_PER_CONVERSATION: usize = 3;
+const BATCH: usize = 3000;
+const USERS: [&str; 4] = [
+    "alice@bench.example",
+    "bob@bench.example",
+    "carol@bench.example",
+    "dave@bench.example",
+];
+const SEARCHES: [&str; 6] = [
+    "linux",
+    "money",
+    "python",
+    "razor",
+    "spamassassin",
+    "guaranteed",
+];
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn config_text(data_dir: &Path) -> String {
+    let users: String = USERS
+        .iter()
+        .map(|u| format!("[[users]]\nemail = \"{u}\"\nname = \"{u}\"\n"))
+        .collect();
+    format!(
+        r#"
+[server]
+hostname = "mx.bench.example"
+data_dir = "{}"
+[smtp]
+listen = ["127.0.0.1:0"]
+[api]
+listen = "127.0.0.1:0"
+[account]
+subdomain = "bench"
+fallback_domain = "hs-inbox.com"
+company_name = "Bench Inc"
+{users}
+[[inboxes]]
+name = "Support"
+  [[inboxes.channels]]
+  kind = "fallback"
+  user = "support"
+  from_name = {{ mode = "company", company = "Bench Support" }}
+[[inboxes]]
+name = "Sales"
+  [[inboxes.channels]]
+  kind = "fallback"
+  user = "sales"
+  from_name = {{ mode = "company", company = "Bench Sales" }}
+"#,
+        data_dir.display()
+    )
+}
+
+/// Real mail from the corpus, parsed once: the text the filler reuses.
+fn corpus() -> anyhow::Result<Vec<Inbound>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora/spam/spamassassin");
+    let mut mails = Vec::new();
+    for folder in ["easy-ham-1", "spam-1"] {
+        for entry in std::fs::read_dir(root.join(folder))? {
+            let raw = std::fs::read(entry?.path())?;
+            let mut parsed = parse(&raw);
+            if parsed.text.trim().is_empty() {
+                continue;
+            }
+            parsed.text = parsed.text.chars().take(4000).collect();
+            mails.push(parsed);
+        }
+    }
+    anyhow::ensure!(
+        !mails.is_empty(),
+        "no corpus found under {}",
+        root.display()
+    );
+    Ok(mails)
+}
+
+/// Message `m` of conversation `c`: corpus text, a contact of its own per ~3
+/// conversations, a reply chain by In-Reply-To.
+fn message(corpus: &[Inbound], c: usize, m: usize, start: i64) -> NewInbound {
+    let source = &corpus[(c * 7 + m * 13) % corpus.len()];
+    let subject_source = &corpus[(c * 7) % corpus.len()];
+    let mut parsed = source.clone();
+    let contact = format!("customer{}@client{}.example", c / 3, c % 97);
+    let id = |k: usize| format!("bench-{c}-{k}@client.example");
+    parsed.message_id = Some(id(m));
+    parsed.dedupe_key = id(m);
+    parsed.in_reply_to = if m > 0 { vec![id(m - 1)] } else { Vec::new() };
+    parsed.references = parsed.in_reply_to.clone();
+    parsed.thread_index_root = None;
+    parsed.from = Some(inboxgate::pipeline::parse::Mailbox {
+        address: contact.clone(),
+        name: Some(format!("Customer {}", c / 3)),
+    });
+    let base = if subject_source.subject.is_empty() {
+        format!("Question {c}")
+    } else {
+        subject_source.subject.clone()
+    };
+    parsed.subject = if m == 0 { base } else { format!("Re: {base}") };
+    parsed.subject_norm = inboxgate::pipeline::subject::normalize(&parsed.subject);
+    let inbox = if c.is_multiple_of(4) {
+        "Sales"
+    } else {
+        "Support"
+    };
+    let received_at = start + (c * MESSAGES_PER_CONVERSATION + m) as i64 * 10;
+    NewInbound {
+        targets: vec![Target {
+            inbox: inbox.into(),
+            channel: format!("{}@bench.hs-inbox.com", inbox.to_lowercase()),
+        }],
+        raw: parsed.text.as_bytes().to_vec(),
+        parsed,
+        mail_from: contact,
+        rcpt_to: vec![format!("{}@bench.hs-inbox.com", inbox.to_lowercase())],
+        received_at,
+    }
+}
+
+async fn fill(store: &Store, conversations: usize) -> anyhow::Result<()> {
+    let corpus = Arc::new(corpus()?);
+    let (writer, thread) = store.start_writer()?;
+    let started = Instant::now();
+    // Recent mail, so the retention job at start leaves the trash alone.
+    let now = inboxgate::pipeline::ingest::system_clock()();
+    let start = now - (conversations * MESSAGES_PER_CONVERSATION) as i64 * 10 - 3600;
+    let total = conversations * MESSAGES_PER_CONVERSATION;
+    // Message-major order within a batch of conversations, so replies find their parent.
+    let mut jobs: Vec<(usize, usize)> = Vec::with_capacity(total);
+    for chunk in (0..conversations)
+        .collect::<Vec<_>>()
+        .chunks(BATCH / MESSAGES_PER_CONVERSATION)
+    {
+        for m in 0..MESSAGES_PER_CONVERSATION {
+            jobs.extend(chunk.iter().map(|&c| (c, m)));
+        }
+    }
+    for batch in jobs.chunks(BATCH) {
+        let messages: Vec<NewInbound> = batch
+            .iter()
+            .map(|&(c, m)| message(&corpus, c, m, start))
+            .collect();
+        writer
+            .write(move |conn| {
+                for m in &messages {
+                    file_inbound(conn, m)?;
+                }
+                Ok(())
+            })
+            .await?;
+    }
+    eprintln!("filed {total} messages in {:.1?}", started.elapsed());
+    // Agents' work: assignments, closed, spam, trash (concurrent jobs share commits).
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in 1..=conversations as i64 {
+        let change = match c % 100 {
+            0..=19 => Change::Assign(Some(USERS[(c as usize / 100) % USERS.len()].into())),
+            20..=49 => Change::Close { with_ticket: false },
+            50..=51 => Change::Spam(true),
+            52 => Change::Trash,
+            53..=55 => Change::Comment(format!("Called the customer back ({c})")),
+            _ => continue,
+        };
+        let writer = writer.clone();
+        tasks.spawn(async move {
+            writer
+                .change_conversation(c, change, "bench".into(), now)
+                .await
+        });
+        if tasks.len() >= 2048 {
+            while let Some(done) = tasks.join_next().await {
+                done??;
+            }
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    drop(writer);
+    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    eprintln!("filled in {:.1?}", started.elapsed());
+    Ok(())
+}
+
+/// The request path of the i-th request of a case.
+type PathFor = Box<dyn Fn(usize) -> String>;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+async fn measure(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    requests: usize,
+    path: impl Fn(usize) -> String,
+) -> anyhow::Result<(Duration, Duration, usize)> {
+    let mut times = Vec::with_capacity(requests);
+    let mut items = 0;
+    for i in 0..requests + 10 {
+        let started = Instant::now();
+        let response = http
+            .get(format!("{base}{}", path(i)))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "{}: {}",
+            path(i),
+            response.status()
+        );
+        let body: serde_json::Value = response.json().await?;
+        let elapsed = started.elapsed();
+        if i >= 10 {
+            // the first ten warm the caches and the connection
+            times.push(elapsed);
+            items = body["conversations"].as_array().map_or(0, Vec::len);
+        }
+    }
+    times.sort();
+    Ok((percentile(&times, 0.5), percentile(&times, 0.99), items))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let conversations = env_number("CONVERSATIONS", 100_000);
+    let requests = env_number("REQUESTS", 200);
+    let dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/bench-api/{conversations}"));
+    let text = config_text(&dir);
+    let config = config::parse(&text).map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    if !config.database_path().exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&config.database_path())?;
+        fill(&store, conversations).await?;
+    } else {
+        eprintln!("reusing {}", config.database_path().display());
+    }
+    let size = std::fs::metadata(config.database_path())?.len();
+    let running = inboxgate::app::start(config.clone(), system_clock()).await?;
+    let store = Store::open(&config.database_path())?;
+    let (writer, _thread) = store.start_writer()?;
+    let secret = inboxgate::inbox::token::secret()?;
+    let id = writer
+        .add_api_token(USERS[0].into(), inboxgate::inbox::token::hash(&secret), 0)
+        .await?;
+    let token = inboxgate::inbox::token::format(id, &secret);
+    let base = format!("http://{}", running.api_addr);
+    // Half of the filled time range: the filter combination's date bound.
+    let half = (conversations * MESSAGES_PER_CONVERSATION) as i64 * 5;
+    let since = inboxgate::inbox::json::rfc3339(system_clock()() - half);
+    let http = reqwest::Client::new();
+
+    println!(
+        "store: {conversations} conversations, {} messages, {} MB; {requests} requests each, page size 50",
+        conversations * MESSAGES_PER_CONVERSATION,
+        size / 1_000_000
+    );
+    println!(
+        "{:<58} {:>9} {:>9} {:>6}",
+        "request", "p50 ms", "p99 ms", "items"
+    );
+    let mut cases: Vec<(String, PathFor)> = inboxgate::store::View::ALL
+        .iter()
+        .map(|v| {
+            let name = v.name();
+            (
+                format!("view={name}"),
+                Box::new(move |_| format!("/api/v1/conversations?view={name}"))
+                    as Box<dyn Fn(usize) -> String>,
+            )
+        })
+        .collect();
+    cases.push((
+        "view=all_open&inbox=Support&assignee=none&since=…&sort=oldest".into(),
+        Box::new(move |_| {
+            format!("/api/v1/conversations?view=all_open&inbox=Support&assignee=none&since={since}&sort=oldest")
+        }),
+    ));
+    cases.push((
+        "contact=…&hide_filtered=true&sort=oldest".into(),
+        Box::new(|i| {
+            format!(
+                "/api/v1/conversations?contact=customer{}@client{}.example&hide_filtered=true&sort=oldest",
+                (i * 31) % 30000,
+                ((i * 31) % 30000 * 3) % 97
+            )
+        }),
+    ));
+    cases.push((
+        format!("q=<one of {}>", SEARCHES.len()),
+        Box::new(|i| format!("/api/v1/conversations?q={}", SEARCHES[i % SEARCHES.len()])),
+    ));
+    cases.push((
+        "q=<word>&view=all_open".into(),
+        Box::new(|i| {
+            format!(
+                "/api/v1/conversations?view=all_open&q={}",
+                SEARCHES[i % SEARCHES.len()]
+            )
+        }),
+    ));
+    cases.push((
+        "show conversation".into(),
+        Box::new(move |i| format!("/api/v1/conversations/{}", 1 + (i * 7919) % conversations)),
+    ));
+    let mut worst = Duration::ZERO;
+    for (name, path) in &cases {
+        let (p50, p99, items) = measure(&http, &base, &token, requests, path).await?;
+        worst = worst.max(p99);
+        println!(
+            "{name:<58} {:>9.2} {:>9.2} {items:>6}",
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3
+        );
+    }
+    println!("worst p99: {:.2} ms", worst.as_secs_f64() * 1e3);
+    drop(writer);
+    running.stop().await;
+    Ok(())
+}

@@ -1,0 +1,364 @@
+//! Route handlers: parse the request, call `inbox::Service` (reads on the blocking
+//! pool, since SQLite calls block), render the same JSON shapes the CLI prints.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::Agent;
+use super::error::ApiError;
+use super::ApiState;
+use crate::inbox::access::InboxAccess;
+use crate::inbox::query::ListParams;
+use crate::inbox::{json, Action, Caller, InboxError, Service};
+
+type St = State<Arc<ApiState>>;
+type ApiResult = Result<Response, ApiError>;
+
+/// Runs a synchronous service call on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    state: &ApiState,
+    call: impl FnOnce(&Service) -> Result<T, InboxError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let service = state.service.clone();
+    tokio::task::spawn_blocking(move || call(&service))
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map_err(ApiError::from)
+}
+
+fn id(text: &str) -> Result<i64, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::invalid(format!("{text:?} is not an id")))
+}
+
+fn ok(value: Value) -> ApiResult {
+    Ok(Json(value).into_response())
+}
+
+/// Optional JSON body of the action routes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionBody {
+    /// assign: the agent's email.
+    assignee: Option<String>,
+    /// comment: the note.
+    text: Option<String>,
+    /// move: the target inbox's name.
+    inbox: Option<String>,
+    /// close: close the ticket too.
+    with_ticket: Option<bool>,
+}
+
+fn body<T: Default + for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::invalid(format!("request body: {e}")))
+}
+
+fn action(name: &str, body: ActionBody) -> Result<Action, ApiError> {
+    let required = |value: Option<String>, key: &str| {
+        value.ok_or_else(|| ApiError::invalid(format!("{name} needs \"{key}\" in the body")))
+    };
+    Ok(match name {
+        "assign" => Action::Assign(required(body.assignee, "assignee")?),
+        "unassign" => Action::Unassign,
+        "comment" => Action::Comment(required(body.text, "text")?),
+        "close" => Action::Close {
+            with_ticket: body.with_ticket.unwrap_or(false),
+        },
+        "reopen" => Action::Reopen,
+        "move" => Action::Move(required(body.inbox, "inbox")?),
+        "trash" => Action::Trash,
+        "restore" => Action::Restore,
+        "delete" => Action::DeleteForever,
+        "spam" => Action::Spam,
+        "not_spam" => Action::NotSpam,
+        "block_sender" => Action::BlockSender,
+        other => return Err(ApiError::invalid(format!("unknown action {other:?}"))),
+    })
+}
+
+fn acted(id: i64, outcome: Option<crate::store::ConversationRow>) -> Value {
+    match outcome {
+        Some(c) => json::conversation(&c),
+        None => json!({ "id": id, "deleted": true }),
+    }
+}
+
+pub async fn openapi_document() -> Json<Value> {
+    Json(super::openapi::document())
+}
+
+pub async fn no_route() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+pub async fn me(State(state): St, Agent(caller): Agent) -> ApiResult {
+    let me_caller = caller.clone();
+    let (user, available) = blocking(&state, move |s| s.me(&me_caller)).await?;
+    let inboxes: Vec<Value> = state
+        .service
+        .inboxes(&caller)
+        .iter()
+        .map(|i| json!({ "name": i.name, "access": access_name(i.access) }))
+        .collect();
+    ok(json!({
+        "email": user.email,
+        "name": user.name,
+        "available": available,
+        "paid_seat": user.paid_seat,
+        "super_admin": user.super_admin,
+        "inboxes": inboxes,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Availability {
+    available: bool,
+}
+
+pub async fn set_availability(State(state): St, Agent(caller): Agent, bytes: Bytes) -> ApiResult {
+    let Some(Availability { available }) = body::<Option<Availability>>(&bytes)? else {
+        return Err(ApiError::invalid("body needs {\"available\": true|false}"));
+    };
+    state.service.set_availability(&caller, available).await?;
+    me(State(state), Agent(caller)).await
+}
+
+fn access_name(access: InboxAccess) -> &'static str {
+    match access {
+        InboxAccess::Member => "member",
+        InboxAccess::ViewOnly => "view_only",
+        InboxAccess::None => "none",
+    }
+}
+
+pub async fn inboxes(State(state): St, Agent(caller): Agent) -> ApiResult {
+    let list: Vec<Value> = state
+        .service
+        .inboxes(&caller)
+        .iter()
+        .map(|i| {
+            let channels: Vec<Value> = i
+                .channels
+                .iter()
+                .map(|c| {
+                    json!({
+                        "address": c.address,
+                        "kind": c.kind,
+                        "status": if c.on { "on" } else { "off" },
+                        "forwarding_address": c.forwarding_address,
+                    })
+                })
+                .collect();
+            json!({ "name": i.name, "access": access_name(i.access), "channels": channels })
+        })
+        .collect();
+    ok(Value::Array(list))
+}
+
+pub async fn list_conversations(
+    State(state): St,
+    Agent(caller): Agent,
+    query: Result<Query<ListParams>, QueryRejection>,
+) -> ApiResult {
+    let Query(mut params) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    params.limit = Some(params.limit.unwrap_or(crate::inbox::service::DEFAULT_PAGE));
+    let filter = params.into_filter()?;
+    let page = blocking(&state, move |s| s.list(&caller, filter)).await?;
+    let list: Vec<Value> = page.conversations.iter().map(json::conversation).collect();
+    ok(json!({ "conversations": list, "next_cursor": page.next_cursor }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ShowParams {
+    /// Do not truncate message text past 100 KB.
+    full: Option<bool>,
+}
+
+pub async fn show_conversation(
+    State(state): St,
+    Agent(caller): Agent,
+    Path(key): Path<String>,
+    query: Result<Query<ShowParams>, QueryRejection>,
+) -> ApiResult {
+    let id = id(&key)?;
+    let Query(params) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let d = blocking(&state, move |s| s.show(&caller, id)).await?;
+    ok(json::conversation_with_messages(
+        &d.conversation,
+        &d.messages,
+        &d.timeline,
+        params.full.unwrap_or(false),
+    ))
+}
+
+pub async fn conversation_action(
+    State(state): St,
+    Agent(caller): Agent,
+    Path(key): Path<String>,
+    bytes: Bytes,
+    name: &'static str,
+) -> ApiResult {
+    let id = id(&key)?;
+    let action = action(name, body(&bytes)?)?;
+    let outcome = state.service.act(&caller, id, action).await?;
+    ok(acted(id, outcome))
+}
+
+pub async fn delete_forever(state: St, agent: Agent, key: Path<String>) -> ApiResult {
+    conversation_action(state, agent, key, Bytes::new(), "delete").await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkBody {
+    action: String,
+    ids: Vec<i64>,
+    with_ticket: Option<bool>,
+}
+
+/// Bulk close and bulk trash (any action without arguments works the same way).
+pub async fn bulk(State(state): St, Agent(caller): Agent, bytes: Bytes) -> ApiResult {
+    let Some(request) = body::<Option<BulkBody>>(&bytes)? else {
+        return Err(ApiError::invalid("body needs {\"action\", \"ids\"}"));
+    };
+    if request.ids.len() > crate::inbox::service::MAX_PAGE as usize {
+        return Err(ApiError::invalid("at most 500 ids per request"));
+    }
+    let action = action(
+        &request.action,
+        ActionBody {
+            with_ticket: request.with_ticket,
+            ..ActionBody::default()
+        },
+    )?;
+    let outcomes = state
+        .service
+        .act_on_many(&caller, &request.ids, action)
+        .await;
+    let results: Vec<Value> = outcomes
+        .into_iter()
+        .map(|(id, outcome)| match outcome {
+            Ok(c) => json!({ "id": id, "ok": true, "conversation": acted(id, c) }),
+            Err(e) => json!({ "id": id, "ok": false, "code": e.code(), "message": e.to_string() }),
+        })
+        .collect();
+    ok(json!({ "results": results }))
+}
+
+pub async fn message(State(state): St, Agent(caller): Agent, Path(key): Path<String>) -> ApiResult {
+    let id = id(&key)?;
+    let m = blocking(&state, move |s| s.message(&caller, id)).await?;
+    let mut value = json::message(&m.message, true);
+    value["conversation_id"] = json!(m.conversation_id);
+    ok(value)
+}
+
+pub async fn raw_message(
+    State(state): St,
+    Agent(caller): Agent,
+    Path(key): Path<String>,
+) -> ApiResult {
+    let id = id(&key)?;
+    let raw = blocking(&state, move |s| s.raw_message(&caller, id)).await?;
+    Ok(([(header::CONTENT_TYPE, "message/rfc822")], raw).into_response())
+}
+
+pub async fn attachment(
+    State(state): St,
+    Agent(caller): Agent,
+    Path((key, index)): Path<(String, String)>,
+) -> ApiResult {
+    let id = id(&key)?;
+    let index = usize::try_from(self::id(&index)?)
+        .map_err(|_| ApiError::invalid("attachment index must not be negative"))?;
+    let (info, bytes) = blocking(&state, move |s| s.attachment(&caller, id, index)).await?;
+    let disposition = content_disposition(&info.filename);
+    let content_type = if info.content_type.is_ascii() {
+        info.content_type
+    } else {
+        "application/octet-stream".into()
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// `attachment; filename="ascii"; filename*=UTF-8''percent-encoded` (RFC 6266), so
+/// any name survives and the header stays valid.
+fn content_disposition(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+pub async fn contact(State(state): St, Agent(caller): Agent, Path(key): Path<String>) -> ApiResult {
+    let (contact, conversations) = blocking(&state, move |s| s.contact(&caller, &key)).await?;
+    ok(json::contact(&contact, &conversations))
+}
+
+pub async fn blocked_senders(State(state): St, Agent(caller): Agent) -> ApiResult {
+    let list = blocking(&state, move |s| s.blocked_senders(&caller)).await?;
+    let list: Vec<Value> = list
+        .iter()
+        .map(|(address, at, by)| {
+            json!({ "address": address, "blocked_at": json::rfc3339(*at), "blocked_by": by })
+        })
+        .collect();
+    ok(Value::Array(list))
+}
+
+pub async fn block_sender(state: St, agent: Agent, address: Path<String>) -> ApiResult {
+    set_blocked(state, agent.0, address.0, true).await
+}
+
+pub async fn unblock_sender(state: St, agent: Agent, address: Path<String>) -> ApiResult {
+    set_blocked(state, agent.0, address.0, false).await
+}
+
+async fn set_blocked(
+    State(state): St,
+    caller: Caller,
+    address: String,
+    blocked: bool,
+) -> ApiResult {
+    state
+        .service
+        .set_sender_blocked(&caller, &address, blocked)
+        .await?;
+    ok(json!({ "address": address.trim().to_lowercase(), "blocked": blocked }))
+}

@@ -1,0 +1,122 @@
+//! `users …`, `senders …`, `contacts …` and `inboxes`: tokens, availability (F7),
+//! blocked senders (C2), contact records (F8) and inbox addresses (A2).
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::service::{caller, open, print_json, run_async};
+use crate::config::Config;
+use crate::inbox::{json, Caller};
+
+#[derive(Subcommand, Debug)]
+pub enum UsersCommand {
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Show your record, or set your availability.
+    Availability {
+        /// `available` or `away`; omit to show.
+        state: Option<String>,
+        #[arg(long = "as", required = true)]
+        as_user: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a token for a configured user; it is printed once and stored only hashed.
+    Create { email: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SendersCommand {
+    /// Block a sender: their future threads go to Filtered.
+    Block {
+        address: String,
+        #[arg(long = "as", required = true)]
+        as_user: String,
+    },
+    /// Unblock a sender: their future threads come through again.
+    Unblock {
+        address: String,
+        #[arg(long = "as", required = true)]
+        as_user: String,
+    },
+    /// List blocked senders (JSON).
+    List {
+        #[arg(long = "as")]
+        as_user: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContactsCommand {
+    /// A contact (by email or id) with their conversations and tickets (JSON).
+    Show {
+        key: String,
+        #[arg(long = "as")]
+        as_user: Option<String>,
+    },
+}
+
+pub fn run_users(config: &Config, command: UsersCommand) -> anyhow::Result<ExitCode> {
+    let service = open(config)?;
+    match command {
+        UsersCommand::Token(TokenCommand::Create { email }) => {
+            let token = run_async(service.create_token(&email))??;
+            println!("{token}");
+        }
+        UsersCommand::Availability { state, as_user } => {
+            let caller = Caller::User(as_user);
+            if let Some(state) = state {
+                let available = match state.as_str() {
+                    "available" => true,
+                    "away" => false,
+                    other => anyhow::bail!("availability: {other:?} is neither available nor away"),
+                };
+                run_async(service.set_availability(&caller, available))??;
+            }
+            let (user, available) = service.me(&caller)?;
+            print_json(&json!({ "email": user.email, "name": user.name, "available": available }))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_senders(config: &Config, command: SendersCommand) -> anyhow::Result<ExitCode> {
+    let service = open(config)?;
+    match command {
+        SendersCommand::Block { address, as_user } => {
+            run_async(service.set_sender_blocked(&Caller::User(as_user), &address, true))??;
+            println!("{address}: blocked");
+        }
+        SendersCommand::Unblock { address, as_user } => {
+            run_async(service.set_sender_blocked(&Caller::User(as_user), &address, false))??;
+            println!("{address}: unblocked");
+        }
+        SendersCommand::List { as_user } => {
+            let list = service.blocked_senders(&caller(as_user))?;
+            let list: Vec<_> = list
+                .iter()
+                .map(|(address, at, by)| {
+                    json!({ "address": address, "blocked_at": json::rfc3339(*at), "blocked_by": by })
+                })
+                .collect();
+            print_json(&serde_json::Value::Array(list))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_contacts(config: &Config, command: ContactsCommand) -> anyhow::Result<ExitCode> {
+    let service = open(config)?;
+    match command {
+        ContactsCommand::Show { key, as_user } => {
+            let (contact, conversations) = service.contact(&caller(as_user), &key)?;
+            print_json(&json::contact(&contact, &conversations))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,604 @@
+//! The one service both shells call: every read an agent makes and every action, each
+//! checked against the inbox access rules (`access`) before anything is read out or
+//! written. The CLI and the HTTP API only parse input and render output.
+//!
+//! Reads use pooled read-only connections (synchronous; the API calls them on the
+//! blocking pool). Writes go through the store's single writer with their timeline
+//! record in the same transaction.
+
+use std::sync::{Arc, Mutex};
+
+use super::access::{inbox_access, InboxAccess};
+use crate::config::{ChannelKind, Config, Inbox, User};
+use crate::pipeline::ingest::Clock;
+use crate::pipeline::parse::AttachmentInfo;
+use crate::store::{
+    Change, ContactRow, ConversationRow, Cursor, ListFilter, MessageInConversation, MessageRow,
+    Reader, Store, StoreError, TimelineEntry, View, Writer,
+};
+
+/// Conversations stay in trash this long, then are deleted for good (F5).
+pub const TRASH_RETENTION_SECS: i64 = 30 * 24 * 3600;
+/// Page size when the caller gives none (API), and the largest allowed.
+pub const DEFAULT_PAGE: u32 = 50;
+pub const MAX_PAGE: u32 = 500;
+
+/// Who is asking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// Someone with the config and the database file (CLI without `--as`): may read
+    /// everything, may not act.
+    Operator,
+    /// An agent, by email (configured or not: a removed user sees nothing).
+    User(String),
+}
+
+/// Why a request was refused; `code` is the stable name the API returns.
+#[derive(Debug, thiserror::Error)]
+pub enum InboxError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("storage: {0}")]
+    Store(StoreError),
+}
+
+impl InboxError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            InboxError::NotFound(_) => "not_found",
+            InboxError::Forbidden(_) => "forbidden",
+            InboxError::Invalid(_) => "invalid",
+            InboxError::Conflict(_) => "conflict",
+            InboxError::Store(_) => "internal",
+        }
+    }
+}
+
+impl From<StoreError> for InboxError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => InboxError::Conflict(m),
+            other => InboxError::Store(other),
+        }
+    }
+}
+
+/// An agent action on one conversation (SPEC F4, C2, C3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Assign(String),
+    Unassign,
+    Comment(String),
+    Close { with_ticket: bool },
+    Reopen,
+    Move(String),
+    Trash,
+    Restore,
+    DeleteForever,
+    Spam,
+    NotSpam,
+    BlockSender,
+}
+
+impl Action {
+    /// Every action name, as the CLI verbs and API routes spell them.
+    pub const NAMES: [&'static str; 12] = [
+        "assign",
+        "unassign",
+        "comment",
+        "close",
+        "reopen",
+        "move",
+        "trash",
+        "restore",
+        "delete",
+        "spam",
+        "not_spam",
+        "block_sender",
+    ];
+}
+
+/// One page of a list.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub conversations: Vec<ConversationRow>,
+    /// Pass back to get the next page; `None` on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// A conversation with everything `show` prints.
+#[derive(Debug, Clone)]
+pub struct ConversationDetail {
+    pub conversation: ConversationRow,
+    pub messages: Vec<MessageRow>,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// An inbox as a caller sees it.
+#[derive(Debug, Clone)]
+pub struct InboxView {
+    pub name: String,
+    pub access: InboxAccess,
+    /// (address, kind, status, forwarding address)
+    pub channels: Vec<ChannelView>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChannelView {
+    pub address: String,
+    pub kind: &'static str,
+    pub on: bool,
+    /// Where a team's own mailbox forwards to (A2): the inbox's fallback address.
+    pub forwarding_address: Option<String>,
+}
+
+/// Shared by the CLI and the API.
+pub struct Service {
+    config: Arc<Config>,
+    store: Store,
+    writer: Writer,
+    clock: Clock,
+    readers: Mutex<Vec<Reader>>,
+}
+
+impl Service {
+    pub fn new(config: Arc<Config>, store: Store, writer: Writer, clock: Clock) -> Service {
+        Service {
+            config,
+            store,
+            writer,
+            clock,
+            readers: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// Runs `query` on a pooled read connection.
+    fn read<T>(
+        &self,
+        query: impl FnOnce(&Reader) -> Result<T, StoreError>,
+    ) -> Result<T, InboxError> {
+        let pooled = self.readers.lock().ok().and_then(|mut pool| pool.pop());
+        let reader = match pooled {
+            Some(reader) => reader,
+            None => self.store.reader()?,
+        };
+        let result = query(&reader);
+        if let Ok(mut pool) = self.readers.lock() {
+            pool.push(reader);
+        }
+        Ok(result?)
+    }
+
+    fn access(&self, caller: &Caller, inbox_name: &str) -> InboxAccess {
+        match (caller, self.config.inbox(inbox_name)) {
+            (Caller::Operator, _) => InboxAccess::ViewOnly,
+            (Caller::User(_), None) => InboxAccess::None,
+            (Caller::User(email), Some(inbox)) => inbox_access(&self.config, email, inbox),
+        }
+    }
+
+    /// The configured user behind `caller`, or why there is none.
+    fn acting_user(&self, caller: &Caller) -> Result<&User, InboxError> {
+        match caller {
+            Caller::Operator => Err(InboxError::Forbidden(
+                "actions need an agent (--as EMAIL)".into(),
+            )),
+            Caller::User(email) => self
+                .config
+                .user(email)
+                .ok_or_else(|| InboxError::NotFound(format!("user {email}"))),
+        }
+    }
+
+    fn visible_inboxes(&self, caller: &Caller) -> Option<Vec<String>> {
+        match caller {
+            Caller::Operator => None,
+            Caller::User(_) => Some(
+                self.config
+                    .inboxes
+                    .iter()
+                    .filter(|i| self.access(caller, &i.name).can_view())
+                    .map(|i| i.name.clone())
+                    .collect(),
+            ),
+        }
+    }
+
+    // ---- reading ----
+
+    /// Conversations the caller may see, by view and filters.
+    pub fn list(&self, caller: &Caller, mut filter: ListFilter) -> Result<Page, InboxError> {
+        if let Some(name) = &filter.inbox {
+            let canonical = self
+                .config
+                .inbox(name)
+                .filter(|i| self.access(caller, &i.name).can_view())
+                .ok_or_else(|| InboxError::NotFound(format!("inbox {name:?}")))?;
+            filter.inbox = Some(canonical.name.clone());
+        }
+        if filter.view.is_some_and(View::needs_user) {
+            match caller {
+                Caller::User(email) => filter.user = Some(email.to_lowercase()),
+                Caller::Operator => {
+                    return Err(InboxError::Invalid(
+                        "view assigned_to_me needs the calling agent (--as EMAIL)".into(),
+                    ))
+                }
+            }
+        }
+        if let Some(limit) = filter.limit {
+            filter.limit = Some(limit.clamp(1, MAX_PAGE));
+        }
+        filter.visible_inboxes = self.visible_inboxes(caller);
+        let conversations = self.read(|r| r.conversations(&filter))?;
+        let full_page = filter
+            .limit
+            .is_some_and(|l| conversations.len() == l as usize);
+        let next_cursor = conversations.last().filter(|_| full_page).map(|c| {
+            Cursor {
+                last_message_at: c.last_message_at,
+                id: c.id,
+            }
+            .encode()
+        });
+        Ok(Page {
+            conversations,
+            next_cursor,
+        })
+    }
+
+    /// A conversation the caller may see (404 otherwise).
+    pub fn conversation(&self, caller: &Caller, id: i64) -> Result<ConversationRow, InboxError> {
+        let found = self.read(|r| r.conversation(id))?;
+        found
+            .filter(|c| self.access(caller, &c.inbox).can_view())
+            .ok_or_else(|| InboxError::NotFound(format!("conversation {id}")))
+    }
+
+    pub fn show(&self, caller: &Caller, id: i64) -> Result<ConversationDetail, InboxError> {
+        let conversation = self.conversation(caller, id)?;
+        let (messages, timeline) = self.read(|r| Ok((r.messages(id)?, r.timeline(id)?)))?;
+        Ok(ConversationDetail {
+            conversation,
+            messages,
+            timeline,
+        })
+    }
+
+    /// A message the caller may see.
+    pub fn message(&self, caller: &Caller, id: i64) -> Result<MessageInConversation, InboxError> {
+        let found = self.read(|r| r.message(id))?;
+        found
+            .filter(|m| self.access(caller, &m.inbox).can_view())
+            .ok_or_else(|| InboxError::NotFound(format!("message {id}")))
+    }
+
+    /// The whole stored message (RFC 5322).
+    pub fn raw_message(&self, caller: &Caller, id: i64) -> Result<Vec<u8>, InboxError> {
+        self.message(caller, id)?;
+        self.read(|r| r.raw_message(id))?
+            .ok_or_else(|| InboxError::NotFound(format!("raw copy of message {id}")))
+    }
+
+    /// One attachment of a message, decoded (B9).
+    pub fn attachment(
+        &self,
+        caller: &Caller,
+        id: i64,
+        index: usize,
+    ) -> Result<(AttachmentInfo, Vec<u8>), InboxError> {
+        let raw = self.raw_message(caller, id)?;
+        crate::pipeline::parse::attachment(&raw, index)
+            .ok_or_else(|| InboxError::NotFound(format!("attachment {index} of message {id}")))
+    }
+
+    /// A contact with the conversations the caller may see (F8). Any configured user
+    /// may look contacts up; the operator too.
+    pub fn contact(
+        &self,
+        caller: &Caller,
+        key: &str,
+    ) -> Result<(ContactRow, Vec<ConversationRow>), InboxError> {
+        if let Caller::User(email) = caller {
+            if self.config.user(email).is_none() {
+                return Err(InboxError::NotFound(format!("contact {key}")));
+            }
+        }
+        let contact = self
+            .read(|r| r.contact(key))?
+            .ok_or_else(|| InboxError::NotFound(format!("contact {key}")))?;
+        let filter = ListFilter {
+            contact: Some(contact.email.clone()),
+            hide_trash: Some(false),
+            ..ListFilter::default()
+        };
+        let page = self.list(caller, filter)?;
+        Ok((contact, page.conversations))
+    }
+
+    /// Inboxes the caller may see, with their addresses (A2).
+    pub fn inboxes(&self, caller: &Caller) -> Vec<InboxView> {
+        self.config
+            .inboxes
+            .iter()
+            .map(|inbox| (inbox, self.access(caller, &inbox.name)))
+            .filter(|(_, access)| access.can_view())
+            .map(|(inbox, access)| InboxView {
+                name: inbox.name.clone(),
+                access,
+                channels: channels(inbox),
+            })
+            .collect()
+    }
+
+    /// The caller's own record, with availability as last set (F7).
+    pub fn me(&self, caller: &Caller) -> Result<(User, bool), InboxError> {
+        let user = self.acting_user(caller)?.clone();
+        let stored = self.read(|r| r.availability(&user.email))?;
+        let available = stored.unwrap_or(user.available);
+        Ok((user, available))
+    }
+
+    pub fn blocked_senders(
+        &self,
+        caller: &Caller,
+    ) -> Result<Vec<(String, i64, String)>, InboxError> {
+        if let Caller::User(_) = caller {
+            self.acting_user(caller)?;
+        }
+        self.read(|r| r.blocked_senders())
+    }
+
+    // ---- acting ----
+
+    /// Applies `action` to conversation `id` as `caller`; returns the conversation as
+    /// it is now (`None` once deleted forever).
+    pub async fn act(
+        &self,
+        caller: &Caller,
+        id: i64,
+        action: Action,
+    ) -> Result<Option<ConversationRow>, InboxError> {
+        let conversation = self.conversation(caller, id)?;
+        match self.access(caller, &conversation.inbox) {
+            InboxAccess::Member => {}
+            InboxAccess::ViewOnly => {
+                return Err(InboxError::Forbidden(format!(
+                    "only members of inbox {:?} may act in it",
+                    conversation.inbox
+                )))
+            }
+            InboxAccess::None => return Err(InboxError::NotFound(format!("conversation {id}"))),
+        }
+        let user = self.acting_user(caller)?.email.clone();
+        let change = self.change_for(caller, &conversation, action)?;
+        self.writer
+            .change_conversation(id, change, user, self.now())
+            .await?;
+        self.read(|r| r.conversation(id))
+    }
+
+    /// Applies one action to many conversations (bulk close, bulk trash); each gets
+    /// its own outcome, so one refusal does not stop the rest.
+    pub async fn act_on_many(
+        &self,
+        caller: &Caller,
+        ids: &[i64],
+        action: Action,
+    ) -> Vec<(i64, Result<Option<ConversationRow>, InboxError>)> {
+        let mut outcomes = Vec::with_capacity(ids.len());
+        for &id in ids {
+            outcomes.push((id, self.act(caller, id, action.clone()).await));
+        }
+        outcomes
+    }
+
+    /// Checks the action's argument and turns it into the store's change.
+    fn change_for(
+        &self,
+        caller: &Caller,
+        conversation: &ConversationRow,
+        action: Action,
+    ) -> Result<Change, InboxError> {
+        Ok(match action {
+            Action::Assign(email) => {
+                let inbox = self.config.inbox(&conversation.inbox);
+                let assignee = self
+                    .config
+                    .user(&email)
+                    .filter(|u| {
+                        inbox.is_some_and(|i| inbox_access(&self.config, &u.email, i).can_act())
+                    })
+                    .ok_or_else(|| {
+                        InboxError::Invalid(format!(
+                            "{email} is not a member of inbox {:?}",
+                            conversation.inbox
+                        ))
+                    })?;
+                Change::Assign(Some(assignee.email.clone()))
+            }
+            Action::Unassign => Change::Assign(None),
+            Action::Comment(text) if text.trim().is_empty() => {
+                return Err(InboxError::Invalid("a comment needs text".into()))
+            }
+            Action::Comment(text) => Change::Comment(text),
+            Action::Close { with_ticket } => Change::Close { with_ticket },
+            Action::Reopen => Change::Reopen,
+            Action::Move(name) => self.move_change(caller, conversation, &name)?,
+            Action::Trash => Change::Trash,
+            Action::Restore => Change::Restore,
+            Action::DeleteForever => Change::DeleteForever,
+            Action::Spam => Change::Spam(true),
+            Action::NotSpam => Change::Spam(false),
+            Action::BlockSender => Change::BlockSender,
+        })
+    }
+
+    fn move_change(
+        &self,
+        caller: &Caller,
+        conversation: &ConversationRow,
+        name: &str,
+    ) -> Result<Change, InboxError> {
+        let target = self
+            .config
+            .inbox(name)
+            .filter(|i| self.access(caller, &i.name).can_view())
+            .ok_or_else(|| InboxError::NotFound(format!("inbox {name:?}")))?;
+        if !self.access(caller, &target.name).can_act() {
+            return Err(InboxError::Forbidden(format!(
+                "only members of inbox {:?} may move conversations into it",
+                target.name
+            )));
+        }
+        if target.name == conversation.inbox {
+            return Err(InboxError::Invalid(format!(
+                "conversation is already in {name:?}"
+            )));
+        }
+        let channel = target
+            .channels
+            .first()
+            .map(|c| c.address.clone())
+            .ok_or_else(|| InboxError::Invalid(format!("inbox {name:?} has no channel")))?;
+        Ok(Change::Move {
+            inbox: target.name.clone(),
+            channel,
+        })
+    }
+
+    /// Blocks or unblocks a sender address account-wide (C2). Any agent who is a
+    /// member of some inbox may.
+    pub async fn set_sender_blocked(
+        &self,
+        caller: &Caller,
+        address: &str,
+        blocked: bool,
+    ) -> Result<(), InboxError> {
+        let user = self.acting_user(caller)?;
+        let member_somewhere = self
+            .config
+            .inboxes
+            .iter()
+            .any(|i| inbox_access(&self.config, &user.email, i).can_act());
+        if !member_somewhere {
+            return Err(InboxError::Forbidden(
+                "only inbox members may block senders".into(),
+            ));
+        }
+        let address = address.trim().to_lowercase();
+        if !address.contains('@') {
+            return Err(InboxError::Invalid(format!(
+                "{address:?} is not an email address"
+            )));
+        }
+        self.writer
+            .set_sender_blocked(address, blocked, user.email.clone(), self.now())
+            .await?;
+        Ok(())
+    }
+
+    /// Sets the caller's availability (F7).
+    pub async fn set_availability(
+        &self,
+        caller: &Caller,
+        available: bool,
+    ) -> Result<(), InboxError> {
+        let user = self.acting_user(caller)?.email.clone();
+        self.writer
+            .set_availability(user, available, self.now())
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes for good what has been in trash longer than the retention period (F5).
+    pub async fn purge_trash(&self) -> Result<usize, InboxError> {
+        let now = self.now();
+        let expired = self.read(|r| r.trashed_before(now - TRASH_RETENTION_SECS))?;
+        let mut deleted = 0;
+        for id in expired {
+            match self
+                .writer
+                .change_conversation(id, Change::DeleteForever, "system".into(), now)
+                .await
+            {
+                Ok(()) => deleted += 1,
+                // Restored or deleted meanwhile: nothing to do.
+                Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// D5: conversations of users no longer configured become unassigned.
+    pub async fn unassign_removed_users(&self) -> Result<usize, InboxError> {
+        let users = self.config.users.iter().map(|u| u.email.clone()).collect();
+        Ok(self
+            .writer
+            .unassign_removed_users(users, self.now())
+            .await?)
+    }
+
+    /// Creates an API token for a configured user; returns it (shown once). Only the
+    /// hash of its secret is stored.
+    pub async fn create_token(&self, email: &str) -> Result<String, InboxError> {
+        let user = self
+            .config
+            .user(email)
+            .ok_or_else(|| InboxError::NotFound(format!("user {email}")))?;
+        let secret = super::token::secret()
+            .map_err(|e| InboxError::Store(StoreError::Invalid(format!("no randomness: {e}"))))?;
+        let id = self
+            .writer
+            .add_api_token(user.email.clone(), super::token::hash(&secret), self.now())
+            .await?;
+        Ok(super::token::format(id, &secret))
+    }
+
+    /// The user a bearer token belongs to, if it is valid.
+    pub fn authenticate(&self, token: &str) -> Result<Option<String>, InboxError> {
+        let Some((id, secret)) = super::token::split(token) else {
+            return Ok(None);
+        };
+        let stored = self.read(|r| r.api_token(id))?;
+        Ok(stored
+            .filter(|(_, hash)| super::token::matches(secret, hash))
+            .map(|(user, _)| user))
+    }
+}
+
+fn channels(inbox: &Inbox) -> Vec<ChannelView> {
+    let fallback = inbox
+        .channels
+        .iter()
+        .find(|c| matches!(c.kind, ChannelKind::Fallback))
+        .map(|c| c.address.clone());
+    inbox
+        .channels
+        .iter()
+        .map(|c| ChannelView {
+            address: c.address.clone(),
+            kind: match c.kind {
+                ChannelKind::Fallback => "fallback",
+                ChannelKind::Imap(_) => "imap",
+            },
+            on: c.status == crate::config::ChannelStatus::On,
+            forwarding_address: fallback.clone(),
+        })
+        .collect()
+}
