@@ -173,7 +173,9 @@ pub async fn list_conversations(
     query: Result<Query<ListParams>, QueryRejection>,
 ) -> ApiResult {
     let Query(mut params) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
-    params.limit = Some(params.limit.unwrap_or(crate::inbox::service::DEFAULT_PAGE));
+    // HTTP pages are bounded; the CLI (an operator's tool) may ask for any number.
+    let page_size = params.limit.unwrap_or(crate::inbox::service::DEFAULT_PAGE);
+    params.limit = Some(page_size.clamp(1, crate::inbox::service::MAX_PAGE));
     let filter = params.into_filter()?;
     let page = blocking(&state, move |s| s.list(&caller, filter)).await?;
     let list: Vec<Value> = page.conversations.iter().map(json::conversation).collect();

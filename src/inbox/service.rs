@@ -241,7 +241,7 @@ impl Service {
             }
         }
         if let Some(limit) = filter.limit {
-            filter.limit = Some(limit.clamp(1, MAX_PAGE));
+            filter.limit = Some(limit.max(1));
         }
         filter.visible_inboxes = self.visible_inboxes(caller);
         let conversations = self.read(|r| r.conversations(&filter))?;

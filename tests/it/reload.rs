@@ -70,8 +70,10 @@ async fn sighup_applies_a_valid_config_and_refuses_an_invalid_one() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config_path = dir.path().join("inboxgate.toml");
-    let text = config_text(&dir.path().join("data"), "")
-        .replace(r#"listen = ["127.0.0.1:0"]"#, &format!(r#"listen = ["127.0.0.1:{port}"]"#));
+    let text = config_text(&dir.path().join("data"), "").replace(
+        r#"listen = ["127.0.0.1:0"]"#,
+        &format!(r#"listen = ["127.0.0.1:{port}"]"#),
+    );
     std::fs::write(&config_path, &text).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_inboxgate"))
         .arg("--config")
