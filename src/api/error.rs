@@ -7,6 +7,8 @@ use axum::Json;
 use serde_json::json;
 
 use crate::inbox::InboxError;
+use crate::outbound::send::SendError;
+use crate::store::StoreError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -38,6 +40,38 @@ impl ApiError {
 
     pub fn invalid(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid", message)
+    }
+
+    /// Why a message was not sent. A caller without access to the inbox learns only
+    /// that `hidden` (the conversation, or the From address) was not found.
+    pub fn from_send(e: SendError, hidden: &str) -> Self {
+        let (status, code) = match &e {
+            SendError::NotFound(_) | SendError::UnknownAgent(_) => {
+                (StatusCode::NOT_FOUND, "not_found")
+            }
+            SendError::NoAccess { .. } => {
+                return ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!("{hidden} not found"),
+                )
+            }
+            SendError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            // The request is well formed but the inbox's state refuses it: the channel
+            // is switched off, or the From address is not one it may send from.
+            SendError::ChannelOff(_) | SendError::UnknownFrom(_) => {
+                (StatusCode::CONFLICT, "conflict")
+            }
+            SendError::UnknownChannel(_) | SendError::BadCode(_) | SendError::Compose(_) => {
+                (StatusCode::BAD_REQUEST, "invalid")
+            }
+            SendError::Store(StoreError::Conflict(_)) => (StatusCode::CONFLICT, "conflict"),
+            SendError::Store(error) => {
+                tracing::error!(%error, "api: storage error while sending");
+                return ApiError::internal();
+            }
+        };
+        ApiError::new(status, code, e.to_string())
     }
 
     pub fn internal() -> Self {

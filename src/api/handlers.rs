@@ -17,7 +17,9 @@ use super::error::ApiError;
 use super::ApiState;
 use crate::inbox::access::InboxAccess;
 use crate::inbox::query::ListParams;
+use crate::inbox::service::SendRequest;
 use crate::inbox::{json, Action, Caller, InboxError, Service};
+use crate::outbound::send::{ComposeRequest, Content, ForwardRequest, ReplyRequest};
 
 type St = State<Arc<ApiState>>;
 type ApiResult = Result<Response, ApiError>;
@@ -363,4 +365,126 @@ async fn set_blocked(
         .set_sender_blocked(&caller, &address, blocked)
         .await?;
     ok(json!({ "address": address.trim().to_lowercase(), "blocked": blocked }))
+}
+
+// ---- sending (SPEC E1, E2, E9); attachments are CLI-only for now ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyBody {
+    text: String,
+    html: Option<String>,
+    #[serde(default)]
+    to: Vec<String>,
+    #[serde(default)]
+    cc: Vec<String>,
+    #[serde(default)]
+    bcc: Vec<String>,
+    from: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComposeBody {
+    to: Vec<String>,
+    from: String,
+    subject: String,
+    text: String,
+    html: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardBody {
+    to: Vec<String>,
+    note: Option<String>,
+}
+
+/// A required JSON body.
+fn required_body<T: for<'de> Deserialize<'de>>(bytes: &Bytes, shape: &str) -> Result<T, ApiError> {
+    body::<Option<T>>(bytes)?.ok_or_else(|| ApiError::invalid(format!("body needs {shape}")))
+}
+
+/// Only an agent sends; the token always names one.
+fn agent_email(caller: Caller) -> Result<String, ApiError> {
+    match caller {
+        Caller::User(email) => Ok(email),
+        Caller::Operator => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "sending needs an agent",
+        )),
+    }
+}
+
+pub async fn reply(
+    State(state): St,
+    Agent(caller): Agent,
+    Path(key): Path<String>,
+    bytes: Bytes,
+) -> ApiResult {
+    let conversation_id = id(&key)?;
+    let b: ReplyBody = required_body(&bytes, "{\"text\"}")?;
+    let request = SendRequest::Reply(ReplyRequest {
+        conversation_id,
+        agent: agent_email(caller)?,
+        content: Content {
+            text: b.text,
+            html: b.html,
+            attachments: Vec::new(),
+        },
+        to: b.to,
+        cc: b.cc,
+        bcc: b.bcc,
+        from: b.from,
+    });
+    sent(&state, request, &format!("conversation {conversation_id}")).await
+}
+
+pub async fn compose(State(state): St, Agent(caller): Agent, bytes: Bytes) -> ApiResult {
+    let b: ComposeBody = required_body(&bytes, "{\"to\", \"from\", \"subject\", \"text\"}")?;
+    let hidden = format!("From address {}", b.from.trim());
+    let request = SendRequest::Compose(ComposeRequest {
+        agent: agent_email(caller)?,
+        to: b.to,
+        from: b.from,
+        subject: b.subject,
+        content: Content {
+            text: b.text,
+            html: b.html,
+            attachments: Vec::new(),
+        },
+    });
+    sent(&state, request, &hidden).await
+}
+
+pub async fn forward(
+    State(state): St,
+    Agent(caller): Agent,
+    Path(key): Path<String>,
+    bytes: Bytes,
+) -> ApiResult {
+    let conversation_id = id(&key)?;
+    let b: ForwardBody = required_body(&bytes, "{\"to\"}")?;
+    let request = SendRequest::Forward(ForwardRequest {
+        conversation_id,
+        agent: agent_email(caller)?,
+        to: b.to,
+        note: b.note,
+    });
+    sent(&state, request, &format!("conversation {conversation_id}")).await
+}
+
+/// Queues `request` and answers with the stored message and its delivery. `what` names
+/// what a caller without access is told was not found (no existence leak).
+async fn sent(state: &ApiState, request: SendRequest, what: &str) -> ApiResult {
+    let service = state.service.clone();
+    let runtime = tokio::runtime::Handle::current();
+    let outcome = tokio::task::spawn_blocking(move || runtime.block_on(service.send(request)))
+        .await
+        .map_err(|_| ApiError::internal())?;
+    let m = outcome.map_err(|e| ApiError::from_send(e, what))?;
+    let mut value = json::message(&m.message, true);
+    value["conversation_id"] = json!(m.conversation_id);
+    ok(value)
 }

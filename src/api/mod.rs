@@ -87,6 +87,21 @@ pub fn routes() -> Vec<Route> {
             on(MethodFilter::DELETE, delete_forever),
         ),
         route(
+            Method::POST,
+            "/api/v1/conversations/{id}/reply",
+            on(MethodFilter::POST, reply),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/conversations/{id}/forward",
+            on(MethodFilter::POST, forward),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/compose",
+            on(MethodFilter::POST, compose),
+        ),
+        route(
             Method::GET,
             "/api/v1/messages/{id}",
             on(MethodFilter::GET, message),

@@ -77,6 +77,8 @@ const LIST_QUERY: &[(&str, &str, &str)] = &[
     ),
 ];
 
+const SEND_SUMMARY_REPLY: &str = "Reply (queued for delivery; the response's `delivery` shows its state). 409 when the channel is switched off or the From is not allowed. Attachments are not taken over HTTP: use `inboxgate conversations reply --attach`";
+
 fn operations() -> Vec<Op> {
     let conversation = || reference("Conversation");
     let text = |key: &str| object(json!({ key: { "type": "string" } }), &[key]);
@@ -162,6 +164,58 @@ fn operations() -> Vec<Op> {
             "Delete forever (only from trash); keeps Message-ID tombstones",
             json!({ "type": "object" }),
         ),
+        Op {
+            body: Some(object(
+                json!({
+                    "text": { "type": "string", "description": "plain-text body; the channel's signature is appended" },
+                    "html": { "type": "string" },
+                    "to": { "type": "array", "items": { "type": "string" }, "description": "default: the sender of the message replied to" },
+                    "cc": { "type": "array", "items": { "type": "string" } },
+                    "bcc": { "type": "array", "items": { "type": "string" } },
+                    "from": { "type": "string", "description": "another channel address of the inbox or a verified From address" },
+                }),
+                &["text"],
+            )),
+            ..op(
+                "post",
+                "/api/v1/conversations/{id}/reply",
+                SEND_SUMMARY_REPLY,
+                reference("Message"),
+            )
+        },
+        Op {
+            body: Some(object(
+                json!({
+                    "to": { "type": "array", "items": { "type": "string" } },
+                    "note": { "type": "string", "description": "text above the forwarded messages" },
+                }),
+                &["to"],
+            )),
+            ..op(
+                "post",
+                "/api/v1/conversations/{id}/forward",
+                "Forward the conversation's messages to other addresses (logged in it); 409 when its channel is off",
+                reference("Message"),
+            )
+        },
+        Op {
+            body: Some(object(
+                json!({
+                    "to": { "type": "array", "items": { "type": "string" } },
+                    "from": { "type": "string", "description": "a channel address or a verified From address" },
+                    "subject": { "type": "string" },
+                    "text": { "type": "string" },
+                    "html": { "type": "string" },
+                }),
+                &["to", "from", "subject", "text"],
+            )),
+            ..op(
+                "post",
+                "/api/v1/compose",
+                "Start a conversation with an outbound message (in Sent until answered); 409 when the channel is off or the From is not allowed. Attachments: CLI only (`inboxgate compose --attach`)",
+                reference("Message"),
+            )
+        },
         op(
             "get",
             "/api/v1/messages/{id}",
@@ -307,6 +361,11 @@ fn schemas() -> Value {
             "cc": { "type": "array", "items": { "type": "string" } }, "subject": { "type": "string" },
             "message_id": nullable_string, "date": { "type": "string" }, "text": { "type": "string" },
             "truncated": { "type": "boolean" },
+            "conversation_id": { "type": "integer" },
+            "delivery": object(json!({
+                "status": { "type": "string", "enum": ["queued", "sending", "sent", "deferred", "failed"] },
+                "attempts": { "type": "integer" }, "last_reply": nullable_string,
+            }), &["status", "attempts"]),
             "attachments": { "type": "array", "items": object(json!({
                 "filename": { "type": "string" }, "content_type": { "type": "string" }, "size": { "type": "integer" },
             }), &["filename", "content_type", "size"]) },
@@ -341,7 +400,7 @@ pub fn document() -> Value {
         "info": {
             "title": "inboxgate API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Conversations of the shared inbox for agents. Authenticate with `Authorization: Bearer TOKEN` (create one with `inboxgate users token create EMAIL`). Errors are JSON {code, message}.",
+            "description": "Conversations of the shared inbox for agents. Authenticate with `Authorization: Bearer TOKEN` (create one with `inboxgate users token create EMAIL`). Errors are JSON {code, message}. Reply, forward and compose queue mail for delivery; attachments are not taken over HTTP (the CLI sends them).",
         },
         "servers": [{ "url": "/" }],
         "security": [{ "bearer": [] }],

@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use super::access::{inbox_access, InboxAccess};
 use crate::config::{ChannelKind, Config, Inbox, User};
+use crate::outbound::queue::Queue;
+use crate::outbound::send::{self, ComposeRequest, ForwardRequest, ReplyRequest, SendError};
 use crate::pipeline::ingest::Clock;
 use crate::pipeline::parse::AttachmentInfo;
 use crate::store::{
@@ -102,6 +104,14 @@ impl Action {
         "not_spam",
         "block_sender",
     ];
+}
+
+/// Mail an agent sends (`Service::send`).
+#[derive(Debug, Clone)]
+pub enum SendRequest {
+    Reply(ReplyRequest),
+    Compose(ComposeRequest),
+    Forward(ForwardRequest),
 }
 
 /// One page of a list.
@@ -285,6 +295,32 @@ impl Service {
         found
             .filter(|m| self.access(caller, &m.inbox).can_view())
             .ok_or_else(|| InboxError::NotFound(format!("message {id}")))
+    }
+
+    /// Sends an agent's reply, new message or forward (SPEC E1, E2, E9) with the checks
+    /// of `outbound::send` (member of the inbox, channel on, From allowed), queued on the
+    /// daemon's writer for its outbound worker. Returns the stored message. Its future
+    /// is not `Send` (a read connection is held across the queueing), so the API runs it
+    /// on the blocking pool.
+    pub async fn send(&self, request: SendRequest) -> Result<MessageInConversation, SendError> {
+        let reader = self.store.reader()?;
+        let queue = Queue::new(
+            self.writer.clone(),
+            self.clock.clone(),
+            self.config.outbound.lifetime,
+        );
+        let config = &self.config;
+        let filed = match request {
+            SendRequest::Reply(r) => send::reply(config, &reader, &queue, r).await?,
+            SendRequest::Compose(r) => send::compose(config, &reader, &queue, r).await?,
+            SendRequest::Forward(r) => send::forward(config, &reader, &queue, r).await?,
+        };
+        reader.message(filed.message_row)?.ok_or_else(|| {
+            SendError::Store(StoreError::Conflict(format!(
+                "message {} vanished after queueing",
+                filed.message_row
+            )))
+        })
     }
 
     /// The whole stored message (RFC 5322).

@@ -5,6 +5,7 @@ mod dovecot;
 mod support;
 
 mod api;
+mod api_send;
 mod durability;
 mod fixtures;
 mod imap;
