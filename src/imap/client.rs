@@ -558,12 +558,9 @@ async fn tls_handshake(
     let config = tls_config(server)?;
     let name = ServerName::try_from(server.host.clone())
         .map_err(|e| ImapError::Tls(format!("{}: {e}", server.host)))?;
-    within(
-        limit,
-        TlsConnector::from(config).connect(name, tcp),
-    )
-    .await?
-    .map_err(|e| ImapError::Tls(format!("{}: {e}", server.host)))
+    within(limit, TlsConnector::from(config).connect(name, tcp))
+        .await?
+        .map_err(|e| ImapError::Tls(format!("{}: {e}", server.host)))
 }
 
 /// The system's trusted roots plus the channel's own `ca_file`.
