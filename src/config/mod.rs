@@ -181,6 +181,8 @@ pub struct ImapChannel {
     pub smtp: Option<RemoteServer>,
     pub folders: Vec<String>,
     pub poll_interval: Duration,
+    /// How long the server may stay silent on any command (`imap_timeout`).
+    pub timeout: Duration,
 }
 
 /// A server we connect to (IMAP mailbox, SMTP relay).

@@ -107,6 +107,8 @@ pub struct RawChannel {
     pub folders: Option<Vec<String>>,
     /// Seconds.
     pub poll_interval: Option<i64>,
+    /// Seconds a silent IMAP server is given to answer before the poller backs off.
+    pub imap_timeout: Option<i64>,
     pub imap: Option<RawRemote>,
     pub smtp: Option<RawRemote>,
 }

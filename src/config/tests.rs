@@ -154,6 +154,7 @@ fn imap_defaults_depend_on_tls() {
     assert_eq!(channel.address, "help@demo.example");
     assert_eq!(imap.folders, ["INBOX"]);
     assert_eq!(imap.poll_interval, Duration::from_secs(60));
+    assert_eq!(imap.timeout, Duration::from_secs(120));
     assert_eq!(
         (imap.server.tls, imap.server.port),
         (TlsMode::Implicit, 993)
@@ -419,7 +420,7 @@ shutdown_grace = 99999
             "smtp.max_connections_per_ip: must not exceed smtp.max_connections (10)",
         ]
     );
-    let imap = IMAP.replace("port", "x") + "\npoll_interval = 0";
+    let imap = IMAP.replace("port", "x") + "\npoll_interval = 0\nimap_timeout = 0";
     let imap = imap.replace(
         "host = \"imap.demo.example\"",
         "host = \"imap.demo.example\", port = 70000",
@@ -429,6 +430,7 @@ shutdown_grace = 99999
         [
             "inboxes[1].channels[0].imap.port: must be between 1 and 65535, got 70000",
             "inboxes[1].channels[0].poll_interval: must be between 1 and 86400, got 0",
+            "inboxes[1].channels[0].imap_timeout: must be between 1 and 3600, got 0",
         ]
     );
 }
@@ -520,13 +522,14 @@ fn invalid_email_addresses_are_refused() {
 fn fallback_channel_needs_user_and_no_address() {
     let text = BASE.replace(
         "user = \"support\"",
-        "address = \"support@demo.example\"\n  folders = [\"INBOX\"]",
+        "address = \"support@demo.example\"\n  folders = [\"INBOX\"]\n  imap_timeout = 5",
     );
     assert_eq!(
         problems(&text),
         [
             "inboxes[0].channels[0].address: not allowed for kind = \"fallback\": its address is {user}@{subdomain}.{fallback_domain}",
             "inboxes[0].channels[0].folders: only allowed for kind = \"imap\"",
+            "inboxes[0].channels[0].imap_timeout: only allowed for kind = \"imap\"",
             "inboxes[0].channels[0].user: required",
         ]
     );

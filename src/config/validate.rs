@@ -85,6 +85,7 @@ pub mod defaults {
     pub const ONLY_AVAILABLE: bool = true;
     pub const IMAP_FOLDERS: &[&str] = &["INBOX"];
     pub const POLL_INTERVAL_SECS: i64 = 60;
+    pub const IMAP_TIMEOUT_SECS: i64 = 120;
     pub const IMAP_TLS: TlsMode = TlsMode::Implicit;
     /// For a channel's `smtp` server and for `outbound.relay`.
     pub const SMTP_TLS: TlsMode = TlsMode::StartTls;
@@ -122,6 +123,8 @@ pub mod limits {
     pub const LINE_LENGTH: RangeInclusive<i64> = 512..=1_048_576;
     /// Timeouts and poll intervals: one second to one day.
     pub const SECONDS: RangeInclusive<i64> = 1..=86_400;
+    /// A reply deadline: long enough for a slow FETCH, short enough to notice a hang.
+    pub const IMAP_TIMEOUT: RangeInclusive<i64> = 1..=3_600;
     pub const CONNECTIONS: RangeInclusive<i64> = 1..=1_000_000;
     /// Zero means: stop running sessions at once.
     pub const SHUTDOWN_GRACE_SECS: RangeInclusive<i64> = 0..=3600;
@@ -575,6 +578,7 @@ fn fallback_address(
         ("smtp", raw.smtp.is_some()),
         ("folders", raw.folders.is_some()),
         ("poll_interval", raw.poll_interval.is_some()),
+        ("imap_timeout", raw.imap_timeout.is_some()),
     ];
     for (name, _) in imap_only.iter().filter(|(_, set)| *set) {
         p.add(&join(key, name), "only allowed for kind = \"imap\"");
@@ -633,6 +637,13 @@ fn imap_channel(p: &mut Problems, key: &str, raw: &RawChannel) -> (String, ImapC
             raw.poll_interval,
             defaults::POLL_INTERVAL_SECS,
             limits::SECONDS,
+        ),
+        timeout: seconds(
+            p,
+            &join(key, "imap_timeout"),
+            raw.imap_timeout,
+            defaults::IMAP_TIMEOUT_SECS,
+            limits::IMAP_TIMEOUT,
         ),
     };
     (address, imap)

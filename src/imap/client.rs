@@ -29,9 +29,8 @@ use tokio_rustls::TlsConnector;
 
 use crate::config::{RemoteServer, TlsMode};
 
-/// How long any single reply may take before the connection is given up.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
-/// How long connecting (TCP and TLS) may take.
+/// How long connecting (TCP and TLS) may take, at most: a channel's shorter
+/// `imap_timeout` lowers it too.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest greeting or STARTTLS reply line read by hand.
 const MAX_LINE: usize = 8 * 1024;
@@ -93,22 +92,33 @@ pub struct Session {
     client: Client,
     next_tag: u32,
     capabilities: Vec<String>,
+    /// How long any single reply may take before the connection is given up.
+    reply_timeout: Duration,
 }
 
 impl Session {
     /// Connects (with TLS as configured), checks the greeting and reads capabilities.
-    pub async fn connect(server: &RemoteServer) -> Result<Session, ImapError> {
+    /// Every later wait for the server is bounded by `reply_timeout`.
+    pub async fn connect(
+        server: &RemoteServer,
+        reply_timeout: Duration,
+    ) -> Result<Session, ImapError> {
         let peer = format!("{}:{}", server.host, server.port);
-        let tcp = within(CONNECT_TIMEOUT, TcpStream::connect(&peer))
+        let connect_timeout = CONNECT_TIMEOUT.min(reply_timeout);
+        let tcp = within(connect_timeout, TcpStream::connect(&peer))
             .await?
             .map_err(|e| ImapError::Connect(format!("{peer}: {e}")))?;
         let _ = tcp.set_nodelay(true);
         let (stream, greeted) = match server.tls {
             TlsMode::None => (Stream::insecure(tcp), false),
-            TlsMode::Implicit => (Stream::tls(tls_handshake(server, tcp).await?.into()), false),
+            TlsMode::Implicit => {
+                let tls = tls_handshake(server, tcp, connect_timeout).await?;
+                (Stream::tls(tls.into()), false)
+            }
             TlsMode::StartTls => {
-                let tcp = starttls(tcp).await?;
-                (Stream::tls(tls_handshake(server, tcp).await?.into()), true)
+                let tcp = starttls(tcp, reply_timeout).await?;
+                let tls = tls_handshake(server, tcp, connect_timeout).await?;
+                (Stream::tls(tls.into()), true)
             }
         };
         let mut options = Options::default();
@@ -119,6 +129,7 @@ impl Session {
             client: Client::new(options),
             next_tag: 0,
             capabilities: Vec::new(),
+            reply_timeout,
         };
         if !greeted {
             session.greeting().await?;
@@ -133,9 +144,15 @@ impl Session {
             .any(|c| c.eq_ignore_ascii_case(name))
     }
 
+    /// Waits for the greeting; anything unreadable instead of one (another protocol on
+    /// the port, garbage) is reported as a bad greeting.
     async fn greeting(&mut self) -> Result<(), ImapError> {
         loop {
-            if let Event::GreetingReceived { greeting } = self.next_event().await? {
+            let event = self.next_event().await.map_err(|e| match e {
+                ImapError::Protocol(text) => ImapError::Greeting(text),
+                other => other,
+            })?;
+            if let Event::GreetingReceived { greeting } = event {
                 return match greeting.kind {
                     GreetingKind::Ok | GreetingKind::PreAuth => Ok(()),
                     GreetingKind::Bye => Err(ImapError::Greeting(greeting.text.to_string())),
@@ -422,7 +439,7 @@ impl Session {
     }
 
     async fn next_event(&mut self) -> Result<Event, ImapError> {
-        within(REPLY_TIMEOUT, self.stream.next(&mut self.client))
+        within(self.reply_timeout, self.stream.next(&mut self.client))
             .await?
             .map_err(stream_error)
     }
@@ -498,8 +515,8 @@ fn fetched_message(items: Vec1<MessageDataItem<'static>>) -> Option<(u32, Vec<u8
 }
 
 /// Reads the greeting and negotiates STARTTLS on the plain connection.
-async fn starttls(mut tcp: TcpStream) -> Result<TcpStream, ImapError> {
-    let greeting = read_line(&mut tcp).await?;
+async fn starttls(mut tcp: TcpStream, limit: Duration) -> Result<TcpStream, ImapError> {
+    let greeting = read_line(&mut tcp, limit).await?;
     if !greeting.to_ascii_uppercase().starts_with("* OK") {
         return Err(ImapError::Greeting(greeting));
     }
@@ -507,7 +524,7 @@ async fn starttls(mut tcp: TcpStream) -> Result<TcpStream, ImapError> {
         .await
         .map_err(|e| ImapError::Lost(e.to_string()))?;
     loop {
-        let line = read_line(&mut tcp).await?;
+        let line = read_line(&mut tcp, limit).await?;
         if let Some(status) = line.strip_prefix("S0 ") {
             if status.to_ascii_uppercase().starts_with("OK") {
                 return Ok(tcp);
@@ -518,13 +535,13 @@ async fn starttls(mut tcp: TcpStream) -> Result<TcpStream, ImapError> {
 }
 
 /// One CRLF line, read a byte at a time so nothing after it is consumed.
-async fn read_line(tcp: &mut TcpStream) -> Result<String, ImapError> {
+async fn read_line(tcp: &mut TcpStream, limit: Duration) -> Result<String, ImapError> {
     let mut line = Vec::new();
     while !line.ends_with(b"\r\n") {
         if line.len() > MAX_LINE {
             return Err(ImapError::Protocol("line too long before TLS".into()));
         }
-        let byte = within(REPLY_TIMEOUT, tcp.read_u8())
+        let byte = within(limit, tcp.read_u8())
             .await?
             .map_err(|e| ImapError::Lost(e.to_string()))?;
         line.push(byte);
@@ -536,16 +553,14 @@ async fn read_line(tcp: &mut TcpStream) -> Result<String, ImapError> {
 async fn tls_handshake(
     server: &RemoteServer,
     tcp: TcpStream,
+    limit: Duration,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ImapError> {
     let config = tls_config(server)?;
     let name = ServerName::try_from(server.host.clone())
         .map_err(|e| ImapError::Tls(format!("{}: {e}", server.host)))?;
-    within(
-        CONNECT_TIMEOUT,
-        TlsConnector::from(config).connect(name, tcp),
-    )
-    .await?
-    .map_err(|e| ImapError::Tls(format!("{}: {e}", server.host)))
+    within(limit, TlsConnector::from(config).connect(name, tcp))
+        .await?
+        .map_err(|e| ImapError::Tls(format!("{}: {e}", server.host)))
 }
 
 /// The system's trusted roots plus the channel's own `ca_file`.

@@ -124,7 +124,7 @@ impl Poller {
         self.set_state(SyncState::Syncing, None).await;
         let server = &self.config.imap.server;
         let credentials = credentials(server).await?;
-        let mut session = Session::connect(server).await?;
+        let mut session = Session::connect(server, self.config.imap.timeout).await?;
         session.authenticate(&credentials).await?;
         let folders = self.readable_folders(&mut session).await?;
         let idle = session.has_capability("IDLE");

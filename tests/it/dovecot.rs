@@ -2,14 +2,16 @@
 //! in a temp dir, a passwd-file user with the `mail` user's uid/gid, a Maildir, plain
 //! and implicit-TLS listeners on free loopback ports, a self-signed certificate, and
 //! `Junk` plus `Quarantine` folders flagged `\Junk`. Fixtures go in over IMAP (APPEND
-//! with LITERAL+) through a small raw client.
+//! with LITERAL+) through a small raw client. For XOAUTH2 a Dovecot can also check
+//! tokens against a small introspection endpoint the test runs.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 pub const USER: &str = "help@demo.example";
@@ -28,6 +30,16 @@ pub struct Dovecot {
 
 impl Dovecot {
     pub fn start() -> Dovecot {
+        Dovecot::start_with(None)
+    }
+
+    /// A Dovecot that also accepts XOAUTH2 / OAUTHBEARER, checking each token with the
+    /// RFC 7662 introspection endpoint at `introspection_url` (its `oauth2` passdb).
+    pub fn start_with_oauth2(introspection_url: &str) -> Dovecot {
+        Dovecot::start_with(Some(introspection_url))
+    }
+
+    fn start_with(introspection_url: Option<&str>) -> Dovecot {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path().to_path_buf();
         // Dovecot's processes run as other users: they must reach into the temp dir.
@@ -51,7 +63,11 @@ impl Dovecot {
         std::fs::write(&password_file, format!("{PASSWORD}\n")).expect("password");
         let (imap_port, imaps_port) = (free_port(), free_port());
         let config_path = root.join("dovecot.conf");
-        std::fs::write(&config_path, config(&root, imap_port, imaps_port)).expect("config");
+        let mut text = config(&root, imap_port, imaps_port);
+        if let Some(url) = introspection_url {
+            text = oauth2_config(&root, &text, url);
+        }
+        std::fs::write(&config_path, text).expect("config");
         let dovecot = Dovecot {
             imap_port,
             imaps_port,
@@ -195,6 +211,33 @@ namespace inbox {{
 }}
 "#
     )
+}
+
+/// Adds the `oauth2` passdb in front of the passwd-file one: token logins are checked
+/// by POSTing the token to the introspection endpoint, which must call it active and
+/// name the user; passwords still go to the passwd-file.
+fn oauth2_config(root: &Path, config: &str, introspection_url: &str) -> String {
+    let ext = root.join("dovecot-oauth2.conf.ext");
+    std::fs::write(
+        &ext,
+        format!(
+            "introspection_mode = post\nintrospection_url = {introspection_url}\n\
+             username_attribute = username\nactive_attribute = active\nactive_value = true\n\
+             force_introspection = yes\n"
+        ),
+    )
+    .expect("oauth2 config");
+    chmod(&ext, 0o644);
+    let oauth_passdb = format!(
+        "passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {}\n}}\npassdb {{",
+        ext.display()
+    );
+    config
+        .replace(
+            "auth_mechanisms = plain login",
+            "auth_mechanisms = plain login xoauth2 oauthbearer",
+        )
+        .replacen("passdb {", &oauth_passdb, 1)
 }
 
 fn free_port() -> u16 {
@@ -369,4 +412,98 @@ fn unique_id(original: &[u8], n: usize) -> Vec<u8> {
     }
     out.push_str(body);
     out.into_bytes()
+}
+
+/// A token introspection endpoint (RFC 7662) over real HTTP/1.1, as Dovecot's `oauth2`
+/// passdb calls it with `introspection_mode = post`: one token is active and belongs
+/// to [`USER`], every other token is inactive. It remembers each token it was asked.
+pub struct Introspection {
+    pub url: String,
+    asked: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Introspection {
+    pub async fn start(active_token: &str) -> Introspection {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!(
+            "http://127.0.0.1:{}/introspect",
+            listener.local_addr().expect("addr").port()
+        );
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let (active, log) = (active_token.to_string(), asked.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(answer_introspection(stream, active.clone(), log.clone()));
+            }
+        });
+        Introspection { url, asked, task }
+    }
+
+    /// The tokens Dovecot asked about, in order.
+    pub fn asked(&self) -> Vec<String> {
+        self.asked.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for Introspection {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Answers POSTs (`token=..`, form-encoded) on one keep-alive connection.
+async fn answer_introspection(stream: TcpStream, active: String, asked: Arc<Mutex<Vec<String>>>) {
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+            return;
+        }
+        let mut length = 0;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).await.unwrap_or(0) == 0 {
+                return;
+            }
+            if header.trim().is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).await.is_err() {
+            return;
+        }
+        let body = String::from_utf8_lossy(&body).into_owned();
+        let token = body
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("token="))
+            .unwrap_or_default()
+            .to_string();
+        let json = if token == active {
+            format!(r#"{{"active":true,"username":"{USER}"}}"#)
+        } else {
+            r#"{"active":false}"#.to_string()
+        };
+        asked.lock().expect("lock").push(token);
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
+            json.len()
+        );
+        if reader
+            .get_mut()
+            .write_all(response.as_bytes())
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
 }

@@ -1,12 +1,17 @@
 //! Connected team mailboxes (B3, B4, A4) against a real, private Dovecot: first sync,
 //! restart, IDLE, Junk, UIDVALIDITY reset, auth failure, server outage, TLS, dedupe
-//! with SMTP forwarding, and a large mailbox. Results are read with the real CLI.
+//! with SMTP forwarding, a large mailbox, XOAUTH2 through Dovecot's oauth2 passdb, and
+//! broken servers (garbage greeting, silence) that must not stall other mailboxes. Results are read with the real CLI.
 
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tokio::io::AsyncWriteExt;
 
-use crate::dovecot::{self, message, Dovecot};
+use crate::dovecot::{self, message, Dovecot, Introspection};
 use crate::support::Daemon;
 
 const TEAM: &str = "help@demo.example";
@@ -51,11 +56,15 @@ fn team_messages(daemon: &Daemon) -> i64 {
 }
 
 fn channel_status(daemon: &Daemon) -> Value {
+    status_of(daemon, TEAM)
+}
+
+fn status_of(daemon: &Daemon, channel: &str) -> Value {
     let out = daemon.cli(&["channels", "status", "--json"]);
     let all: Value = serde_json::from_str(&out).expect("status prints JSON");
     all.as_array()
-        .and_then(|a| a.iter().find(|c| c["channel"] == TEAM).cloned())
-        .expect("the team channel is listed")
+        .and_then(|a| a.iter().find(|c| c["channel"] == channel).cloned())
+        .expect("the channel is listed")
 }
 
 /// Waits until `check` holds, polling; panics with `what` after `limit`.
@@ -344,5 +353,224 @@ async fn a_switched_off_channel_is_not_polled() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(team_messages(&daemon), 0);
     assert_eq!(channel_status(&daemon)["state"], "off");
+    daemon.stop().await;
+}
+
+const ACTIVE_TOKEN: &str = "ya29-active-7f3a9c51";
+const REVOKED_TOKEN: &str = "ya29-revoked-0d41e2b7";
+
+/// An `imap = { .. }` table logging in with XOAUTH2, the token from a command.
+fn oauth2_table(dovecot: &Dovecot, token: &str) -> String {
+    format!(
+        r#"{{ host = "127.0.0.1", port = {}, tls = "none", username = "{}", oauth2_token_command = "echo {token}" }}"#,
+        dovecot.imap_port,
+        dovecot::USER
+    )
+}
+
+/// Everything the daemon logs at info and above, from this test binary's first call
+/// on (shared by tests running at the same time, which is fine for "never logged").
+fn captured_logs() -> String {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    let logs = LOGS.get_or_init(|| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || LogSink(sink.clone()))
+            .try_init();
+        logs
+    });
+    String::from_utf8_lossy(&logs.lock().expect("lock")).into_owned()
+}
+
+struct LogSink(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogSink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn xoauth2_with_an_active_token_syncs() {
+    let introspection = Introspection::start(ACTIVE_TOKEN).await;
+    let dovecot = Dovecot::start_with_oauth2(&introspection.url);
+    let mut client = dovecot.client().await;
+    client.append("INBOX", &numbered("oauth", 0..2)).await;
+    let config = team_inbox(&oauth2_table(&dovecot, ACTIVE_TOKEN), &["INBOX"], 1, "on");
+    let daemon = Daemon::start_with_config(&config).await;
+
+    expect_exactly(&daemon, 2, Duration::from_secs(30)).await;
+    // Dovecot really checked the token with the endpoint: XOAUTH2, not a password.
+    assert!(
+        introspection.asked().iter().any(|t| t == ACTIVE_TOKEN),
+        "asked: {:?}; dovecot log: {}",
+        introspection.asked(),
+        dovecot.log()
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn xoauth2_with_a_revoked_token_is_auth_failed_and_the_token_never_shown() {
+    captured_logs();
+    let introspection = Introspection::start(ACTIVE_TOKEN).await;
+    let dovecot = Dovecot::start_with_oauth2(&introspection.url);
+    let config = team_inbox(&oauth2_table(&dovecot, REVOKED_TOKEN), &["INBOX"], 1, "on");
+    let daemon = Daemon::start_with_config(&config).await;
+
+    wait_until(Duration::from_secs(30), "auth_failed", || {
+        channel_status(&daemon)["state"] == "auth_failed"
+    })
+    .await;
+    assert!(
+        introspection.asked().iter().any(|t| t == REVOKED_TOKEN),
+        "dovecot never asked about the token: {}",
+        dovecot.log()
+    );
+    let status = channel_status(&daemon);
+    let error = status["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("authentication failed"), "{status}");
+    assert_eq!(team_messages(&daemon), 0);
+    let all = daemon.cli(&["channels", "status", "--json"]);
+    assert!(!all.contains(REVOKED_TOKEN), "a token was printed: {all}");
+    let logs = captured_logs();
+    assert!(
+        logs.contains("imap sync failed") && logs.contains("authentication failed"),
+        "the failure was not logged (is the log captured?): {logs}"
+    );
+    assert!(!logs.contains(REVOKED_TOKEN), "a token was logged: {logs}");
+    daemon.stop().await;
+}
+
+/// A TCP server that is not a working IMAP server: it accepts every connection, writes
+/// `greeting` (nothing at all when empty) and then keeps the connection open, silent.
+struct BrokenServer {
+    port: u16,
+    connections: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl BrokenServer {
+    async fn start(greeting: &'static [u8]) -> BrokenServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let count = connections.clone();
+        let task = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((mut stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let _ = stream.write_all(greeting).await;
+                open.push(stream);
+            }
+        });
+        BrokenServer {
+            port,
+            connections,
+            task,
+        }
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for BrokenServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An IMAP table for a server on `port` with a password file that exists.
+fn plain_table(port: u16, password_file: &std::path::Path) -> String {
+    format!(
+        r#"{{ host = "127.0.0.1", port = {port}, tls = "none", username = "{TEAM}", password_file = "{}" }}"#,
+        password_file.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_greeting_is_a_clear_error_and_the_channel_retries() {
+    let server = BrokenServer::start(b"220 mail.demo.example ESMTP Postfix\r\n").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, "whatever\n").expect("write");
+    let table = plain_table(server.port, &password_file);
+    let daemon = Daemon::start_with_config(&team_inbox(&table, &["INBOX"], 1, "on")).await;
+
+    wait_until(Duration::from_secs(15), "backoff", || {
+        channel_status(&daemon)["state"] == "backoff"
+    })
+    .await;
+    let status = channel_status(&daemon);
+    let error = status["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("bad greeting"), "{status}");
+    // Backed off, then tried again: the poller is alive and the channel not disabled.
+    wait_until(Duration::from_secs(15), "a reconnect after backoff", || {
+        server.connections() >= 2
+    })
+    .await;
+    assert_eq!(channel_status(&daemon)["state"], "backoff");
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_server_times_out_and_stalls_no_other_mailbox() {
+    let silent = BrokenServer::start(b"").await;
+    let dovecot = Dovecot::start();
+    let mut client = dovecot.client().await;
+    client.append("INBOX", &numbered("healthy", 0..2)).await;
+    // The silent mailbox comes first in the config, with a 1 s deadline.
+    let config = format!(
+        r#"
+[[inboxes]]
+name = "Dead"
+  [[inboxes.channels]]
+  kind = "fallback"
+  user = "dead"
+  from_name = {{ mode = "company", company = "Dead" }}
+
+  [[inboxes.channels]]
+  kind = "imap"
+  address = "dead@demo.example"
+  from_name = {{ mode = "company", company = "Dead" }}
+  imap_timeout = 1
+  imap = {}
+{}"#,
+        plain_table(silent.port, &dovecot.password_file),
+        team_inbox(&dovecot.imap_table("none"), &["INBOX"], 1, "on")
+    );
+    let daemon = Daemon::start_with_config(&config).await;
+
+    expect_exactly(&daemon, 2, Duration::from_secs(30)).await;
+    wait_until(
+        Duration::from_secs(15),
+        "the silent server's deadline",
+        || status_of(&daemon, "dead@demo.example")["state"] == "backoff",
+    )
+    .await;
+    let dead = status_of(&daemon, "dead@demo.example");
+    let error = dead["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("no reply from the server within 1s"),
+        "{dead}"
+    );
+    assert!(silent.connections() >= 1);
+    // Retried after the backoff, and timed out again: still no crash, still no stall.
+    wait_until(Duration::from_secs(15), "a second attempt", || {
+        silent.connections() >= 2
+    })
+    .await;
+    assert_eq!(channel_status(&daemon)["state"], "idle");
     daemon.stop().await;
 }
