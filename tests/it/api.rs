@@ -183,7 +183,9 @@ async fn tokens_are_required_stored_hashed_and_failures_rate_limited() {
         !stored.windows(secret.len()).any(|w| w == secret.as_bytes()),
         "the token itself is not stored"
     );
-    let forged = format!("{}0", &token[..token.len() - 1]);
+    // Change the last character (to something it is not) so the token is wrong.
+    let last = if token.ends_with('0') { '1' } else { '0' };
+    let forged = format!("{}{last}", &token[..token.len() - 1]);
     for attempt in 0..10 {
         let (status, _) = api.get("/api/v1/me", &forged).await;
         assert_eq!(status, 401, "attempt {attempt}");
