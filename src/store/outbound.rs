@@ -552,6 +552,15 @@ impl Reader {
             .is_some())
     }
 
+    /// Recipient deliveries per status, for the metrics.
+    pub fn deliveries_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT status, COUNT(*) FROM outbound_deliveries GROUP BY status")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Deliveries not finished yet (queued, sending or deferred).
     pub fn pending_deliveries(&self) -> Result<i64, StoreError> {
         Ok(self.conn.query_row(

@@ -9,6 +9,7 @@ mod durability;
 mod fixtures;
 mod imap;
 mod ingest;
+mod metrics;
 mod outbound;
 mod reload;
 mod smtp;
