@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use crate::cli::LogFormat;
 use crate::config::{Config, LiveConfig};
 use crate::inbox::{retention, Service};
+use crate::metrics::Metrics;
 use crate::outbound;
 use crate::pipeline::ingest::{system_clock, Clock, Ingest};
 use crate::smtp::{self, SmtpContext};
@@ -40,7 +41,8 @@ pub struct Running {
 pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
     let store = Store::open(&config.database_path())
         .with_context(|| format!("opening the store in {}", config.server.data_dir.display()))?;
-    let (writer, writer_thread) = store.start_writer()?;
+    let metrics = Arc::new(Metrics::default());
+    let (writer, writer_thread) = store.start_counted_writer(metrics.clone())?;
     let ingest = Ingest::new(writer.clone(), &config.server.hostname, clock.clone());
     let tls = match &config.smtp.tls {
         Some(files) => {
@@ -49,12 +51,19 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
         None => None,
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let outbound = start_outbound(&config, writer.clone(), clock.clone(), shutdown_rx.clone())?;
+    let outbound = start_outbound(
+        &config,
+        writer.clone(),
+        clock.clone(),
+        metrics.clone(),
+        shutdown_rx.clone(),
+    )?;
     let live = Arc::new(LiveConfig::new(config.clone()));
     let context = Arc::new(SmtpContext {
         config: live.clone(),
         sink: ingest,
         tls,
+        metrics: metrics.clone(),
     });
     let mut smtp_addrs = Vec::new();
     let mut listeners = Vec::new();
@@ -80,6 +89,7 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
     listeners.push(tokio::spawn(crate::api::serve(
         api,
         service.clone(),
+        metrics,
         shutdown_rx.clone(),
     )));
     tracing::info!(address = %api_addr, "api listening");
@@ -103,6 +113,7 @@ fn start_outbound(
     config: &Config,
     writer: crate::store::Writer,
     clock: Clock,
+    metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<JoinHandle<()>> {
     let out = &config.outbound;
@@ -111,6 +122,7 @@ fn start_outbound(
         deliverer: outbound::deliver::Deliverer::from_config(config).context("[outbound]")?,
         signer: outbound::dkim::Signer::from_config(config).context("outbound.dkim")?,
         concurrency: out.concurrency,
+        metrics,
     };
     Ok(worker.start(shutdown))
 }

@@ -75,6 +75,7 @@ pub fn smtp_session(input: &[u8]) {
         config: Arc::new(LiveConfig::new(test_config())),
         sink: CheckingSink,
         tls: None,
+        metrics: Arc::default(),
     };
     runtime.block_on(async {
         let (mut client, server) = tokio::io::duplex(256 * 1024);

@@ -11,6 +11,7 @@ pub mod config;
 pub mod fuzzing;
 pub mod imap;
 pub mod inbox;
+pub mod metrics;
 pub mod outbound;
 pub mod pipeline;
 pub mod smtp;

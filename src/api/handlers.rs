@@ -100,6 +100,20 @@ pub async fn openapi_document() -> Json<Value> {
     Json(super::openapi::document())
 }
 
+/// `GET /metrics`: the Prometheus text exposition (no token; see `router`).
+pub async fn metrics(State(state): St) -> ApiResult {
+    let gauges = blocking(&state, |service| service.store_gauges()).await?;
+    let text = state.metrics.render(&gauges);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
 pub async fn no_route() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }

@@ -20,6 +20,7 @@ use axum::Router;
 use tokio::sync::watch;
 
 use crate::inbox::Service;
+use crate::metrics::Metrics;
 
 pub use auth::FailureLimiter;
 
@@ -27,6 +28,7 @@ pub use auth::FailureLimiter;
 pub struct ApiState {
     pub service: Arc<Service>,
     pub limiter: FailureLimiter,
+    pub metrics: Arc<Metrics>,
 }
 
 type State = Arc<ApiState>;
@@ -165,15 +167,19 @@ pub const ACTION_ROUTES: [(&str, &str); 11] = [
     ("block_sender", "/api/v1/conversations/{id}/block_sender"),
 ];
 
-/// The router over `service`.
-pub fn router(service: Arc<Service>) -> Router {
+/// The router over `service`. `/metrics` (Prometheus) is outside `/api/v1` and the
+/// OpenAPI document, and unauthenticated like other daemons' metrics endpoints: it
+/// carries counts and channel addresses only; bind `[api] listen` to a private address.
+pub fn router(service: Arc<Service>, metrics: Arc<Metrics>) -> Router {
     let state = Arc::new(ApiState {
         service,
         limiter: FailureLimiter::default(),
+        metrics,
     });
     routes()
         .into_iter()
         .fold(Router::new(), |router, r| router.route(r.path, r.handler))
+        .route("/metrics", on(MethodFilter::GET, handlers::metrics))
         .fallback(handlers::no_route)
         .with_state(state)
 }
@@ -182,9 +188,10 @@ pub fn router(service: Arc<Service>) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     service: Arc<Service>,
+    metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let app = router(service).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(service, metrics).into_make_service_with_connect_info::<SocketAddr>();
     let stopped = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     };

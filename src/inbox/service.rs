@@ -176,6 +176,22 @@ impl Service {
         (self.clock)()
     }
 
+    /// What `/metrics` reads from the store: IMAP sync state, outbound queue depth.
+    pub fn store_gauges(&self) -> Result<crate::metrics::StoreGauges, InboxError> {
+        self.read(|reader| {
+            let imap_channels = reader
+                .channel_sync()?
+                .into_iter()
+                .map(|c| (c.channel, c.state, c.ingested))
+                .collect();
+            let outbound_by_status = reader.deliveries_by_status()?;
+            Ok(crate::metrics::StoreGauges {
+                imap_channels,
+                outbound_by_status,
+            })
+        })
+    }
+
     /// Runs `query` on a pooled read connection.
     fn read<T>(
         &self,

@@ -12,6 +12,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::deliver::{Deliverer, Outcome};
 use super::dkim::Signer;
 use super::queue::Queue;
+use crate::metrics::{DeliveryOutcome, Metrics};
 use crate::store::outbound::DueMessage;
 
 /// How often the queue is looked at when nothing else wakes the worker.
@@ -26,6 +27,8 @@ pub struct Worker {
     pub deliverer: Arc<Deliverer>,
     pub signer: Option<Arc<Signer>>,
     pub concurrency: usize,
+    /// Delivery outcomes are counted here.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Worker {
@@ -90,8 +93,9 @@ impl Worker {
                 let queue = self.queue.clone();
                 let deliverer = self.deliverer.clone();
                 let signer = self.signer.clone();
+                let metrics = self.metrics.clone();
                 running.spawn(async move {
-                    deliver_one(&queue, &deliverer, signer.as_deref(), message).await;
+                    deliver_one(&queue, &deliverer, signer.as_deref(), &metrics, message).await;
                     drop(permit);
                 });
             }
@@ -102,7 +106,13 @@ impl Worker {
     }
 }
 
-async fn deliver_one(queue: &Queue, deliverer: &Deliverer, signer: Option<&Signer>, m: DueMessage) {
+async fn deliver_one(
+    queue: &Queue,
+    deliverer: &Deliverer,
+    signer: Option<&Signer>,
+    metrics: &Metrics,
+    m: DueMessage,
+) {
     let recipients: Vec<String> = m.recipients.iter().map(|r| r.address.clone()).collect();
     let raw = match signer {
         Some(signer) => signer.sign(&m.raw),
@@ -110,11 +120,12 @@ async fn deliver_one(queue: &Queue, deliverer: &Deliverer, signer: Option<&Signe
     };
     let outcomes = deliverer.deliver(&m.mail_from, &recipients, &raw).await;
     for (rcpt, outcome) in recipients.iter().zip(&outcomes) {
-        let (status, reply) = match outcome {
-            Outcome::Sent(r) => ("sent", r),
-            Outcome::Temporary(r) => ("deferred", r),
-            Outcome::Permanent(r) => ("failed", r),
+        let (status, reply, counted) = match outcome {
+            Outcome::Sent(r) => ("sent", r, DeliveryOutcome::Sent),
+            Outcome::Temporary(r) => ("deferred", r, DeliveryOutcome::Deferred),
+            Outcome::Permanent(r) => ("failed", r, DeliveryOutcome::Failed),
         };
+        metrics.delivery(counted);
         tracing::info!(
             message = m.message_row.unwrap_or_default(),
             raw = m.raw_id,

@@ -57,6 +57,7 @@ pub async fn serve<S: MailSink>(
                     Some(slot) => spawn_session(&mut sessions, &ctx, socket, addr, slot, &shutdown),
                     None => {
                         info!(peer = %addr.ip(), "connection refused: too many connections");
+                        ctx.metrics.smtp_connection_refused();
                         refuse(socket, Reply::too_many_connections(&hostname));
                     }
                 }
@@ -100,6 +101,7 @@ fn spawn_session<S: MailSink>(
     let shutdown = shutdown.clone();
     let _ = socket.set_nodelay(true);
     sessions.spawn(async move {
+        let _counted = ctx.metrics.smtp_session_started();
         session::run(&ctx, socket, addr.ip().to_canonical(), shutdown).await;
         drop(slot);
     });

@@ -42,6 +42,8 @@ pub struct SmtpContext<S> {
     pub config: Arc<LiveConfig>,
     pub sink: S,
     pub tls: Option<TlsAcceptor>,
+    /// Sessions, accepted and refused messages are counted here.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Where a received message goes. `deliver` resolves only after the message is durably

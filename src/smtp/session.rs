@@ -20,6 +20,7 @@ use tokio::time::{timeout_at, Instant};
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::config::Config;
+use crate::metrics::Refusal;
 use crate::pipeline::{Envelope, Target};
 
 use super::connection::{Connection, Line};
@@ -277,7 +278,7 @@ where
             .size
             .is_some_and(|size| size > self.config.smtp.max_message_size)
         {
-            return Reply::message_too_big();
+            return self.refused(Reply::message_too_big());
         }
         self.transaction = Some(Transaction {
             mail,
@@ -290,6 +291,7 @@ where
 
     fn rcpt(&mut self, args: &[u8]) -> Reply {
         let max = self.config.smtp.max_recipients;
+        let metrics = &self.ctx.metrics;
         let config = &self.config;
         let Some(transaction) = self.transaction.as_mut() else {
             return Reply::bad_sequence("need MAIL command");
@@ -299,6 +301,7 @@ where
             Err(reply) => return reply,
         };
         if transaction.recipients.len() >= max {
+            metrics.smtp_refused(Refusal::TooManyRecipients);
             return Reply::new(452, "4.5.3", "Error: too many recipients");
         }
         match recipient::resolve(config, &rcpt.address) {
@@ -312,6 +315,9 @@ where
             RcptVerdict::Reject(reply) => {
                 info!(rcpt = %rcpt.address, code = reply.code(), enhanced = reply.enhanced(), "recipient rejected");
                 transaction.rejected += 1;
+                if let Some(refusal) = Refusal::from_enhanced(reply.enhanced()) {
+                    metrics.smtp_refused(refusal);
+                }
                 reply
             }
         }
@@ -341,7 +347,7 @@ where
             Ok(message) => self.deliver(transaction, message).await,
             Err(TooBig) => {
                 info!("message over size limit refused");
-                Reply::message_too_big()
+                self.refused(Reply::message_too_big())
             }
         };
         self.conn.queue(&reply);
@@ -400,6 +406,7 @@ where
         {
             Ok(delivered) => {
                 info!(queue_id = %delivered.queue_id, size, recipients, "message accepted");
+                self.ctx.metrics.smtp_accepted();
                 Reply::new(
                     250,
                     "2.0.0",
@@ -408,17 +415,25 @@ where
             }
             Err(SinkError::StorageFull) => {
                 warn!(size, "message refused: storage full");
-                Reply::new(452, "4.3.1", "Insufficient system storage")
+                self.refused(Reply::new(452, "4.3.1", "Insufficient system storage"))
             }
             Err(SinkError::Unavailable(error)) => {
                 warn!(size, %error, "message refused: storage unavailable");
-                Reply::new(
+                self.refused(Reply::new(
                     451,
                     "4.3.0",
                     "Error: local error in processing, try again later",
-                )
+                ))
             }
         }
+    }
+
+    /// Counts a refused message by the reason its reply carries, and passes it on.
+    fn refused(&self, reply: Reply) -> Reply {
+        if let Some(refusal) = Refusal::from_enhanced(reply.enhanced()) {
+            self.ctx.metrics.smtp_refused(refusal);
+        }
+        reply
     }
 
     /// The `with` protocol of the Received header (RFC 3848).

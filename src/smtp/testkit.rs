@@ -167,6 +167,7 @@ pub fn context(config: Config) -> Arc<SmtpContext<RecordingSink>> {
         config: Arc::new(crate::config::LiveConfig::new(config)),
         sink: RecordingSink::new(),
         tls: None,
+        metrics: Arc::default(),
     })
 }
 

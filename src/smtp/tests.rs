@@ -504,6 +504,7 @@ mod tls {
             config: Arc::new(crate::config::LiveConfig::new(test_config())),
             sink: RecordingSink::new(),
             tls: Some(acceptor),
+            metrics: Arc::default(),
         });
         (ctx, TlsConnector::from(Arc::new(client)))
     }

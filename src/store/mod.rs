@@ -84,10 +84,18 @@ impl Store {
 
     /// Starts the single writer thread.
     pub fn start_writer(&self) -> Result<(Writer, std::thread::JoinHandle<()>), StoreError> {
+        self.start_counted_writer(Default::default())
+    }
+
+    /// Starts the single writer thread, counting its commits in `metrics`.
+    pub fn start_counted_writer(
+        &self,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+    ) -> Result<(Writer, std::thread::JoinHandle<()>), StoreError> {
         let conn = open_connection(&self.path, OpenFlags::default())?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let checkpointer = checkpoint::start(open_connection(&self.path, OpenFlags::default())?);
-        Ok(Writer::start(conn, checkpointer))
+        Ok(Writer::start(conn, checkpointer, metrics))
     }
 
     /// A read-only connection; safe to use while the daemon writes.

@@ -366,11 +366,15 @@ pub fn record_outcomes(
 }
 
 /// After a crash or restart: deliveries left `sending` are queued again (at most one
-/// extra send, never a lost message). Returns how many.
+/// extra send, never a lost message). They keep their place at the head of the queue
+/// (claiming never moves `next_attempt_at` forward), so their resend goes out first and
+/// is not itself left hanging behind the backlog when the next crash comes. Returns how
+/// many.
 pub fn requeue_interrupted(conn: &Connection, now: i64) -> Result<usize, StoreError> {
     Ok(conn
         .prepare_cached(
-            "UPDATE outbound_deliveries SET status = 'queued', next_attempt_at = ?1,
+            "UPDATE outbound_deliveries SET status = 'queued',
+                 next_attempt_at = MIN(next_attempt_at, ?1),
                  updated_at = ?1
              WHERE status = 'sending'",
         )?
@@ -550,6 +554,15 @@ impl Reader {
             )
             .optional()?
             .is_some())
+    }
+
+    /// Recipient deliveries per status, for the metrics.
+    pub fn deliveries_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT status, COUNT(*) FROM outbound_deliveries GROUP BY status")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Deliveries not finished yet (queued, sending or deferred).

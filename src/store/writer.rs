@@ -7,12 +7,14 @@
 //! failed COMMIT (disk full, I/O error) fails every job of the batch.
 
 use std::any::Any;
+use std::sync::Arc;
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::CheckpointGuard;
 use super::StoreError;
+use crate::metrics::Metrics;
 
 /// Most jobs committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -39,12 +41,13 @@ impl Writer {
     pub(super) fn start(
         conn: Connection,
         checkpointer: CheckpointGuard,
+        metrics: Arc<Metrics>,
     ) -> (Writer, std::thread::JoinHandle<()>) {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
-                run(conn, queue);
+                run(conn, queue, &metrics);
                 drop(checkpointer);
             })
             .expect("spawning the store writer thread");
@@ -71,7 +74,7 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, mut queue: mpsc::Receiver<Job>) {
+fn run(conn: Connection, mut queue: mpsc::Receiver<Job>, metrics: &Metrics) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
@@ -81,16 +84,17 @@ fn run(conn: Connection, mut queue: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        commit_batch(&conn, &mut batch);
+        commit_batch(&conn, &mut batch, metrics);
     }
     tracing::debug!("store writer stopped");
 }
 
 /// Runs every job of the batch in one transaction and tells each caller the outcome.
-fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) {
+fn commit_batch(conn: &Connection, batch: &mut Vec<Job>, metrics: &Metrics) {
     let started = std::time::Instant::now();
     let size = batch.len();
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        metrics.commit_failed();
         fail_all(batch, e.into());
         return;
     }
@@ -108,12 +112,15 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) {
         });
         let error = full.unwrap_or_else(|| StoreError::from(e));
         tracing::error!(%error, jobs = size, "commit failed; no job of the batch is stored");
+        metrics.commit_failed();
         fail_all(batch, error);
         return;
     }
+    let elapsed = started.elapsed();
+    metrics.committed(size, elapsed);
     tracing::trace!(
         jobs = size,
-        elapsed_us = started.elapsed().as_micros() as u64,
+        elapsed_us = elapsed.as_micros() as u64,
         "committed"
     );
     for (job, outcome) in batch.drain(..).zip(outcomes) {

@@ -10,6 +10,7 @@ mod durability;
 mod fixtures;
 mod imap;
 mod ingest;
+mod metrics;
 mod outbound;
 mod reload;
 mod smtp;
