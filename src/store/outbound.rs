@@ -9,6 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::ingest::{record_id, upsert_contact};
 use super::read::MessageRow;
 use super::{Reader, StoreError};
+use crate::pipeline::bounce::Bounce;
 use crate::pipeline::parse::{AttachmentInfo, Mailbox};
 
 /// An outbound message ready to be stored and queued.
@@ -410,6 +411,71 @@ pub fn fail_by_message_id(
                AND status != 'failed'",
         )?
         .execute(params![message_id, reply, now])?)
+}
+
+/// Applies an inbound bounce to the first of its Message-IDs that is one of our
+/// outbound messages: the reported failed recipients fail, with their DSN status; when
+/// none of them is a recipient of that message, all its deliveries fail. Unknown ids
+/// change nothing. Returns how many deliveries changed.
+pub fn apply_bounce(conn: &Connection, bounce: &Bounce, now: i64) -> Result<usize, StoreError> {
+    for id in &bounce.message_ids {
+        let Some(row) = outbound_row(conn, id)? else {
+            continue;
+        };
+        let mut changed = 0;
+        let mut matched = false;
+        for failed in &bounce.failed {
+            let hit = std::iter::once(&failed.address).chain(failed.original.as_ref());
+            for address in hit {
+                let n = fail_recipient(conn, row, address, &failed.status, now)?;
+                if n > 0 {
+                    matched = true;
+                    changed += n;
+                    break;
+                }
+                matched |= has_recipient(conn, row, address)?;
+            }
+        }
+        if !matched {
+            changed += fail_by_message_id(conn, id, &bounce.summary, now)?;
+        }
+        return Ok(changed);
+    }
+    Ok(0)
+}
+
+fn outbound_row(conn: &Connection, message_id: &str) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id FROM messages WHERE direction = 'out' AND message_id = ?1 LIMIT 1",
+        )?
+        .query_row([message_id], |r| r.get(0))
+        .optional()?)
+}
+
+fn fail_recipient(
+    conn: &Connection,
+    message_row: i64,
+    address: &str,
+    reply: &str,
+    now: i64,
+) -> Result<usize, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE outbound_deliveries SET status = 'failed', last_reply = ?3, updated_at = ?4
+             WHERE message_row = ?1 AND lower(recipient) = ?2 AND status != 'failed'",
+        )?
+        .execute(params![message_row, address, reply, now])?)
+}
+
+fn has_recipient(conn: &Connection, message_row: i64, address: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM outbound_deliveries WHERE message_row = ?1 AND lower(recipient) = ?2",
+        )?
+        .query_row(params![message_row, address], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 /// Records a requested custom From address with the hash of its one-time code.
