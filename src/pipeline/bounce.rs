@@ -87,7 +87,8 @@ fn from_message(message: &Message, mail_from: Option<&str>) -> Option<Bounce> {
             .is_some_and(|p| p.trim() == "<>"),
     };
     let from_daemon = null_sender || daemon_sender(message);
-    if !is_dsn && !(from_daemon && returned.is_some()) {
+    let returns_original = from_daemon && returned.is_some();
+    if !(is_dsn || returns_original) {
         return None;
     }
     let mut message_ids = returned.unwrap_or_default();

@@ -618,6 +618,15 @@ impl Reader {
             .is_some())
     }
 
+    /// Deliveries that reached the receiver (`sent`); the outbound benchmark counts them.
+    pub fn sent_deliveries(&self) -> Result<i64, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM outbound_deliveries WHERE status = 'sent'",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Deliveries not finished yet (queued, sending or deferred).
     pub fn pending_deliveries(&self) -> Result<i64, StoreError> {
         Ok(self.conn.query_row(
