@@ -637,3 +637,112 @@ impl Reader {
         )?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::bounce::FailedRecipient;
+    use crate::store::Store;
+
+    fn reply(id: &str) -> NewOutbound {
+        let from = Mailbox {
+            address: "support@demo.hs-inbox.com".into(),
+            name: None,
+        };
+        NewOutbound {
+            inbox: "Support".into(),
+            channel: from.address.clone(),
+            conversation_id: None,
+            contact: Mailbox {
+                address: "jan@klant.example".into(),
+                name: None,
+            },
+            message_id: id.into(),
+            mail_from: from.address.clone(),
+            from,
+            to: vec!["jan@klant.example".into()],
+            cc: vec!["boss@klant.example".into()],
+            bcc: Vec::new(),
+            subject: "Re: x".into(),
+            subject_norm: "x".into(),
+            text: "hi".into(),
+            thread_index_root: None,
+            attachments: Vec::new(),
+            raw: b"Subject: Re: x\r\n\r\nhi\r\n".to_vec(),
+            now: 10,
+            expires_at: 1000,
+        }
+    }
+
+    fn bounce(id: &str, failed: &[&str]) -> Bounce {
+        Bounce {
+            message_ids: vec!["unrelated@x".into(), id.into()],
+            failed: failed
+                .iter()
+                .map(|a| FailedRecipient {
+                    address: a.to_string(),
+                    original: None,
+                    status: format!("5.1.1 {a} unknown"),
+                })
+                .collect(),
+            summary: "5.0.0 bounced".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bounce_fails_the_named_recipient_or_else_all_and_unknown_ids_nothing() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("t.db")).expect("store");
+        let (writer, _thread) = store.start_writer().expect("writer");
+        let one = writer
+            .write(|conn| file_outbound(conn, &reply("one@mx")))
+            .await
+            .expect("filed");
+        let two = writer
+            .write(|conn| file_outbound(conn, &reply("two@mx")))
+            .await
+            .expect("filed");
+        let apply = |b: Bounce| writer.write(move |conn| apply_bounce(conn, &b, 20));
+        assert_eq!(
+            apply(bounce("nobody@mx", &["jan@klant.example"]))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            apply(bounce("one@mx", &["jan@klant.example"]))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            apply(bounce("two@mx", &["alias@klant.example"]))
+                .await
+                .unwrap(),
+            2
+        );
+        let reader = store.reader().expect("reader");
+        let statuses = |row| {
+            reader
+                .deliveries(row)
+                .expect("deliveries")
+                .into_iter()
+                .map(|d| (d.status, d.last_reply.unwrap_or_default()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            statuses(one.message_row),
+            [
+                ("failed".into(), "5.1.1 jan@klant.example unknown".into()),
+                ("queued".into(), String::new())
+            ]
+        );
+        assert_eq!(
+            statuses(two.message_row),
+            [
+                ("failed".into(), "5.0.0 bounced".into()),
+                ("failed".into(), "5.0.0 bounced".into())
+            ]
+        );
+    }
+}
