@@ -283,7 +283,7 @@ impl Poller {
                 .into_iter()
                 .map(|(_, raw)| NewInbound {
                     targets: vec![target.clone()],
-                    parsed: parse::parse(&raw),
+                    parsed: parse::parse_received(&raw, None),
                     raw,
                     mail_from: String::new(),
                     rcpt_to: vec![target.channel.clone()],

@@ -47,7 +47,7 @@ impl Ingest {
         message: Vec<u8>,
     ) -> Result<Vec<Filed>, StoreError> {
         let now = (self.clock)();
-        let (parsed, message) = parse_off_loop(message).await?;
+        let (parsed, message) = parse_off_loop(message, envelope.mail_from.clone()).await?;
         let mut raw = received_header(&self.hostname, envelope, now).into_bytes();
         raw.extend_from_slice(&message);
         let job = NewInbound {
@@ -76,13 +76,18 @@ impl Ingest {
     }
 }
 
-async fn parse_off_loop(message: Vec<u8>) -> Result<(Inbound, Vec<u8>), StoreError> {
+async fn parse_off_loop(
+    message: Vec<u8>,
+    mail_from: String,
+) -> Result<(Inbound, Vec<u8>), StoreError> {
     if message.len() < BLOCKING_PARSE_SIZE {
-        return Ok((parse::parse(&message), message));
+        return Ok((parse::parse_received(&message, Some(&mail_from)), message));
     }
-    tokio::task::spawn_blocking(move || (parse::parse(&message), message))
-        .await
-        .map_err(|e| StoreError::Invalid(format!("parser task failed: {e}")))
+    tokio::task::spawn_blocking(move || {
+        (parse::parse_received(&message, Some(&mail_from)), message)
+    })
+    .await
+    .map_err(|e| StoreError::Invalid(format!("parser task failed: {e}")))
 }
 
 /// Our `Received:` trace header (RFC 5321 §4.4).

@@ -6,6 +6,7 @@
 //! inside its transaction, so two messages of one thread arriving together cannot race.
 //! The pipeline does no network I/O of its own.
 
+pub mod bounce;
 pub mod ingest;
 pub mod parse;
 pub mod subject;

@@ -47,6 +47,8 @@ pub struct Inbound {
     /// Plain text of the body (the text part, or the HTML part turned into text).
     pub text: String,
     pub attachments: Vec<AttachmentInfo>,
+    /// Set when the message is a delivery status notification (see `bounce`).
+    pub bounce: Option<super::bounce::Bounce>,
 }
 
 impl Inbound {
@@ -54,6 +56,14 @@ impl Inbound {
     pub fn has_reply_headers(&self) -> bool {
         !self.in_reply_to.is_empty() || !self.references.is_empty()
     }
+}
+
+/// Parses a received message and recognizes bounces; `mail_from` is the envelope
+/// sender when known (see `bounce::detect`).
+pub fn parse_received(raw: &[u8], mail_from: Option<&str>) -> Inbound {
+    let mut parsed = parse(raw);
+    super::bounce::recognize(&mut parsed, raw, mail_from);
+    parsed
 }
 
 /// Parses `raw` (the message as the client sent it, without our trace header).
@@ -83,6 +93,7 @@ pub fn parse(raw: &[u8]) -> Inbound {
             .map(|t| t.into_owned())
             .unwrap_or_default(),
         attachments: message.attachments().map(attachment_info).collect(),
+        bounce: None,
     }
 }
 
@@ -106,7 +117,7 @@ pub fn content_hash(raw: &[u8]) -> String {
 }
 
 /// Strips angle brackets and whitespace; an empty id is no id.
-fn clean_id(id: &str) -> Option<String> {
+pub(super) fn clean_id(id: &str) -> Option<String> {
     let id = id
         .trim()
         .trim_start_matches('<')
@@ -115,7 +126,7 @@ fn clean_id(id: &str) -> Option<String> {
     (!id.is_empty() && id.len() <= 998).then(|| id.to_string())
 }
 
-fn id_list(value: &HeaderValue) -> Vec<String> {
+pub(super) fn id_list(value: &HeaderValue) -> Vec<String> {
     match value {
         HeaderValue::Text(id) => clean_id(id).into_iter().collect(),
         HeaderValue::TextList(ids) => ids.iter().filter_map(|id| clean_id(id)).collect(),

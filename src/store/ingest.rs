@@ -53,6 +53,12 @@ pub fn file(conn: &Connection, message: &NewInbound) -> Result<Vec<Filed>, Store
         };
         filed.push(file_in_inbox(conn, message, target, &sender, raw_id)?);
     }
+    if let (Some(bounce), Some(_)) = (&message.parsed.bounce, raw_id) {
+        let failed = super::outbound::apply_bounce(conn, bounce, message.received_at)?;
+        if failed > 0 {
+            tracing::info!(deliveries = failed, "bounce: deliveries marked failed");
+        }
+    }
     Ok(filed)
 }
 

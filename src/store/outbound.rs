@@ -9,6 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::ingest::{record_id, upsert_contact};
 use super::read::MessageRow;
 use super::{Reader, StoreError};
+use crate::pipeline::bounce::Bounce;
 use crate::pipeline::parse::{AttachmentInfo, Mailbox};
 
 /// An outbound message ready to be stored and queued.
@@ -416,6 +417,71 @@ pub fn fail_by_message_id(
         .execute(params![message_id, reply, now])?)
 }
 
+/// Applies an inbound bounce to the first of its Message-IDs that is one of our
+/// outbound messages: the reported failed recipients fail, with their DSN status; when
+/// none of them is a recipient of that message, all its deliveries fail. Unknown ids
+/// change nothing. Returns how many deliveries changed.
+pub fn apply_bounce(conn: &Connection, bounce: &Bounce, now: i64) -> Result<usize, StoreError> {
+    for id in &bounce.message_ids {
+        let Some(row) = outbound_row(conn, id)? else {
+            continue;
+        };
+        let mut changed = 0;
+        let mut matched = false;
+        for failed in &bounce.failed {
+            let hit = std::iter::once(&failed.address).chain(failed.original.as_ref());
+            for address in hit {
+                let n = fail_recipient(conn, row, address, &failed.status, now)?;
+                if n > 0 {
+                    matched = true;
+                    changed += n;
+                    break;
+                }
+                matched |= has_recipient(conn, row, address)?;
+            }
+        }
+        if !matched {
+            changed += fail_by_message_id(conn, id, &bounce.summary, now)?;
+        }
+        return Ok(changed);
+    }
+    Ok(0)
+}
+
+fn outbound_row(conn: &Connection, message_id: &str) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id FROM messages WHERE direction = 'out' AND message_id = ?1 LIMIT 1",
+        )?
+        .query_row([message_id], |r| r.get(0))
+        .optional()?)
+}
+
+fn fail_recipient(
+    conn: &Connection,
+    message_row: i64,
+    address: &str,
+    reply: &str,
+    now: i64,
+) -> Result<usize, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE outbound_deliveries SET status = 'failed', last_reply = ?3, updated_at = ?4
+             WHERE message_row = ?1 AND lower(recipient) = ?2 AND status != 'failed'",
+        )?
+        .execute(params![message_row, address, reply, now])?)
+}
+
+fn has_recipient(conn: &Connection, message_row: i64, address: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM outbound_deliveries WHERE message_row = ?1 AND lower(recipient) = ?2",
+        )?
+        .query_row(params![message_row, address], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 /// Records a requested custom From address with the hash of its one-time code.
 pub fn request_from_address(
     conn: &Connection,
@@ -565,6 +631,15 @@ impl Reader {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Deliveries that reached the receiver (`sent`); the outbound benchmark counts them.
+    pub fn sent_deliveries(&self) -> Result<i64, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM outbound_deliveries WHERE status = 'sent'",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Deliveries not finished yet (queued, sending or deferred).
     pub fn pending_deliveries(&self) -> Result<i64, StoreError> {
         Ok(self.conn.query_row(
@@ -573,5 +648,114 @@ impl Reader {
             [],
             |r| r.get(0),
         )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::bounce::FailedRecipient;
+    use crate::store::Store;
+
+    fn reply(id: &str) -> NewOutbound {
+        let from = Mailbox {
+            address: "support@demo.hs-inbox.com".into(),
+            name: None,
+        };
+        NewOutbound {
+            inbox: "Support".into(),
+            channel: from.address.clone(),
+            conversation_id: None,
+            contact: Mailbox {
+                address: "jan@klant.example".into(),
+                name: None,
+            },
+            message_id: id.into(),
+            mail_from: from.address.clone(),
+            from,
+            to: vec!["jan@klant.example".into()],
+            cc: vec!["boss@klant.example".into()],
+            bcc: Vec::new(),
+            subject: "Re: x".into(),
+            subject_norm: "x".into(),
+            text: "hi".into(),
+            thread_index_root: None,
+            attachments: Vec::new(),
+            raw: b"Subject: Re: x\r\n\r\nhi\r\n".to_vec(),
+            now: 10,
+            expires_at: 1000,
+        }
+    }
+
+    fn bounce(id: &str, failed: &[&str]) -> Bounce {
+        Bounce {
+            message_ids: vec!["unrelated@x".into(), id.into()],
+            failed: failed
+                .iter()
+                .map(|a| FailedRecipient {
+                    address: a.to_string(),
+                    original: None,
+                    status: format!("5.1.1 {a} unknown"),
+                })
+                .collect(),
+            summary: "5.0.0 bounced".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bounce_fails_the_named_recipient_or_else_all_and_unknown_ids_nothing() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("t.db")).expect("store");
+        let (writer, _thread) = store.start_writer().expect("writer");
+        let one = writer
+            .write(|conn| file_outbound(conn, &reply("one@mx")))
+            .await
+            .expect("filed");
+        let two = writer
+            .write(|conn| file_outbound(conn, &reply("two@mx")))
+            .await
+            .expect("filed");
+        let apply = |b: Bounce| writer.write(move |conn| apply_bounce(conn, &b, 20));
+        assert_eq!(
+            apply(bounce("nobody@mx", &["jan@klant.example"]))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            apply(bounce("one@mx", &["jan@klant.example"]))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            apply(bounce("two@mx", &["alias@klant.example"]))
+                .await
+                .unwrap(),
+            2
+        );
+        let reader = store.reader().expect("reader");
+        let statuses = |row| {
+            reader
+                .deliveries(row)
+                .expect("deliveries")
+                .into_iter()
+                .map(|d| (d.status, d.last_reply.unwrap_or_default()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            statuses(one.message_row),
+            [
+                ("failed".into(), "5.1.1 jan@klant.example unknown".into()),
+                ("queued".into(), String::new())
+            ]
+        );
+        assert_eq!(
+            statuses(two.message_row),
+            [
+                ("failed".into(), "5.0.0 bounced".into()),
+                ("failed".into(), "5.0.0 bounced".into())
+            ]
+        );
     }
 }

@@ -199,6 +199,10 @@ INSERT INTO messages_fts (rowid, subject, text, sender)
            subject, text, from_addr || ' ' || COALESCE(from_name, '')
     FROM messages;
 "#,
+    // Bounces find our outbound message by its Message-ID (SPEC E7).
+    r#"
+CREATE INDEX messages_out_by_message_id ON messages(message_id) WHERE direction = 'out';
+"#,
 ];
 
 /// Brings the database up to the newest schema.

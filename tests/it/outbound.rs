@@ -999,3 +999,128 @@ async fn custom_from_address_needs_the_mailed_code_and_forward_sends_the_thread(
     assert_eq!(d.show(conversation)["message_count"], 3);
     d.stop().await;
 }
+
+/// A delivery status notification in the shape Postfix writes one: null sender,
+/// `multipart/report`, a `message/delivery-status` part with one failed recipient, and
+/// the returned message's headers.
+fn postfix_dsn(returned_id: &str, failed: &str, diagnostic: &str) -> Vec<u8> {
+    format!(
+        "Return-Path: <>\r\n\
+Received: by mx.klant.example (Postfix) id 4Q1; Sat, 21 Nov 2026 10:05:00 +0000\r\n\
+Date: Sat, 21 Nov 2026 10:05:00 +0000\r\n\
+From: MAILER-DAEMON@mx.klant.example (Mail Delivery System)\r\n\
+Subject: Undelivered Mail Returned to Sender\r\n\
+To: {SUPPORT}\r\n\
+Auto-Submitted: auto-replied\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/report; report-type=delivery-status;\r\n\
+\tboundary=\"4Q1.1763719500/mx.klant.example\"\r\n\
+Content-Transfer-Encoding: 8bit\r\n\
+Message-Id: <dsn.{returned_id}>\r\n\
+\r\n\
+This is a MIME-encapsulated message.\r\n\
+\r\n\
+--4Q1.1763719500/mx.klant.example\r\n\
+Content-Description: Notification\r\n\
+Content-Type: text/plain; charset=us-ascii\r\n\
+\r\n\
+This is the mail system at host mx.klant.example.\r\n\
+\r\n\
+I'm sorry to have to inform you that your message could not\r\n\
+be delivered to one or more recipients. It's attached below.\r\n\
+\r\n\
+<{failed}>: {diagnostic}\r\n\
+\r\n\
+--4Q1.1763719500/mx.klant.example\r\n\
+Content-Description: Delivery report\r\n\
+Content-Type: message/delivery-status\r\n\
+\r\n\
+Reporting-MTA: dns; mx.klant.example\r\n\
+X-Postfix-Queue-ID: 4Q1\r\n\
+X-Postfix-Sender: rfc822; {SUPPORT}\r\n\
+Arrival-Date: Sat, 21 Nov 2026 10:04:58 +0000\r\n\
+\r\n\
+Final-Recipient: rfc822; {failed}\r\n\
+Original-Recipient: rfc822;{failed}\r\n\
+Action: failed\r\n\
+Status: 5.1.1\r\n\
+Diagnostic-Code: x-unix; {diagnostic}\r\n\
+\r\n\
+--4Q1.1763719500/mx.klant.example\r\n\
+Content-Description: Undelivered Message Headers\r\n\
+Content-Type: text/rfc822-headers\r\n\
+\r\n\
+Return-Path: <{SUPPORT}>\r\n\
+From: Support <{SUPPORT}>\r\n\
+To: {failed}\r\n\
+Subject: Re: Where is my order?\r\n\
+Message-ID: <{returned_id}>\r\n\
+\r\n\
+--4Q1.1763719500/mx.klant.example--\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_bounce_for_our_message_fails_that_recipient_and_is_kept() {
+    let sink = Sink::plain();
+    let d = daemon_relaying_to(&sink).await;
+    let first = inbound(
+        "order-q@klant.example",
+        "Jan <jan@klant.example>",
+        SUPPORT,
+        "Where is my order?",
+        "",
+    );
+    assert!(d
+        .send("jan@klant.example", &[SUPPORT], &first)
+        .await
+        .starts_with("250"));
+    let conversation = conversation_with(&d, "order-q@klant.example")["id"]
+        .as_i64()
+        .unwrap();
+    let sent = reply(&d, conversation, &["--cc", "boss@klant.example"]);
+    let row = sent["id"].as_i64().unwrap();
+    wait_delivery(&d, conversation, row, "sent").await;
+    let our_id = sent["message_id"].as_str().unwrap();
+
+    // A DSN for an id that is not ours changes nothing (and is still stored).
+    let stray = postfix_dsn("elsewhere@other.example", "jan@klant.example", "gone");
+    assert!(d.send("", &[SUPPORT], &stray).await.starts_with("250"));
+    let m = wait_delivery(&d, conversation, row, "sent").await;
+    assert!(m["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["status"] == "sent"));
+
+    let diagnostic = "procmail: Couldn't create \"/var/mail/jan\": No such user";
+    let dsn = postfix_dsn(our_id, "jan@klant.example", diagnostic);
+    assert!(d.send("", &[SUPPORT], &dsn).await.starts_with("250"));
+    let failed = wait_delivery(&d, conversation, row, "failed").await;
+    let recipients = failed["recipients"].as_array().unwrap();
+    let jan = recipients
+        .iter()
+        .find(|r| r["address"] == "jan@klant.example")
+        .expect("jan is a recipient");
+    assert_eq!(jan["status"], "failed");
+    assert_eq!(
+        jan["last_reply"],
+        format!("5.1.1 x-unix; {diagnostic}"),
+        "{failed:#}"
+    );
+    let boss = recipients
+        .iter()
+        .find(|r| r["address"] == "boss@klant.example")
+        .expect("boss is a recipient");
+    assert_eq!(boss["status"], "sent", "only the bounced recipient failed");
+    // Both bounces are kept (threading treats MAILER-DAEMON as a stranger, so each
+    // opens a conversation of its own).
+    let shown = conversation_with(&d, &format!("dsn.{our_id}"));
+    assert_eq!(
+        shown["messages"][0]["from"],
+        "mailer-daemon@mx.klant.example"
+    );
+    conversation_with(&d, "dsn.elsewhere@other.example");
+    d.stop().await;
+}
