@@ -76,6 +76,10 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
         listeners.push(tokio::spawn(task));
     }
     tracing::info!(addresses = ?smtp_addrs, "smtp listening");
+    listeners.push(tokio::spawn(index_search(
+        writer.clone(),
+        shutdown_rx.clone(),
+    )));
     let pollers = crate::imap::spawn_pollers(&config, &writer, &clock, &shutdown_rx);
     let service = Arc::new(Service::new(Arc::new(config.clone()), store, writer, clock));
     let unassigned = service.unassign_removed_users().await?;
@@ -106,6 +110,24 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
         outbound,
         writer_thread,
     })
+}
+
+/// Indexes newly stored messages for full-text search, a batch at a time, so the
+/// transactions that SMTP and IMAP acknowledgements wait on stay small.
+async fn index_search(writer: crate::store::Writer, mut shutdown: watch::Receiver<bool>) {
+    const EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(EVERY) => {}
+            _ = shutdown.changed() => return,
+        }
+        if let Err(e) = writer
+            .write(crate::store::search_index::index_all_pending)
+            .await
+        {
+            tracing::warn!(error = %e, "search indexing failed; retrying");
+        }
+    }
 }
 
 /// The outbound queue worker (it holds a writer handle, so it stops before the writer).

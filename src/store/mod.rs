@@ -14,6 +14,7 @@ mod ingest;
 pub mod outbound;
 mod read;
 mod schema;
+pub mod search_index;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -148,6 +149,8 @@ fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreErr
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // Statement journals and sorts stay in memory: no temp file per commit.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(conn)
 }

@@ -731,6 +731,7 @@ mod tests {
                 for n in 0..40 {
                     file_inbound(conn, &inbound(n))?;
                 }
+                crate::store::search_index::index_all_pending(conn)?;
                 Ok(())
             })
             .await

@@ -54,6 +54,26 @@ impl Writer {
         (Writer { jobs }, thread)
     }
 
+    /// `write` for callers outside the async runtime (the CLI, blocking-pool threads).
+    pub fn write_blocking<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (done, result) = oneshot::channel();
+        let work: Work = Box::new(move |conn| work(conn).map(|t| Box::new(t) as Output));
+        self.jobs
+            .blocking_send(Job { work, done })
+            .map_err(|_| StoreError::WriterGone)?;
+        let output = result
+            .blocking_recv()
+            .map_err(|_| StoreError::WriterGone)??;
+        output
+            .downcast::<T>()
+            .map(|t| *t)
+            .map_err(|_| StoreError::Invalid("writer returned an unexpected type".into()))
+    }
+
     /// Runs `work` in the next group transaction; resolves after its COMMIT.
     pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where

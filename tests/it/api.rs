@@ -552,6 +552,9 @@ async fn trash_is_deleted_for_good_after_30_days_and_never_reimported() {
     );
     let raw: i64 = rusqlite_count(&d, "SELECT COUNT(*) FROM raw_messages");
     assert_eq!(raw, 1, "only the kept conversation's raw copy is left");
+    // A search catches the (batched) index up before it runs.
+    let (status, _) = api.get("/api/v1/conversations?q=anything", &alice).await;
+    assert_eq!(status, 200);
     let indexed = rusqlite_count(&d, "SELECT COUNT(*) FROM messages_fts");
     assert_eq!(indexed, 1, "its text left the search index too");
     // The same message again (a retry, or IMAP seeing it) is not imported again.
