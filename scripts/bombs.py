@@ -21,38 +21,18 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
 LIMIT = 50 * 1024 * 1024
-RCPT = "support@acme.hs-inbox.test"
+RCPT = harness.SUPPORT
 
-CONFIG = """
-[server]
-hostname = "mx.bombs.test"
-data_dir = "{data}"
 
-[smtp]
-listen = ["127.0.0.1:{port}"]
-max_message_size = {limit}
+SMTP_LIMITS = """max_message_size = %d
 session_timeout = 5
 idle_timeout = 3
 max_connections = 500
-max_connections_per_ip = 50
-
-[account]
-subdomain = "acme"
-fallback_domain = "hs-inbox.test"
-company_name = "Acme"
-
-[[users]]
-email = "alice@acme.example"
-name = "Alice Smith"
-
-[[inboxes]]
-name = "Support"
-  [[inboxes.channels]]
-  kind = "fallback"
-  user = "support"
-  from_name = {{ mode = "company", company = "Acme Support" }}
-"""
+max_connections_per_ip = 50""" % LIMIT
 
 HEAD = "From: bomb@bombs.test\r\nTo: %s\r\nMIME-Version: 1.0\r\n" % RCPT
 
@@ -215,10 +195,6 @@ BOMBS = [
 ]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def peak_rss_mb(pid):
@@ -231,10 +207,10 @@ def peak_rss_mb(pid):
 
 def run_bomb(binary, name, deliver, expected, bound_s, bound_mb):
     work = tempfile.mkdtemp(prefix="inboxgate-bomb.")
-    port = free_port()
+    port = harness.free_port()
     config = os.path.join(work, "bombs.toml")
     with open(config, "w") as f:
-        f.write(CONFIG.format(data=os.path.join(work, "data"), port=port, limit=LIMIT))
+        f.write(harness.config(os.path.join(work, "data"), port, "mx.bombs.test", SMTP_LIMITS))
     log = open(os.path.join(work, "daemon.log"), "wb")
     daemon = subprocess.Popen([binary, "--config", config, "serve"], stdout=subprocess.DEVNULL, stderr=log)
     try:

@@ -10,35 +10,15 @@ import argparse
 import mailbox
 import os
 import smtplib
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 
-CONFIG = """
-[server]
-hostname = "mx.corpora.test"
-data_dir = "{data}"
-[smtp]
-listen = ["127.0.0.1:{port}"]
-[api]
-listen = "127.0.0.1:0"
-[account]
-subdomain = "acme"
-fallback_domain = "hs-inbox.test"
-company_name = "Acme"
-[[users]]
-email = "alice@acme.example"
-name = "Alice Smith"
-[[inboxes]]
-name = "Support"
-  [[inboxes.channels]]
-  kind = "fallback"
-  user = "support"
-  from_name = {{ mode = "company", company = "Acme Support" }}
-"""
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
 
 SKIP = (".json", ".xml", ".md", ".tsv", ".py", ".out")
 
@@ -65,19 +45,12 @@ def main():
     parser.add_argument("--corpora", default="../shared/corpora")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="inboxgate-corpora.")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = harness.free_port()
     config = os.path.join(work, "c.toml")
     with open(config, "w") as f:
-        f.write(CONFIG.format(data=os.path.join(work, "data"), port=port))
+        f.write(harness.config(os.path.join(work, "data"), port, "mx.corpora.test"))
     daemon = subprocess.Popen([args.bin, "--config", config, "serve"], stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    harness.wait_for_port(port)
     sent, refused = {}, []
     smtp = smtplib.SMTP("127.0.0.1", port, timeout=60)
     for n, (corpus, raw) in enumerate(messages(args.corpora)):
@@ -86,7 +59,7 @@ def main():
             smtp = smtplib.SMTP("127.0.0.1", port, timeout=60)
         sent[corpus] = sent.get(corpus, 0) + 1
         try:
-            smtp.sendmail("corpus@test.example", ["support@acme.hs-inbox.test"], raw)
+            smtp.sendmail("corpus@test.example", [harness.SUPPORT], raw)
         except smtplib.SMTPException as e:
             refused.append("%s #%d: %s" % (corpus, n, e))
             smtp = smtplib.SMTP("127.0.0.1", port, timeout=60)

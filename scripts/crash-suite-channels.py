@@ -42,40 +42,16 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SINK = os.path.join(HERE, "..", "tests", "it", "smtp_sink.py")
 USER = "help@acme.example"
 PASSWORD = "s3cret pass"
 TEAM = "team@acme.example"
-SUPPORT = "support@acme.hs-inbox.test"
+SUPPORT = harness.SUPPORT
 
-BASE_CONFIG = """
-[server]
-hostname = "mx.crash.test"
-data_dir = "{data}"
-
-[smtp]
-listen = ["127.0.0.1:{smtp_port}"]
-
-[api]
-listen = "127.0.0.1:{api_port}"
-
-[account]
-subdomain = "acme"
-fallback_domain = "hs-inbox.test"
-company_name = "Acme"
-
-[[users]]
-email = "alice@acme.example"
-name = "Alice Smith"
-
-[[inboxes]]
-name = "Support"
-  [[inboxes.channels]]
-  kind = "fallback"
-  user = "support"
-  from_name = {{ mode = "company", company = "Acme Support" }}
-"""
 
 IMAP_CHANNEL = """
 [[inboxes]]
@@ -123,21 +99,8 @@ service imap-login {{
 """
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def wait_for_port(port, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
 
 
 class Daemon:
@@ -146,12 +109,12 @@ class Daemon:
     def __init__(self, binary, work, extra):
         self.binary = binary
         self.work = work
-        self.smtp_port, self.api_port = free_port(), free_port()
+        self.smtp_port, self.api_port = harness.free_port(), harness.free_port()
         self.data = os.path.join(work, "data")
         self.config = os.path.join(work, "inboxgate.toml")
         with open(self.config, "w") as f:
             f.write(
-                BASE_CONFIG.format(data=self.data, smtp_port=self.smtp_port, api_port=self.api_port)
+                harness.config(self.data, self.smtp_port, "mx.crash.test", api_port=self.api_port)
                 + extra
             )
         self.log = open(os.path.join(work, "daemon.log"), "ab")
@@ -164,7 +127,7 @@ class Daemon:
             stdout=subprocess.DEVNULL,
             stderr=self.log,
         )
-        if not wait_for_port(self.api_port):
+        if not harness.wait_for_port(self.api_port):
             sys.exit("crash-suite: daemon did not start; see %s/daemon.log" % self.work)
 
     def kill(self):
@@ -209,7 +172,7 @@ class Dovecot:
         self.password_file = os.path.join(self.root, "password")
         with open(self.password_file, "w") as f:
             f.write(PASSWORD + "\n")
-        self.port = free_port()
+        self.port = harness.free_port()
         self.config = os.path.join(self.root, "dovecot.conf")
         with open(self.config, "w") as f:
             f.write(DOVECOT.format(d=self.root, port=self.port))
@@ -220,7 +183,7 @@ class Dovecot:
             stderr=subprocess.DEVNULL,
             check=True,
         )
-        if not wait_for_port(self.port):
+        if not harness.wait_for_port(self.port):
             sys.exit("crash-suite: dovecot did not start; see %s/dovecot.log" % self.root)
 
     def append(self, n):

@@ -27,50 +27,15 @@ import tempfile
 import threading
 import time
 
-CONFIG = """
-[server]
-hostname = "mx.crash.test"
-data_dir = "{data}"
-
-[smtp]
-listen = ["127.0.0.1:{port}"]
-max_connections_per_ip = 200
-
-[account]
-subdomain = "acme"
-fallback_domain = "hs-inbox.test"
-company_name = "Acme"
-
-[[users]]
-email = "alice@acme.example"
-name = "Alice Smith"
-
-[[inboxes]]
-name = "Support"
-  [[inboxes.channels]]
-  kind = "fallback"
-  user = "support"
-  from_name = {{ mode = "company", company = "Acme Support" }}
-"""
-
-RCPT = "support@acme.hs-inbox.test"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+RCPT = harness.SUPPORT
 
 
-def wait_for_port(port, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
+
+
 
 
 class Ledger:
@@ -158,14 +123,14 @@ def main():
         sys.exit("crash-suite: no binary at %s (cargo build first)" % args.bin)
 
     work = tempfile.mkdtemp(prefix="inboxgate-crash.")
-    port = free_port()
+    port = harness.free_port()
     config_path = os.path.join(work, "crash.toml")
     with open(config_path, "w") as f:
-        f.write(CONFIG.format(data=os.path.join(work, "data"), port=port))
+        f.write(harness.config(os.path.join(work, "data"), port, "mx.crash.test", "max_connections_per_ip = 200"))
     log = open(os.path.join(work, "daemon.log"), "ab")
 
     daemon = start_daemon(args.bin, config_path, log)
-    if not wait_for_port(port):
+    if not harness.wait_for_port(port):
         sys.exit("crash-suite: daemon did not start; see %s/daemon.log" % work)
     ledger, stop = Ledger(), threading.Event()
     senders = [
@@ -180,7 +145,7 @@ def main():
         daemon.send_signal(signal.SIGKILL)
         daemon.wait()
         daemon = start_daemon(args.bin, config_path, log)
-        if not wait_for_port(port):
+        if not harness.wait_for_port(port):
             sys.exit("crash-suite: daemon did not restart; see %s/daemon.log" % work)
 
     time.sleep(random.uniform(args.min_gap, args.max_gap))
