@@ -19,7 +19,6 @@ import os
 import random
 import signal
 import smtplib
-import socket
 import sqlite3
 import subprocess
 import sys
