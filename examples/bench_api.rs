@@ -144,6 +144,8 @@ fn message(corpus: &[Inbound], c: usize, m: usize, start: i64) -> NewInbound {
         mail_from: contact,
         rcpt_to: vec![format!("{}@bench.hs-inbox.com", inbox.to_lowercase())],
         received_at,
+        classification: Default::default(),
+        config: None,
     }
 }
 

@@ -16,6 +16,7 @@ use crate::config::{Config, LiveConfig};
 use crate::inbox::{retention, Service};
 use crate::metrics::Metrics;
 use crate::outbound;
+use crate::pipeline::classify::Classifier;
 use crate::pipeline::ingest::{system_clock, Clock, Ingest};
 use crate::smtp::{self, SmtpContext};
 use crate::store::Store;
@@ -43,7 +44,14 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
         .with_context(|| format!("opening the store in {}", config.server.data_dir.display()))?;
     let metrics = Arc::new(Metrics::default());
     let (writer, writer_thread) = store.start_counted_writer(metrics.clone())?;
-    let ingest = Ingest::new(writer.clone(), &config.server.hostname, clock.clone());
+    let live = Arc::new(LiveConfig::new(config.clone()));
+    let classifier = Arc::new(Classifier::new(live.clone()));
+    let ingest = Ingest::new(
+        writer.clone(),
+        classifier.clone(),
+        &config.server.hostname,
+        clock.clone(),
+    );
     let tls = match &config.smtp.tls {
         Some(files) => {
             Some(smtp::listener::tls_acceptor(files).context("smtp.tls_cert / smtp.tls_key")?)
@@ -58,7 +66,6 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
         metrics.clone(),
         shutdown_rx.clone(),
     )?;
-    let live = Arc::new(LiveConfig::new(config.clone()));
     let context = Arc::new(SmtpContext {
         config: live.clone(),
         sink: ingest,
@@ -80,7 +87,7 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
         writer.clone(),
         shutdown_rx.clone(),
     )));
-    let pollers = crate::imap::spawn_pollers(&config, &writer, &clock, &shutdown_rx);
+    let pollers = crate::imap::spawn_pollers(&config, &writer, &classifier, &clock, &shutdown_rx);
     let service = Arc::new(Service::new(Arc::new(config.clone()), store, writer, clock));
     let unassigned = service.unassign_removed_users().await?;
     if unassigned > 0 {

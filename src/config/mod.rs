@@ -25,6 +25,7 @@ pub struct Config {
     pub inboxes: Vec<Inbox>,
     pub api: ApiConfig,
     pub outbound: OutboundConfig,
+    pub classification: ClassificationConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -239,6 +240,47 @@ impl Default for OutboundConfig {
             dkim: None,
         }
     }
+}
+
+/// How inbound mail is classified (SPEC C1, C4).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassificationConfig {
+    /// Lower-case local parts whose mail goes to Spam (C1).
+    pub role_senders: Vec<String>,
+    /// Check SPF, DKIM and DMARC (C4).
+    pub check_authentication: bool,
+    /// DNS servers for those checks; empty means the system's resolver configuration.
+    pub nameservers: Vec<SocketAddr>,
+    /// Content score at or above which a message is spam.
+    pub spam_threshold: f64,
+    /// Agents' spam / not-spam marks train the token model.
+    pub learn_from_marks: bool,
+    /// An external scanner speaking spamd's protocol; fails open.
+    pub spamd: Option<SpamdConfig>,
+}
+
+impl Default for ClassificationConfig {
+    /// The default role list, authentication checks on, the default threshold, learning
+    /// from marks, no external scanner.
+    fn default() -> Self {
+        ClassificationConfig {
+            role_senders: validate::defaults::ROLE_SENDERS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            check_authentication: true,
+            nameservers: Vec::new(),
+            spam_threshold: validate::defaults::SPAM_THRESHOLD,
+            learn_from_marks: true,
+            spamd: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpamdConfig {
+    pub address: SocketAddr,
+    pub timeout: Duration,
 }
 
 /// DKIM signing of outbound mail (RFC 6376).

@@ -28,6 +28,8 @@ pub struct RawConfig {
     pub api: RawApi,
     #[serde(default)]
     pub outbound: RawOutbound,
+    #[serde(default)]
+    pub classification: RawClassification,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,4 +158,27 @@ pub struct RawDkim {
     pub selector: Option<String>,
     /// PEM private key (RSA PKCS#8 or PKCS#1, or Ed25519 PKCS#8).
     pub key_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawClassification {
+    /// Local parts whose mail goes to Spam (C1); replaces the default list.
+    pub role_senders: Option<Vec<String>>,
+    /// Check SPF, DKIM and DMARC of inbound mail (C4).
+    pub check_authentication: Option<bool>,
+    /// DNS servers for the authentication checks: `"ip"` or `"ip:port"`.
+    pub nameservers: Option<Vec<String>>,
+    /// Content score at or above which a message is spam.
+    pub spam_threshold: Option<f64>,
+    /// Train the token model from agents' spam / not-spam marks.
+    pub learn_from_marks: Option<bool>,
+    /// SpamAssassin's spamd: `{ address = "127.0.0.1:783", timeout = 5 }`.
+    pub spamd: Option<RawSpamd>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawSpamd {
+    pub address: Option<String>,
+    /// Seconds.
+    pub timeout: Option<i64>,
 }

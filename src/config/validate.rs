@@ -21,13 +21,14 @@ use std::time::Duration;
 use serde_path_to_error::Segment;
 
 use super::raw::{
-    RawAccount, RawApi, RawChannel, RawConfig, RawDkim, RawInbox, RawOutbound, RawRemote,
-    RawServer, RawSmtp, RawTeam, RawUser,
+    RawAccount, RawApi, RawChannel, RawClassification, RawConfig, RawDkim, RawInbox, RawOutbound,
+    RawRemote, RawServer, RawSmtp, RawSpamd, RawTeam, RawUser,
 };
 use super::{
-    Access, AccountConfig, ApiConfig, AssignTo, Channel, ChannelKind, ChannelStatus, Config,
-    DkimConfig, FromName, FromNameMode, ImapChannel, Inbox, OutboundConfig, RemoteServer, Routing,
-    ServerConfig, SmtpConfig, Team, Tickets, TlsFiles, TlsMode, User,
+    Access, AccountConfig, ApiConfig, AssignTo, Channel, ChannelKind, ChannelStatus,
+    ClassificationConfig, Config, DkimConfig, FromName, FromNameMode, ImapChannel, Inbox,
+    OutboundConfig, RemoteServer, Routing, ServerConfig, SmtpConfig, SpamdConfig, Team, Tickets,
+    TlsFiles, TlsMode, User,
 };
 
 /// One configuration problem, with the key path it concerns.
@@ -93,6 +94,35 @@ pub mod defaults {
     /// SPEC E7: retry undelivered mail for five days.
     pub const OUTBOUND_LIFETIME_SECS: i64 = 5 * 24 * 3600;
     pub const OUTBOUND_CONCURRENCY: i64 = 20;
+    /// C1: local parts that send campaigns and notifications, not customer questions.
+    /// Left out on purpose: `info`, `contact`, `office`, `admin`, `hello`, `support`;
+    /// small businesses write to a help desk from exactly those addresses.
+    pub const ROLE_SENDERS: &[&str] = &[
+        "marketing",
+        "sales",
+        "verkoop",
+        "newsletter",
+        "newsletters",
+        "nieuwsbrief",
+        "nyhetsbrev",
+        "news",
+        "promotions",
+        "promo",
+        "offers",
+        "deals",
+        "noreply",
+        "no-reply",
+        "no_reply",
+        "donotreply",
+        "do-not-reply",
+        "do_not_reply",
+        "mailer",
+        "campaigns",
+        "marketing-noreply",
+    ];
+    /// C4: a content score at or above this is spam (SpamAssassin's scale).
+    pub const SPAM_THRESHOLD: f64 = 5.0;
+    pub const SPAMD_TIMEOUT_SECS: i64 = 5;
 
     /// 993 for implicit TLS, 143 otherwise.
     pub fn imap_port(tls: TlsMode) -> u16 {
@@ -132,6 +162,8 @@ pub mod limits {
     /// One minute to thirty days.
     pub const OUTBOUND_LIFETIME_SECS: RangeInclusive<i64> = 60..=30 * 86_400;
     pub const OUTBOUND_CONCURRENCY: RangeInclusive<i64> = 1..=1000;
+    /// A scanner slower than a minute holds mail back too long.
+    pub const SPAMD_TIMEOUT_SECS: RangeInclusive<i64> = 1..=60;
 }
 
 /// Reads and validates the file at `path`.
@@ -330,6 +362,7 @@ fn build(raw: &RawConfig, p: &mut Problems) -> Config {
     let smtp = smtp(&raw.smtp, &inboxes, p);
     let api = api(&raw.api, &smtp, p);
     let outbound = outbound(&raw.outbound, p);
+    let classification = classification(&raw.classification, p);
     Config {
         server,
         smtp,
@@ -339,6 +372,7 @@ fn build(raw: &RawConfig, p: &mut Problems) -> Config {
         inboxes,
         api,
         outbound,
+        classification,
     }
 }
 
@@ -1207,7 +1241,11 @@ fn outbound(raw: &RawOutbound, p: &mut Problems) -> OutboundConfig {
             defaults::OUTBOUND_LIFETIME_SECS,
             limits::OUTBOUND_LIFETIME_SECS,
         ),
-        nameservers: nameservers(p, raw.nameservers.as_deref().unwrap_or_default()),
+        nameservers: nameservers(
+            p,
+            "outbound.nameservers",
+            raw.nameservers.as_deref().unwrap_or_default(),
+        ),
         mx_port: u16::try_from(int_in(p, "outbound.mx_port", raw.mx_port, 25, limits::PORT))
             .unwrap_or(25),
         tls_ca_file: raw.tls_ca_file.as_ref().map(PathBuf::from),
@@ -1222,13 +1260,70 @@ fn outbound(raw: &RawOutbound, p: &mut Problems) -> OutboundConfig {
     }
 }
 
+fn classification(raw: &RawClassification, p: &mut Problems) -> ClassificationConfig {
+    let default = ClassificationConfig::default();
+    let role_senders = match &raw.role_senders {
+        None => default.role_senders,
+        Some(list) => role_senders(p, list),
+    };
+    let spam_threshold = raw.spam_threshold.unwrap_or(defaults::SPAM_THRESHOLD);
+    if !(spam_threshold.is_finite() && spam_threshold > 0.0) {
+        p.add(
+            "classification.spam_threshold",
+            format!("must be a number above 0, got {spam_threshold}"),
+        );
+    }
+    ClassificationConfig {
+        role_senders,
+        check_authentication: raw.check_authentication.unwrap_or(true),
+        nameservers: nameservers(
+            p,
+            "classification.nameservers",
+            raw.nameservers.as_deref().unwrap_or_default(),
+        ),
+        spam_threshold,
+        learn_from_marks: raw.learn_from_marks.unwrap_or(true),
+        spamd: raw.spamd.as_ref().and_then(|s| spamd(p, s)),
+    }
+}
+
+fn role_senders(p: &mut Problems, list: &[String]) -> Vec<String> {
+    let mut parts = Vec::new();
+    for (i, local) in list.iter().enumerate() {
+        let local = local.trim().to_ascii_lowercase();
+        match check_local_part(&local) {
+            Ok(()) => parts.push(local),
+            Err(why) => p.add(&format!("classification.role_senders[{i}]"), why),
+        }
+    }
+    parts
+}
+
+fn spamd(p: &mut Problems, raw: &RawSpamd) -> Option<SpamdConfig> {
+    let key = "classification.spamd.address";
+    let text = required(p, key, raw.address.as_deref());
+    let address = if text.is_empty() {
+        None
+    } else {
+        socket_addr(p, key, &text)
+    };
+    let timeout = seconds(
+        p,
+        "classification.spamd.timeout",
+        raw.timeout,
+        defaults::SPAMD_TIMEOUT_SECS,
+        limits::SPAMD_TIMEOUT_SECS,
+    );
+    address.map(|address| SpamdConfig { address, timeout })
+}
+
 /// `"ip"` (port 53) or `"ip:port"`.
-fn nameservers(p: &mut Problems, raw: &[String]) -> Vec<SocketAddr> {
+fn nameservers(p: &mut Problems, key: &str, raw: &[String]) -> Vec<SocketAddr> {
     let mut list = Vec::new();
     for (i, text) in raw.iter().enumerate() {
         if let Ok(ip) = text.parse::<IpAddr>() {
             list.push(SocketAddr::new(ip, 53));
-        } else if let Some(addr) = socket_addr(p, &format!("outbound.nameservers[{i}]"), text) {
+        } else if let Some(addr) = socket_addr(p, &format!("{key}[{i}]"), text) {
             list.push(addr);
         }
     }

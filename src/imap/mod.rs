@@ -9,7 +9,10 @@ pub mod poller;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use std::sync::Arc;
+
 use crate::config::{ChannelKind, ChannelStatus, Config};
+use crate::pipeline::classify::Classifier;
 use crate::pipeline::ingest::Clock;
 use crate::store::Writer;
 use poller::{Poller, PollerConfig};
@@ -18,6 +21,7 @@ use poller::{Poller, PollerConfig};
 pub fn spawn_pollers(
     config: &Config,
     writer: &Writer,
+    classifier: &Arc<Classifier>,
     clock: &Clock,
     shutdown: &watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
@@ -38,6 +42,7 @@ pub fn spawn_pollers(
         let poller = Poller::new(
             poller_config,
             writer.clone(),
+            classifier.clone(),
             clock.clone(),
             shutdown.clone(),
         );

@@ -14,12 +14,14 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use super::client::{Credentials, Folder, ImapError, Session};
 use crate::config::{ImapChannel, RemoteServer};
+use crate::pipeline::classify::{Classifier, Received};
 use crate::pipeline::ingest::Clock;
 use crate::pipeline::parse;
 use crate::pipeline::Target;
@@ -66,6 +68,7 @@ impl SyncError {
 pub struct Poller {
     config: PollerConfig,
     writer: Writer,
+    classifier: Arc<Classifier>,
     clock: Clock,
     shutdown: watch::Receiver<bool>,
     failures: u32,
@@ -75,12 +78,14 @@ impl Poller {
     pub fn new(
         config: PollerConfig,
         writer: Writer,
+        classifier: Arc<Classifier>,
         clock: Clock,
         shutdown: watch::Receiver<bool>,
     ) -> Poller {
         Poller {
             config,
             writer,
+            classifier,
             clock,
             shutdown,
             failures: 0,
@@ -278,21 +283,38 @@ impl Poller {
             channel: self.config.address.clone(),
         };
         let now = (self.clock)();
-        let messages = tokio::task::spawn_blocking(move || {
+        let parsed = tokio::task::spawn_blocking(move || {
             fetched
                 .into_iter()
-                .map(|(_, raw)| NewInbound {
-                    targets: vec![target.clone()],
-                    parsed: parse::parse_received(&raw, None),
-                    raw,
-                    mail_from: String::new(),
-                    rcpt_to: vec![target.channel.clone()],
-                    received_at: now,
-                })
+                .map(|(_, raw)| (parse::parse_received(&raw, None), raw))
                 .collect::<Vec<_>>()
         })
         .await
         .map_err(|e| StoreError::Invalid(format!("parser task failed: {e}")))?;
+        let config = self.classifier.config();
+        let mut messages = Vec::with_capacity(parsed.len());
+        for (parsed, raw) in parsed {
+            let classification = self
+                .classifier
+                .classify(&Received {
+                    raw: &raw,
+                    parsed: &parsed,
+                    mail_from: None,
+                    peer: None,
+                    helo: None,
+                })
+                .await;
+            messages.push(NewInbound {
+                targets: vec![target.clone()],
+                parsed,
+                raw,
+                mail_from: String::new(),
+                rcpt_to: vec![target.channel.clone()],
+                received_at: now,
+                classification,
+                config: Some(config.clone()),
+            });
+        }
         Ok(FetchedBatch {
             channel: self.config.address.clone(),
             folder: folder.to_string(),

@@ -35,7 +35,14 @@ pub fn conversation(c: &ConversationRow) -> Value {
         "trashed_at": c.trashed_at.map(rfc3339),
         "message_count": c.message_count,
         "last_message_at": rfc3339(c.last_message_at),
-        "ticket": Value::Null,
+        "ticket": c.ticket.as_ref().map(|t| json!({
+            "id": t.id,
+            "pipeline": t.pipeline,
+            "stage": t.stage,
+            "owner": t.owner,
+            "status": t.status,
+        })),
+        "classification": { "verdict": c.verdict, "reasons": c.reasons },
         "participant_count": c.participant_count,
         "indicator": indicator(c),
         "last_direction": c.last_direction,
@@ -124,6 +131,15 @@ pub fn message(m: &MessageRow, full: bool) -> Value {
         "truncated": truncated,
         "attachments": m.attachments,
     });
+    if m.direction == "in" {
+        value["classification"] = json!({
+            "verdict": m.verdict,
+            "reasons": m.reasons,
+            "score": m.spam_score,
+            "authentication_results": m.auth_results,
+        });
+        value["bounce_of"] = json!(m.bounce_of);
+    }
     if m.direction == "out" {
         let d = delivery_summary(&m.deliveries);
         value["delivery"] = json!({

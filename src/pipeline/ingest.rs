@@ -7,6 +7,7 @@ use std::sync::Arc;
 use time::format_description::well_known::Rfc2822;
 use time::OffsetDateTime;
 
+use super::classify::{Classifier, Received};
 use super::parse::{self, Inbound};
 use super::{Envelope, Target};
 use crate::smtp::{Delivered, MailSink, SinkError};
@@ -26,14 +27,21 @@ pub fn system_clock() -> Clock {
 #[derive(Clone)]
 pub struct Ingest {
     writer: Writer,
+    classifier: Arc<Classifier>,
     hostname: Arc<str>,
     clock: Clock,
 }
 
 impl Ingest {
-    pub fn new(writer: Writer, hostname: &str, clock: Clock) -> Ingest {
+    pub fn new(
+        writer: Writer,
+        classifier: Arc<Classifier>,
+        hostname: &str,
+        clock: Clock,
+    ) -> Ingest {
         Ingest {
             writer,
+            classifier,
             hostname: hostname.into(),
             clock,
         }
@@ -48,9 +56,21 @@ impl Ingest {
     ) -> Result<Vec<Filed>, StoreError> {
         let now = (self.clock)();
         let (parsed, message) = parse_off_loop(message, envelope.mail_from.clone()).await?;
+        let classification = self
+            .classifier
+            .classify(&Received {
+                raw: &message,
+                parsed: &parsed,
+                mail_from: Some(&envelope.mail_from),
+                peer: envelope.peer,
+                helo: Some(&envelope.helo),
+            })
+            .await;
         let mut raw = received_header(&self.hostname, envelope, now).into_bytes();
         raw.extend_from_slice(&message);
         let job = NewInbound {
+            classification,
+            config: Some(self.classifier.config()),
             targets,
             parsed,
             raw,

@@ -7,6 +7,7 @@
 //! The pipeline does no network I/O of its own.
 
 pub mod bounce;
+pub mod classify;
 pub mod ingest;
 pub mod parse;
 pub mod subject;

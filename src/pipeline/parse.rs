@@ -49,6 +49,27 @@ pub struct Inbound {
     pub attachments: Vec<AttachmentInfo>,
     /// Set when the message is a delivery status notification (see `bounce`).
     pub bounce: Option<super::bounce::Bounce>,
+    /// The top-level header fields in order: lower-case name, unfolded raw value.
+    /// Classification reads the fields the other members do not cover.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Inbound {
+    /// The first value of header `name` (lower case), trimmed.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.trim())
+    }
+
+    /// Every value of header `name` (lower case), trimmed, in order.
+    pub fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.trim())
+    }
 }
 
 impl Inbound {
@@ -94,7 +115,33 @@ pub fn parse(raw: &[u8]) -> Inbound {
             .unwrap_or_default(),
         attachments: message.attachments().map(attachment_info).collect(),
         bounce: None,
+        headers: header_fields(&message),
     }
+}
+
+/// At most this many header fields are kept for classification (a header bomb keeps
+/// its first ones).
+const MAX_HEADER_FIELDS: usize = 500;
+
+fn header_fields(message: &mail_parser::Message) -> Vec<(String, String)> {
+    let Some(part) = message.parts.first() else {
+        return Vec::new();
+    };
+    part.headers
+        .iter()
+        .take(MAX_HEADER_FIELDS)
+        .filter_map(|h| {
+            let raw = message
+                .raw_message
+                .get(h.offset_start as usize..h.offset_end as usize)?;
+            let value = String::from_utf8_lossy(raw);
+            let unfolded: String = value.split(['\r', '\n']).collect::<Vec<_>>().join("");
+            Some((
+                h.name.as_str().to_ascii_lowercase(),
+                unfolded.trim().to_string(),
+            ))
+        })
+        .collect()
 }
 
 fn unparsable(raw: &[u8], dedupe_hash: String) -> Inbound {

@@ -95,6 +95,7 @@ pub fn test_config() -> Config {
             listen: "127.0.0.1:0".parse().expect("literal address"),
         },
         outbound: OutboundConfig::default(),
+        classification: crate::config::ClassificationConfig::default(),
     }
 }
 

@@ -292,11 +292,24 @@ fn set_blocked(
     Ok(())
 }
 
-/// Whether new threads from `address` go to Filtered (used by ingest).
-pub(super) fn sender_blocked(conn: &Connection, address: &str) -> Result<bool, StoreError> {
-    Ok(conn
-        .prepare_cached("SELECT 1 FROM blocked_senders WHERE address = ?1")?
-        .exists([address])?)
+/// Why mail from `address` is filtered (C2): the address itself is blocked
+/// (`blocked_sender:ADDRESS`), or its domain is (`blocked_domain:DOMAIN`; a domain is
+/// blocked as `@domain`).
+pub(super) fn blocked_reason(
+    conn: &Connection,
+    address: &str,
+) -> Result<Option<String>, StoreError> {
+    let domain = address.rsplit_once('@').map(|(_, d)| format!("@{d}"));
+    let mut stmt = conn.prepare_cached("SELECT 1 FROM blocked_senders WHERE address = ?1")?;
+    if stmt.exists([address])? {
+        return Ok(Some(format!("blocked_sender:{address}")));
+    }
+    match domain {
+        Some(domain) if stmt.exists([&domain])? => {
+            Ok(Some(format!("blocked_domain:{}", &domain[1..])))
+        }
+        _ => Ok(None),
+    }
 }
 
 fn unassign_removed(conn: &Connection, users: &[String], now: i64) -> Result<usize, StoreError> {
@@ -337,6 +350,8 @@ mod tests {
             mail_from: from.into(),
             rcpt_to: vec!["support@demo.hs-inbox.com".into()],
             received_at: 100,
+            classification: Default::default(),
+            config: None,
         }
     }
 

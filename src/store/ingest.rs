@@ -2,9 +2,13 @@
 //! dedupe (B4), contact upsert (B5), threading (B10, via `pipeline::thread`), reopen
 //! (B11), then the rows themselves. One raw copy serves every inbox it was delivered to.
 
+use std::sync::Arc;
+
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::StoreError;
+use crate::config::Config;
+use crate::pipeline::classify::{Classification, Finding, Verdict};
 use crate::pipeline::parse::{Inbound, Mailbox};
 use crate::pipeline::thread::{self, Candidate, ThreadLookup, ThreadMatch};
 use crate::pipeline::Target;
@@ -19,6 +23,12 @@ pub struct NewInbound {
     pub mail_from: String,
     pub rcpt_to: Vec<String>,
     pub received_at: i64,
+    /// What the checks before the store found (C1, C4, C5); the writer adds blocked
+    /// senders (C2).
+    pub classification: Classification,
+    /// The configuration in force when the message arrived: routing, tickets and the
+    /// forwarded-mail setting of its channels. `None` files without routing or tickets.
+    pub config: Option<Arc<Config>>,
 }
 
 /// Where a message went in one inbox.
@@ -35,6 +45,10 @@ pub struct Filed {
 /// Files `message` into each of its target inboxes. Runs inside the writer transaction.
 pub fn file(conn: &Connection, message: &NewInbound) -> Result<Vec<Filed>, StoreError> {
     let sender = sender_of(message);
+    let mut classification = message.classification.clone();
+    if let Some(reason) = super::actions::blocked_reason(conn, &sender.address)? {
+        classification.add(Finding::new(Verdict::Filtered, reason));
+    }
     let mut raw_id = None;
     let mut filed = Vec::with_capacity(message.targets.len());
     for target in &message.targets {
@@ -51,7 +65,14 @@ pub fn file(conn: &Connection, message: &NewInbound) -> Result<Vec<Filed>, Store
             Some(id) => id,
             None => *raw_id.insert(insert_raw(conn, message)?),
         };
-        filed.push(file_in_inbox(conn, message, target, &sender, raw_id)?);
+        filed.push(file_in_inbox(
+            conn,
+            message,
+            &classification,
+            target,
+            &sender,
+            raw_id,
+        )?);
     }
     if let (Some(bounce), Some(_)) = (&message.parsed.bounce, raw_id) {
         let failed = super::outbound::apply_bounce(conn, bounce, message.received_at)?;
@@ -77,6 +98,7 @@ fn sender_of(message: &NewInbound) -> Mailbox {
 fn file_in_inbox(
     conn: &Connection,
     message: &NewInbound,
+    classification: &Classification,
     target: &Target,
     sender: &Mailbox,
     raw_id: i64,
@@ -99,16 +121,16 @@ fn file_in_inbox(
             touch_conversation(conn, conversation_id, message.received_at)?;
             conversation_id
         }
-        ThreadMatch::New(_) => {
-            let id = new_conversation(conn, message, target, contact_id)?;
-            // C2: new threads from a blocked sender go straight to Filtered.
-            if super::actions::sender_blocked(conn, &sender.address)? {
-                conn.execute("UPDATE conversations SET filtered = 1 WHERE id = ?1", [id])?;
-            }
-            id
-        }
+        ThreadMatch::New(_) => new_conversation(conn, message, classification, target, contact_id)?,
     };
-    let message_row = insert_message(conn, message, conversation_id, raw_id, sender)?;
+    let message_row = insert_message(
+        conn,
+        message,
+        classification,
+        conversation_id,
+        raw_id,
+        sender,
+    )?;
     record_id(
         conn,
         &target.inbox,
@@ -174,16 +196,19 @@ fn touch_conversation(conn: &Connection, id: i64, now: i64) -> Result<(), StoreE
     Ok(())
 }
 
+/// A new conversation takes its message's verdict: spam goes to Spam (C1, C4), a blocked
+/// sender's to Filtered (C2).
 fn new_conversation(
     conn: &Connection,
     m: &NewInbound,
+    classification: &Classification,
     target: &Target,
     contact_id: i64,
 ) -> Result<i64, StoreError> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO conversations (inbox, channel, subject, subject_norm, contact_id,
-             created_at, last_message_at, message_count)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1)",
+             created_at, last_message_at, message_count, spam, filtered, verdict, reasons)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1, ?7, ?8, ?9, ?10)",
     )?;
     stmt.execute(params![
         target.inbox,
@@ -191,7 +216,11 @@ fn new_conversation(
         m.parsed.subject,
         m.parsed.subject_norm,
         contact_id,
-        m.received_at
+        m.received_at,
+        classification.verdict == Verdict::Spam,
+        classification.verdict == Verdict::Filtered,
+        classification.verdict.as_str(),
+        reasons_json(&classification.reasons),
     ])?;
     Ok(conn.last_insert_rowid())
 }
@@ -199,6 +228,7 @@ fn new_conversation(
 fn insert_message(
     conn: &Connection,
     m: &NewInbound,
+    classification: &Classification,
     conversation_id: i64,
     raw_id: i64,
     sender: &Mailbox,
@@ -207,8 +237,9 @@ fn insert_message(
     let mut stmt = conn.prepare_cached(
         "INSERT INTO messages (conversation_id, raw_id, direction, message_id, from_addr,
              from_name, to_json, cc_json, subject, subject_norm, date, received_at, text,
-             thread_index, attachments_json)
-         VALUES (?1, ?2, 'in', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             thread_index, attachments_json, verdict, reasons, auth_results, spam_score)
+         VALUES (?1, ?2, 'in', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                 ?17, ?18)",
     )?;
     stmt.execute(params![
         conversation_id,
@@ -225,8 +256,16 @@ fn insert_message(
         p.text,
         p.thread_index_root,
         serde_json::to_string(&p.attachments).unwrap_or_else(|_| "[]".into()),
+        classification.verdict.as_str(),
+        reasons_json(&classification.reasons),
+        classification.auth_results,
+        classification.score,
     ])?;
     Ok(conn.last_insert_rowid())
+}
+
+pub(super) fn reasons_json(reasons: &[String]) -> String {
+    serde_json::to_string(reasons).unwrap_or_else(|_| "[]".into())
 }
 
 fn addresses_json(list: &[Mailbox]) -> String {

@@ -27,7 +27,7 @@ pub use backup::BackupReport;
 pub use ingest::{file as file_inbound, Filed, NewInbound};
 pub use read::{
     fts_query, AssigneeFilter, ContactRow, ConversationRow, Cursor, ListFilter,
-    MessageInConversation, MessageRow, Sort, TimelineEntry, View,
+    MessageInConversation, MessageRow, Sort, TicketRow, TimelineEntry, View,
 };
 pub use writer::Writer;
 

@@ -192,6 +192,20 @@ pub struct ConversationRow {
     pub preview: String,
     /// Start of the newest internal comment.
     pub comment_preview: Option<String>,
+    /// The classification of the message that opened it, or of an agent's mark.
+    pub verdict: String,
+    pub reasons: Vec<String>,
+    pub ticket: Option<TicketRow>,
+}
+
+/// A conversation's ticket (D4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketRow {
+    pub id: i64,
+    pub pipeline: String,
+    pub stage: String,
+    pub owner: Option<String>,
+    pub status: String,
 }
 
 /// One entry of a conversation's timeline: who did what, when.
@@ -236,6 +250,13 @@ pub struct MessageRow {
     pub received_at: i64,
     pub text: String,
     pub attachments: Vec<AttachmentInfo>,
+    /// Classification (inbound; outbound messages are `clean`).
+    pub verdict: String,
+    pub reasons: Vec<String>,
+    pub auth_results: Option<String>,
+    pub spam_score: Option<f64>,
+    /// A bounce: the row of the outbound message it returned.
+    pub bounce_of: Option<i64>,
     /// Outbound messages: each recipient's delivery (empty for inbound ones).
     pub deliveries: Vec<RecipientDelivery>,
 }
@@ -246,7 +267,11 @@ const CONVERSATION_COLUMNS: &str = "c.id, c.inbox, c.channel, c.subject, c.statu
      (SELECT COUNT(*) FROM participants p WHERE p.conversation_id = c.id),
      lm.direction, lm.subject, substr(lm.text, 1, 200),
      (SELECT substr(t.detail, 1, 200) FROM timeline t
-       WHERE t.conversation_id = c.id AND t.action = 'comment' ORDER BY t.id DESC LIMIT 1)";
+       WHERE t.conversation_id = c.id AND t.action = 'comment' ORDER BY t.id DESC LIMIT 1),
+     c.verdict, c.reasons, tk.id, tk.pipeline, tk.stage, tk.owner, tk.status";
+
+/// Joins the conversation's ticket, if it has one (D4).
+const TICKET_JOIN: &str = "LEFT JOIN tickets tk ON tk.conversation_id = c.id";
 
 /// Joins the newest message of each listed conversation (for the F3 fields).
 const LAST_MESSAGE_JOIN: &str = "LEFT JOIN messages lm ON lm.id =
@@ -275,6 +300,18 @@ fn conversation_row(r: &Row) -> rusqlite::Result<ConversationRow> {
         last_subject: r.get(16)?,
         preview: r.get::<_, Option<String>>(17)?.unwrap_or_default(),
         comment_preview: r.get(18)?,
+        verdict: r.get(19)?,
+        reasons: json_list(&r.get::<_, String>(20)?),
+        ticket: match r.get::<_, Option<i64>>(21)? {
+            None => None,
+            Some(id) => Some(TicketRow {
+                id,
+                pipeline: r.get(22)?,
+                stage: r.get(23)?,
+                owner: r.get(24)?,
+                status: r.get(25)?,
+            }),
+        },
     })
 }
 
@@ -487,7 +524,7 @@ impl Reader {
             "SELECT {CONVERSATION_COLUMNS} FROM ({selection}) page
              JOIN conversations c ON c.id = page.page_id
              JOIN contacts ct ON ct.id = c.contact_id
-             {LAST_MESSAGE_JOIN}
+             {LAST_MESSAGE_JOIN} {TICKET_JOIN}
              ORDER BY page.page_at {order}, page.page_id {order}"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
@@ -512,7 +549,7 @@ impl Reader {
     pub fn conversation(&self, id: i64) -> Result<Option<ConversationRow>, StoreError> {
         let sql = format!(
             "SELECT {CONVERSATION_COLUMNS} FROM conversations c
-             JOIN contacts ct ON ct.id = c.contact_id {LAST_MESSAGE_JOIN}
+             JOIN contacts ct ON ct.id = c.contact_id {LAST_MESSAGE_JOIN} {TICKET_JOIN}
              WHERE c.id = ?1 AND c.deleted = 0"
         );
         Ok(self
@@ -551,8 +588,8 @@ impl Reader {
             .query_row(&sql, [id], |r| {
                 Ok(MessageInConversation {
                     message: message_row(r)?,
-                    conversation_id: r.get(12)?,
-                    inbox: r.get(13)?,
+                    conversation_id: r.get(MESSAGE_COLUMN_COUNT)?,
+                    inbox: r.get(MESSAGE_COLUMN_COUNT + 1)?,
                 })
             })
             .optional()?;
@@ -669,7 +706,10 @@ impl Reader {
 }
 
 const MESSAGE_COLUMNS: &str = "messages.id, direction, from_addr, from_name, to_json, cc_json,
-     messages.subject, message_id, date, received_at, text, attachments_json";
+     messages.subject, message_id, date, received_at, text, attachments_json,
+     messages.verdict, messages.reasons, auth_results, spam_score, bounce_of";
+/// How many columns `MESSAGE_COLUMNS` names.
+const MESSAGE_COLUMN_COUNT: usize = 17;
 
 fn message_row(r: &Row) -> rusqlite::Result<MessageRow> {
     Ok(MessageRow {
@@ -685,6 +725,11 @@ fn message_row(r: &Row) -> rusqlite::Result<MessageRow> {
         received_at: r.get(9)?,
         text: r.get(10)?,
         attachments: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or_default(),
+        verdict: r.get(12)?,
+        reasons: json_list(&r.get::<_, String>(13)?),
+        auth_results: r.get(14)?,
+        spam_score: r.get(15)?,
+        bounce_of: r.get(16)?,
         deliveries: Vec::new(),
     })
 }
@@ -718,6 +763,8 @@ mod tests {
             mail_from: format!("c{n}@klant.example"),
             rcpt_to: vec!["support@demo.hs-inbox.com".into()],
             received_at: 1000 + n as i64,
+            classification: Default::default(),
+            config: None,
         }
     }
 

@@ -215,6 +215,53 @@ CREATE TABLE fts_progress (
 );
 INSERT INTO fts_progress (id, last_message) SELECT 1, COALESCE(MAX(id), 0) FROM messages;
 "#,
+    // Classification and routing (SPEC C1–C5, D1–D4): each message's verdict with its
+    // reasons and authentication results; the conversation keeps the verdict of the
+    // message that opened it (or of an agent's mark). Contacts get owners; conversations
+    // get tickets; round-robin routing remembers its place per channel; the token model
+    // learns from marks and `spam train`.
+    r#"
+ALTER TABLE messages ADD COLUMN verdict TEXT NOT NULL DEFAULT 'clean';
+ALTER TABLE messages ADD COLUMN reasons TEXT NOT NULL DEFAULT '[]';   -- JSON array
+ALTER TABLE messages ADD COLUMN auth_results TEXT;      -- Authentication-Results value
+ALTER TABLE messages ADD COLUMN spam_score REAL;
+ALTER TABLE messages ADD COLUMN bounce_of INTEGER;      -- the outbound message returned
+ALTER TABLE conversations ADD COLUMN verdict TEXT NOT NULL DEFAULT 'clean';
+ALTER TABLE conversations ADD COLUMN reasons TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE contacts ADD COLUMN owner TEXT;             -- user email (D3)
+
+CREATE TABLE tickets (
+    id              INTEGER PRIMARY KEY,
+    conversation_id INTEGER NOT NULL UNIQUE,
+    pipeline        TEXT NOT NULL,
+    stage           TEXT NOT NULL,
+    owner           TEXT,
+    status          TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed')),
+    created_at      INTEGER NOT NULL
+);
+
+CREATE TABLE routing_cursor (
+    channel   TEXT PRIMARY KEY,
+    last_user TEXT NOT NULL                 -- the user the last conversation went to
+) WITHOUT ROWID;
+
+CREATE TABLE bayes_tokens (
+    token TEXT PRIMARY KEY,
+    spam  INTEGER NOT NULL DEFAULT 0,       -- spam messages the token appeared in
+    ham   INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE bayes_totals (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    spam       INTEGER NOT NULL,            -- spam messages trained
+    ham        INTEGER NOT NULL,
+    generation INTEGER NOT NULL             -- bumped on every change; readers reload
+);
+INSERT INTO bayes_totals (id, spam, ham, generation) VALUES (1, 0, 0, 0);
+CREATE TABLE bayes_trained (                -- what each stored message was trained as
+    message_row INTEGER PRIMARY KEY,
+    class       TEXT NOT NULL CHECK (class IN ('spam', 'ham'))
+);
+"#,
 ];
 
 /// Brings the database up to the newest schema.
