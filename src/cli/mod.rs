@@ -8,6 +8,7 @@
 //! here, at the top.
 
 mod channels;
+mod classify;
 mod conversations;
 mod outbound;
 mod people;
@@ -82,6 +83,8 @@ pub enum Command {
     /// Contact records.
     #[command(subcommand)]
     Contacts(people::ContactsCommand),
+    /// Classify message files offline and print each verdict with its reasons.
+    Classify(classify::ClassifyArgs),
 }
 
 /// Entry point of the binary.
@@ -114,6 +117,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Users(cmd) => people::run_users(&load_config(&cli.config)?, cmd),
         Command::Senders(cmd) => people::run_senders(&load_config(&cli.config)?, cmd),
         Command::Contacts(cmd) => people::run_contacts(&load_config(&cli.config)?, cmd),
+        Command::Classify(args) => classify::run(&load_config(&cli.config)?, args),
     }
 }
 

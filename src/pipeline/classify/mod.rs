@@ -156,7 +156,14 @@ impl Classifier {
         let config = self.config.current();
         let settings = &config.classification;
         let mut findings = auto::findings(message);
-        findings.extend(roles::findings(&settings.role_senders, message.parsed));
+        // Mail systems send their reports from `no-reply@` too: a report is a report,
+        // whatever address it comes from.
+        let automatic = findings
+            .iter()
+            .any(|f| matches!(f.verdict, Verdict::Bounce | Verdict::Feedback | Verdict::AutoReply));
+        if !automatic {
+            findings.extend(roles::findings(&settings.role_senders, message.parsed));
+        }
         findings.extend(content::findings(settings, message));
         let mut classification = Classification::from_findings(findings);
         for finding in spamd::findings(settings.spamd.as_ref(), message).await {
