@@ -29,6 +29,9 @@ pub struct Running {
     pub config: Arc<LiveConfig>,
     /// The HTTP API's address.
     pub api_addr: SocketAddr,
+    /// For the work a reload does in the store (D5).
+    writer: crate::store::Writer,
+    clock: Clock,
     /// Runs the trash retention sweep on demand (tests move the clock, then sweep).
     pub trash: retention::SweepHandle,
     shutdown: watch::Sender<bool>,
@@ -88,6 +91,7 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
         shutdown_rx.clone(),
     )));
     let pollers = crate::imap::spawn_pollers(&config, &writer, &classifier, &clock, &shutdown_rx);
+    let (writer_for_reload, clock_for_reload) = (writer.clone(), clock.clone());
     let service = Arc::new(Service::new(Arc::new(config.clone()), store, writer, clock));
     let unassigned = service.unassign_removed_users().await?;
     if unassigned > 0 {
@@ -110,6 +114,8 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
         smtp_addrs,
         config: live,
         api_addr,
+        writer: writer_for_reload,
+        clock: clock_for_reload,
         trash,
         shutdown,
         listeners,
@@ -190,8 +196,18 @@ impl Running {
                 );
             }
         }
+        let users: Vec<String> = config.users.iter().map(|u| u.email.clone()).collect();
         self.config.replace(config);
         tracing::info!("configuration reloaded");
+        // D5: conversations of users who left the config become unassigned.
+        let (writer, now) = (self.writer.clone(), (self.clock)());
+        tokio::spawn(async move {
+            match writer.unassign_removed_users(users, now).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "unassigned conversations of removed users"),
+                Err(e) => tracing::warn!(error = %e, "unassigning removed users' conversations failed"),
+            }
+        });
     }
 
     /// Drains: listeners answer 421 to new sessions and wait (up to the grace period)
@@ -205,6 +221,8 @@ impl Running {
             let _ = poller.await;
         }
         let _ = self.outbound.await;
+        // The writer thread ends when the last handle to it is gone.
+        drop(self.writer);
         let writer = self.writer_thread;
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         tracing::info!("stopped");

@@ -15,12 +15,15 @@ pub enum UsersCommand {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Show your record, or set your availability.
+    /// Show or set a user's availability (F7): `availability EMAIL [available|away]`,
+    /// or `availability [available|away] --as EMAIL`.
     Availability {
-        /// `available` or `away`; omit to show.
-        state: Option<String>,
-        #[arg(long = "as", required = true)]
-        as_user: String,
+        /// The user's email (optional with `--as`), then `available` or `away`; omit the
+        /// state to show.
+        #[arg(num_args = 0..=2)]
+        args: Vec<String>,
+        #[arg(long = "as")]
+        as_user: Option<String>,
     },
 }
 
@@ -59,6 +62,14 @@ pub enum ContactsCommand {
         #[arg(long = "as")]
         as_user: Option<String>,
     },
+    /// Give a contact an owner (D3): conversations routed to `contact_owner` go to them.
+    /// USER is a configured user's email, or `none` to clear.
+    Owner {
+        email: String,
+        user: String,
+        #[arg(long = "as")]
+        as_user: Option<String>,
+    },
 }
 
 pub fn run_users(config: &Config, command: UsersCommand) -> anyhow::Result<ExitCode> {
@@ -68,8 +79,9 @@ pub fn run_users(config: &Config, command: UsersCommand) -> anyhow::Result<ExitC
             let token = run_async(service.create_token(&email))??;
             println!("{token}");
         }
-        UsersCommand::Availability { state, as_user } => {
-            let caller = Caller::User(as_user);
+        UsersCommand::Availability { args, as_user } => {
+            let (email, state) = availability_args(args, as_user)?;
+            let caller = Caller::User(email);
             if let Some(state) = state {
                 let available = match state.as_str() {
                     "available" => true,
@@ -83,6 +95,23 @@ pub fn run_users(config: &Config, command: UsersCommand) -> anyhow::Result<ExitC
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `[EMAIL] [STATE]` with or without `--as`: the user is the email argument, else `--as`.
+fn availability_args(
+    mut args: Vec<String>,
+    as_user: Option<String>,
+) -> anyhow::Result<(String, Option<String>)> {
+    let email = match args.first() {
+        Some(first) if first.contains('@') => args.remove(0),
+        _ => as_user.ok_or_else(|| {
+            anyhow::anyhow!("availability: name the user: `users availability EMAIL [available|away]`")
+        })?,
+    };
+    if args.len() > 1 {
+        anyhow::bail!("availability: unexpected argument {:?}", args[1]);
+    }
+    Ok((email, args.pop()))
 }
 
 pub fn run_senders(config: &Config, command: SendersCommand) -> anyhow::Result<ExitCode> {
@@ -116,6 +145,15 @@ pub fn run_contacts(config: &Config, command: ContactsCommand) -> anyhow::Result
         ContactsCommand::Show { key, as_user } => {
             let (contact, conversations) = service.contact(&caller(as_user), &key)?;
             print_json(&json::contact(&contact, &conversations))?;
+        }
+        ContactsCommand::Owner {
+            email,
+            user,
+            as_user,
+        } => {
+            let owner = (user != "none").then_some(user);
+            run_async(service.set_contact_owner(&caller(as_user), &email, owner.as_deref()))??;
+            println!("{email}: owner {}", owner.as_deref().unwrap_or("none"));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -158,7 +158,17 @@ pub enum Routing {
     AutoAssign {
         assign_to: AssignTo,
         only_available: bool,
+        strategy: Strategy,
     },
+}
+
+/// How auto-assignment spreads conversations over the eligible users (D2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Each in turn, continuing after the last one given a conversation (persisted).
+    RoundRobin,
+    /// The one with the fewest open conversations; ties go in configuration order.
+    LeastOpen,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,7 +183,12 @@ pub enum AssignTo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tickets {
     Off,
-    AutoCreate { pipeline: String, stage: String },
+    AutoCreate {
+        pipeline: String,
+        stage: String,
+        /// A configured user; `None` means the conversation's assignee.
+        owner: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -249,13 +249,15 @@ fn design_example_is_accepted() {
                 teams: vec!["support".into()],
             },
             only_available: true,
+            strategy: Strategy::RoundRobin,
         }
     );
     assert_eq!(
         fallback.tickets,
         Tickets::AutoCreate {
             pipeline: "Support".into(),
-            stage: "New".into()
+            stage: "New".into(),
+            owner: None,
         }
     );
     assert_eq!(fallback.from_name.mode, FromNameMode::AgentAndCompany);
@@ -850,7 +852,8 @@ fn routing_forms() {
         routing("{ auto_assign = true, assign_to = \"contact_owner\" }").expect("valid"),
         Routing::AutoAssign {
             assign_to: AssignTo::ContactOwner,
-            only_available: true
+            only_available: true,
+            strategy: Strategy::RoundRobin,
         }
     );
     assert_eq!(
@@ -863,9 +866,22 @@ fn routing_forms() {
                 users: vec![],
                 teams: vec!["support".into()]
             },
-            only_available: false
+            only_available: false,
+            strategy: Strategy::RoundRobin,
         }
     );
+    assert_eq!(
+        routing("{ auto_assign = true, assign_to = \"contact_owner\", strategy = \"least_open\" }")
+            .expect("valid"),
+        Routing::AutoAssign {
+            assign_to: AssignTo::ContactOwner,
+            only_available: true,
+            strategy: Strategy::LeastOpen,
+        }
+    );
+    let strategy_errors = routing("{ auto_assign = true, assign_to = \"contact_owner\", strategy = \"random\" }")
+        .expect_err("unknown strategy");
+    assert!(strategy_errors.iter().any(|p| p.key.ends_with("routing.strategy")), "{strategy_errors:?}");
     let errors = |r: &str| {
         routing(r)
             .expect_err("invalid")

@@ -26,7 +26,7 @@ use super::raw::{
 };
 use super::{
     Access, AccountConfig, ApiConfig, AssignTo, Channel, ChannelKind, ChannelStatus,
-    ClassificationConfig, Config, DkimConfig, FromName, FromNameMode, ImapChannel, Inbox,
+    ClassificationConfig, Config, DkimConfig, FromName, Strategy, FromNameMode, ImapChannel, Inbox,
     OutboundConfig, RemoteServer, Routing, ServerConfig, SmtpConfig, SpamdConfig, Team, Tickets,
     TlsFiles, TlsMode, User,
 };
@@ -554,7 +554,7 @@ fn channel(p: &mut Problems, key: &str, raw: &RawChannel, known: &Known) -> (Cha
             .unwrap_or(defaults::LOG_FORWARDED_TO_ORIGINAL_SENDER),
         signature: raw.signature.clone(),
         routing: routing(p, &join(key, "routing"), raw.routing.as_ref(), known),
-        tickets: tickets(p, &join(key, "tickets"), raw.tickets.as_ref()),
+        tickets: tickets(p, &join(key, "tickets"), raw.tickets.as_ref(), known),
         kind,
     };
     let site = Site {
@@ -1015,14 +1015,28 @@ fn routing(p: &mut Problems, key: &str, value: Option<&toml::Value>, known: &Kno
         let only_available = f
             .bool(p, "only_available")
             .unwrap_or(defaults::ONLY_AVAILABLE);
+        let strategy_key = f.key("strategy");
+        let strategy_value = f.str(p, "strategy");
+        let strategy = choice(
+            p,
+            &strategy_key,
+            strategy_value,
+            Some(Strategy::RoundRobin),
+            &[
+                ("round_robin", Strategy::RoundRobin),
+                ("least_open", Strategy::LeastOpen),
+            ],
+        )
+        .unwrap_or(Strategy::RoundRobin);
         Routing::AutoAssign {
             assign_to,
             only_available,
+            strategy,
         }
     } else {
         f.refuse(
             p,
-            &["assign_to", "only_available"],
+            &["assign_to", "only_available", "strategy"],
             "only used with auto_assign = true",
         );
         Routing::Manual
@@ -1049,7 +1063,7 @@ fn assign_to(p: &mut Problems, key: &str, value: Option<&toml::Value>, known: &K
     }
 }
 
-fn tickets(p: &mut Problems, key: &str, value: Option<&toml::Value>) -> Tickets {
+fn tickets(p: &mut Problems, key: &str, value: Option<&toml::Value>, known: &Known) -> Tickets {
     let Some(mut f) = value.and_then(|v| Fields::of(p, key, v, "a table { auto_create, .. }"))
     else {
         return Tickets::Off;
@@ -1057,14 +1071,19 @@ fn tickets(p: &mut Problems, key: &str, value: Option<&toml::Value>) -> Tickets 
     let tickets = if f.bool(p, "auto_create").unwrap_or(false) {
         let pipeline = f.required_str(p, "pipeline").unwrap_or_default();
         let stage = f.required_str(p, "stage").unwrap_or_default();
+        let owner_key = f.key("owner");
+        let owner = f
+            .str(p, "owner")
+            .map(|o| user_ref(p, &owner_key, &o.to_lowercase(), known.users));
         Tickets::AutoCreate {
             pipeline: pipeline.to_string(),
             stage: stage.to_string(),
+            owner,
         }
     } else {
         f.refuse(
             p,
-            &["pipeline", "stage"],
+            &["pipeline", "stage", "owner"],
             "only used with auto_create = true",
         );
         Tickets::Off

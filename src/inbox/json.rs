@@ -93,7 +93,19 @@ pub fn contact(c: &ContactRow, conversations: &[ConversationRow]) -> Value {
         "name": c.name,
         "created_at": rfc3339(c.created_at),
         "conversations": conversations.iter().map(conversation).collect::<Vec<_>>(),
-        "tickets": [],
+        "tickets": conversations
+            .iter()
+            .filter_map(|c| c.ticket.as_ref().map(|t| (c.id, t)))
+            .map(|(conversation, t)| json!({
+                "id": t.id,
+                "conversation": conversation,
+                "pipeline": t.pipeline,
+                "stage": t.stage,
+                "owner": t.owner,
+                "status": t.status,
+            }))
+            .collect::<Vec<_>>(),
+        "owner": c.owner,
     })
 }
 

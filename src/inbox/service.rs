@@ -569,6 +569,52 @@ impl Service {
         Ok(())
     }
 
+    /// Sets (or clears) a contact's owner (D3), creating the contact when it has not
+    /// written yet. The owner must be a configured user; an agent may set it when they
+    /// are a member of some inbox, the operator (CLI without `--as`) always.
+    pub async fn set_contact_owner(
+        &self,
+        caller: &Caller,
+        email: &str,
+        owner: Option<&str>,
+    ) -> Result<(), InboxError> {
+        if let Caller::User(_) = caller {
+            let user = self.acting_user(caller)?;
+            let member_somewhere = self
+                .config
+                .inboxes
+                .iter()
+                .any(|i| inbox_access(&self.config, &user.email, i).can_act());
+            if !member_somewhere {
+                return Err(InboxError::Forbidden(
+                    "only inbox members may set contact owners".into(),
+                ));
+            }
+        }
+        let email = email.trim().to_lowercase();
+        if !email.contains('@') {
+            return Err(InboxError::Invalid(format!(
+                "contact {email:?} is not an email address"
+            )));
+        }
+        let owner = match owner {
+            None => None,
+            Some(owner) => Some(
+                self.config
+                    .user(owner)
+                    .ok_or_else(|| {
+                        InboxError::Invalid(format!("owner {owner:?} is not a configured user"))
+                    })?
+                    .email
+                    .clone(),
+            ),
+        };
+        self.writer
+            .set_contact_owner(email, owner, self.now())
+            .await?;
+        Ok(())
+    }
+
     /// Sets the caller's availability (F7).
     pub async fn set_availability(
         &self,

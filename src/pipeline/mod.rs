@@ -10,6 +10,7 @@ pub mod bounce;
 pub mod classify;
 pub mod ingest;
 pub mod parse;
+pub mod route;
 pub mod subject;
 pub mod thread;
 

@@ -102,6 +102,24 @@ impl Writer {
         .await
     }
 
+    /// Sets a contact's owner (D3), creating the contact if needed.
+    pub async fn set_contact_owner(
+        &self,
+        email: String,
+        owner: Option<String>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO contacts (email, created_at, owner) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (email) DO UPDATE SET owner = ?3",
+                params![email, now, owner],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Records a user's availability (F7).
     pub async fn set_availability(
         &self,
@@ -155,6 +173,12 @@ fn apply(
         Change::Comment(text) => Some(text.clone()),
         Change::Close { with_ticket } => {
             update(conn, "status = 'closed'", params![id])?;
+            if *with_ticket {
+                conn.prepare_cached(
+                    "UPDATE tickets SET status = 'closed' WHERE conversation_id = ?1",
+                )?
+                .execute([id])?;
+            }
             with_ticket.then(|| "with ticket".to_string())
         }
         Change::Reopen => {
@@ -187,7 +211,17 @@ fn apply(
             return Ok(());
         }
         Change::Spam(spam) => {
-            update(conn, "spam = ?2", params![id, spam])?;
+            // The agent's mark becomes the conversation's classification (C3).
+            let (verdict, reason) = if *spam {
+                ("spam", format!("marked_spam:{actor}"))
+            } else {
+                ("clean", format!("marked_not_spam:{actor}"))
+            };
+            update(
+                conn,
+                "spam = ?2, verdict = ?3, reasons = ?4",
+                params![id, spam, verdict, super::ingest::reasons_json(&[reason])],
+            )?;
             None
         }
         Change::BlockSender => {
@@ -265,6 +299,7 @@ fn delete_forever(conn: &Connection, id: i64) -> Result<(), StoreError> {
     }
     conn.execute("DELETE FROM participants WHERE conversation_id = ?1", [id])?;
     conn.execute("DELETE FROM timeline WHERE conversation_id = ?1", [id])?;
+    conn.execute("DELETE FROM tickets WHERE conversation_id = ?1", [id])?;
     conn.execute(
         "UPDATE conversations SET deleted = 1, assignee = NULL, message_count = 0 WHERE id = ?1",
         [id],
@@ -312,6 +347,21 @@ pub(super) fn blocked_reason(
     }
 }
 
+/// Contacts owned by a user who left the config lose their owner (D3, D5).
+fn clear_removed_owners(conn: &Connection, users: &[String]) -> Result<(), StoreError> {
+    let owners: Vec<String> = {
+        let mut stmt = conn.prepare("SELECT DISTINCT owner FROM contacts WHERE owner IS NOT NULL")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for owner in owners {
+        if !users.iter().any(|u| u.eq_ignore_ascii_case(&owner)) {
+            conn.execute("UPDATE contacts SET owner = NULL WHERE owner = ?1", [&owner])?;
+        }
+    }
+    Ok(())
+}
+
 fn unassign_removed(conn: &Connection, users: &[String], now: i64) -> Result<usize, StoreError> {
     let assigned: Vec<(i64, String)> = {
         let mut stmt = conn.prepare(
@@ -320,6 +370,7 @@ fn unassign_removed(conn: &Connection, users: &[String], now: i64) -> Result<usi
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect::<Result<_, _>>()?
     };
+    clear_removed_owners(conn, users)?;
     let mut count = 0;
     for (id, assignee) in assigned {
         if users.iter().any(|u| u.eq_ignore_ascii_case(&assignee)) {

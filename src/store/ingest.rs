@@ -121,7 +121,20 @@ fn file_in_inbox(
             touch_conversation(conn, conversation_id, message.received_at)?;
             conversation_id
         }
-        ThreadMatch::New(_) => new_conversation(conn, message, classification, target, contact_id)?,
+        ThreadMatch::New(_) => {
+            let id = new_conversation(conn, message, classification, target, contact_id)?;
+            if let Some(config) = &message.config {
+                let conversation = super::route::NewConversation {
+                    id,
+                    contact_id,
+                    channel: &target.channel,
+                    classification,
+                    now: message.received_at,
+                };
+                super::route::new_conversation(conn, config, &conversation)?;
+            }
+            id
+        }
     };
     let message_row = insert_message(
         conn,

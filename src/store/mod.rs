@@ -13,6 +13,7 @@ pub mod imap;
 mod ingest;
 pub mod outbound;
 mod read;
+mod route;
 mod schema;
 pub mod search_index;
 mod writer;

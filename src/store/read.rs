@@ -225,6 +225,8 @@ pub struct ContactRow {
     pub email: String,
     pub name: Option<String>,
     pub created_at: i64,
+    /// The user conversations go to under `assign_to = "contact_owner"` (D3).
+    pub owner: Option<String>,
 }
 
 /// A message with the conversation it belongs to (for access checks).
@@ -626,7 +628,7 @@ impl Reader {
         Ok(self
             .conn
             .query_row(
-                "SELECT id, email, name, created_at FROM contacts
+                "SELECT id, email, name, created_at, owner FROM contacts
                  WHERE id = ?1 OR email = lower(?2)",
                 params![id, key],
                 |r| {
@@ -635,6 +637,7 @@ impl Reader {
                         email: r.get(1)?,
                         name: r.get(2)?,
                         created_at: r.get(3)?,
+                        owner: r.get(4)?,
                     })
                 },
             )

@@ -6,6 +6,7 @@ mod support;
 
 mod api;
 mod api_send;
+mod classify;
 mod durability;
 mod fixtures;
 mod imap;
@@ -13,4 +14,5 @@ mod ingest;
 mod metrics;
 mod outbound;
 mod reload;
+mod routing;
 mod smtp;

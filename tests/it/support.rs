@@ -186,6 +186,19 @@ impl Daemon {
         self
     }
 
+    /// Replaces the running configuration with `text` (as SIGHUP does) and rewrites the
+    /// config file, so CLI calls see the same configuration.
+    pub fn reload(&self, text: &str) {
+        std::fs::write(&self.config_path, text).expect("write config");
+        let config: Config = config::parse(text).expect("reloaded config is valid");
+        self.running.as_ref().expect("daemon running").reload(config);
+    }
+
+    /// The configuration file's text.
+    pub fn config_text(&self) -> String {
+        std::fs::read_to_string(&self.config_path).expect("read config")
+    }
+
     /// The test clock's "now".
     pub fn now(&self) -> i64 {
         self.clock.0.load(Ordering::SeqCst)
