@@ -205,7 +205,9 @@ impl Running {
             match writer.unassign_removed_users(users, now).await {
                 Ok(0) => {}
                 Ok(count) => tracing::info!(count, "unassigned conversations of removed users"),
-                Err(e) => tracing::warn!(error = %e, "unassigning removed users' conversations failed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "unassigning removed users' conversations failed")
+                }
             }
         });
     }

@@ -55,7 +55,12 @@ pub fn run(config: &Config, args: ClassifyArgs) -> anyhow::Result<ExitCode> {
             });
             println!("{line}");
         } else {
-            println!("{}\t{}\t{}", file.display(), c.verdict.as_str(), c.reasons.join(" "));
+            println!(
+                "{}\t{}\t{}",
+                file.display(),
+                c.verdict.as_str(),
+                c.reasons.join(" ")
+            );
         }
     }
     Ok(if failed {

@@ -105,7 +105,9 @@ fn availability_args(
     let email = match args.first() {
         Some(first) if first.contains('@') => args.remove(0),
         _ => as_user.ok_or_else(|| {
-            anyhow::anyhow!("availability: name the user: `users availability EMAIL [available|away]`")
+            anyhow::anyhow!(
+                "availability: name the user: `users availability EMAIL [available|away]`"
+            )
         })?,
     };
     if args.len() > 1 {

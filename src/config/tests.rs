@@ -879,9 +879,15 @@ fn routing_forms() {
             strategy: Strategy::LeastOpen,
         }
     );
-    let strategy_errors = routing("{ auto_assign = true, assign_to = \"contact_owner\", strategy = \"random\" }")
-        .expect_err("unknown strategy");
-    assert!(strategy_errors.iter().any(|p| p.key.ends_with("routing.strategy")), "{strategy_errors:?}");
+    let strategy_errors =
+        routing("{ auto_assign = true, assign_to = \"contact_owner\", strategy = \"random\" }")
+            .expect_err("unknown strategy");
+    assert!(
+        strategy_errors
+            .iter()
+            .any(|p| p.key.ends_with("routing.strategy")),
+        "{strategy_errors:?}"
+    );
     let errors = |r: &str| {
         routing(r)
             .expect_err("invalid")

@@ -26,9 +26,9 @@ use super::raw::{
 };
 use super::{
     Access, AccountConfig, ApiConfig, AssignTo, Channel, ChannelKind, ChannelStatus,
-    ClassificationConfig, Config, DkimConfig, FromName, Strategy, FromNameMode, ImapChannel, Inbox,
-    OutboundConfig, RemoteServer, Routing, ServerConfig, SmtpConfig, SpamdConfig, Team, Tickets,
-    TlsFiles, TlsMode, User,
+    ClassificationConfig, Config, DkimConfig, FromName, FromNameMode, ImapChannel, Inbox,
+    OutboundConfig, RemoteServer, Routing, ServerConfig, SmtpConfig, SpamdConfig, Strategy, Team,
+    Tickets, TlsFiles, TlsMode, User,
 };
 
 /// One configuration problem, with the key path it concerns.

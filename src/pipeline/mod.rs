@@ -8,6 +8,7 @@
 
 pub mod bounce;
 pub mod classify;
+pub mod forward;
 pub mod ingest;
 pub mod parse;
 pub mod route;

@@ -49,6 +49,8 @@ pub struct Inbound {
     pub attachments: Vec<AttachmentInfo>,
     /// Set when the message is a delivery status notification (see `bounce`).
     pub bounce: Option<super::bounce::Bounce>,
+    /// The original sender and CC when the message forwards another (B6, B7).
+    pub forwarded: Option<super::forward::Forwarded>,
     /// The top-level header fields in order: lower-case name, unfolded raw value.
     /// Classification reads the fields the other members do not cover.
     pub headers: Vec<(String, String)>,
@@ -95,7 +97,7 @@ pub fn parse(raw: &[u8]) -> Inbound {
     };
     let message_id = message.message_id().and_then(clean_id);
     let subject = message.subject().unwrap_or_default().trim().to_string();
-    Inbound {
+    let mut inbound = Inbound {
         dedupe_key: message_id.clone().unwrap_or(dedupe_hash),
         message_id,
         in_reply_to: id_list(message.in_reply_to()),
@@ -116,7 +118,10 @@ pub fn parse(raw: &[u8]) -> Inbound {
         attachments: message.attachments().map(attachment_info).collect(),
         bounce: None,
         headers: header_fields(&message),
-    }
+        forwarded: None,
+    };
+    inbound.forwarded = super::forward::detect(&inbound.subject, &inbound.text);
+    inbound
 }
 
 /// At most this many header fields are kept for classification (a header bomb keeps

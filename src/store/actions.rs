@@ -350,13 +350,17 @@ pub(super) fn blocked_reason(
 /// Contacts owned by a user who left the config lose their owner (D3, D5).
 fn clear_removed_owners(conn: &Connection, users: &[String]) -> Result<(), StoreError> {
     let owners: Vec<String> = {
-        let mut stmt = conn.prepare("SELECT DISTINCT owner FROM contacts WHERE owner IS NOT NULL")?;
+        let mut stmt =
+            conn.prepare("SELECT DISTINCT owner FROM contacts WHERE owner IS NOT NULL")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         rows.collect::<Result<_, _>>()?
     };
     for owner in owners {
         if !users.iter().any(|u| u.eq_ignore_ascii_case(&owner)) {
-            conn.execute("UPDATE contacts SET owner = NULL WHERE owner = ?1", [&owner])?;
+            conn.execute(
+                "UPDATE contacts SET owner = NULL WHERE owner = ?1",
+                [&owner],
+            )?;
         }
     }
     Ok(())

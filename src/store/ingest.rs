@@ -9,6 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::StoreError;
 use crate::config::Config;
 use crate::pipeline::classify::{Classification, Finding, Verdict};
+use crate::pipeline::forward::Forwarded;
 use crate::pipeline::parse::{Inbound, Mailbox};
 use crate::pipeline::thread::{self, Candidate, ThreadLookup, ThreadMatch};
 use crate::pipeline::Target;
@@ -65,12 +66,25 @@ pub fn file(conn: &Connection, message: &NewInbound) -> Result<Vec<Filed>, Store
             Some(id) => id,
             None => *raw_id.insert(insert_raw(conn, message)?),
         };
+        let forwarded = forwarded_for(message, target);
+        let mut classification = classification.clone();
+        if let Some(original) = forwarded {
+            classification.add(Finding::new(
+                Verdict::Clean,
+                format!("forwarded:{}", original.sender.address),
+            ));
+        }
+        let people = People {
+            author: &sender,
+            contact: forwarded.map_or(&sender, |f| &f.sender),
+            cc: forwarded.map_or(&message.parsed.cc, |f| &f.cc),
+        };
         filed.push(file_in_inbox(
             conn,
             message,
             &classification,
             target,
-            &sender,
+            &people,
             raw_id,
         )?);
     }
@@ -81,6 +95,20 @@ pub fn file(conn: &Connection, message: &NewInbound) -> Result<Vec<Filed>, Store
         }
     }
     Ok(filed)
+}
+
+/// The forwarded message's original sender and CC, when the message forwards one and
+/// its channel logs forwards to the original sender (B6; `log_forwarded_to_original_sender`,
+/// on unless the channel turns it off).
+fn forwarded_for<'a>(message: &'a NewInbound, target: &Target) -> Option<&'a Forwarded> {
+    let forwarded = message.parsed.forwarded.as_ref()?;
+    let log_to_original = message.config.as_ref().is_none_or(|config| {
+        config
+            .channels()
+            .find(|(_, c)| c.address == target.channel)
+            .is_none_or(|(_, c)| c.log_forwarded_to_original_sender)
+    });
+    log_to_original.then_some(forwarded)
 }
 
 /// The contact a message is logged to: From, else the envelope sender.
@@ -95,14 +123,23 @@ fn sender_of(message: &NewInbound) -> Mailbox {
     })
 }
 
+/// Who a message is from and about: its author (From), the contact the conversation is
+/// logged to (the author, or the original sender of a forward), and the CC shown.
+struct People<'a> {
+    author: &'a Mailbox,
+    contact: &'a Mailbox,
+    cc: &'a [Mailbox],
+}
+
 fn file_in_inbox(
     conn: &Connection,
     message: &NewInbound,
     classification: &Classification,
     target: &Target,
-    sender: &Mailbox,
+    people: &People,
     raw_id: i64,
 ) -> Result<Filed, StoreError> {
+    let sender = people.contact;
     let contact_id = upsert_contact(conn, sender, message.received_at)?;
     let mut lookup = InboxLookup {
         conn,
@@ -142,7 +179,7 @@ fn file_in_inbox(
         classification,
         conversation_id,
         raw_id,
-        sender,
+        people,
     )?;
     record_id(
         conn,
@@ -151,7 +188,7 @@ fn file_in_inbox(
         conversation_id,
         message_row,
     )?;
-    add_participants(conn, conversation_id, &message.parsed, sender)?;
+    add_participants(conn, conversation_id, &message.parsed, people)?;
     Ok(Filed {
         inbox: target.inbox.clone(),
         conversation_id,
@@ -244,7 +281,7 @@ fn insert_message(
     classification: &Classification,
     conversation_id: i64,
     raw_id: i64,
-    sender: &Mailbox,
+    people: &People,
 ) -> Result<i64, StoreError> {
     let p = &m.parsed;
     let mut stmt = conn.prepare_cached(
@@ -258,10 +295,10 @@ fn insert_message(
         conversation_id,
         raw_id,
         p.message_id,
-        sender.address,
-        sender.name,
+        people.author.address,
+        people.author.name,
         addresses_json(&p.to),
-        addresses_json(&p.cc),
+        addresses_json(people.cc),
         p.subject,
         p.subject_norm,
         p.date,
@@ -305,12 +342,18 @@ fn add_participants(
     conn: &Connection,
     conversation_id: i64,
     p: &Inbound,
-    sender: &Mailbox,
+    people: &People,
 ) -> Result<(), StoreError> {
     let mut stmt = conn.prepare_cached(
         "INSERT OR IGNORE INTO participants (conversation_id, address) VALUES (?1, ?2)",
     )?;
-    for address in std::iter::once(sender).chain(&p.to).chain(&p.cc) {
+    let authors = [people.author, people.contact];
+    for address in authors
+        .into_iter()
+        .chain(&p.to)
+        .chain(&p.cc)
+        .chain(people.cc)
+    {
         stmt.execute(params![conversation_id, address.address])?;
     }
     Ok(())

@@ -49,7 +49,13 @@ pub fn new_conversation(
             "INSERT INTO tickets (conversation_id, pipeline, stage, owner, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
-        .execute(params![conversation.id, pipeline, stage, owner, conversation.now])?;
+        .execute(params![
+            conversation.id,
+            pipeline,
+            stage,
+            owner,
+            conversation.now
+        ])?;
     }
     Ok(())
 }

@@ -45,7 +45,10 @@ async fn role_senders_go_to_spam_with_their_reason_and_people_do_not() {
         ("noreply@notify.example", "Your receipt"),
     ] {
         let raw = message(&format!("{subject}@x"), from, subject, "");
-        assert!(d.send("bounce@shop.example", &[SUPPORT], &raw).await.starts_with("250"));
+        assert!(d
+            .send("bounce@shop.example", &[SUPPORT], &raw)
+            .await
+            .starts_with("250"));
     }
     let spam = d.list(&["--view", "spam"]);
     assert_eq!(spam.len(), 2, "{spam:?}");
@@ -63,13 +66,21 @@ async fn role_senders_go_to_spam_with_their_reason_and_people_do_not() {
     let info = file(
         &d,
         "info@bakery.example",
-        &message("i1@bakery.example", "info@bakery.example", "Broken oven", ""),
+        &message(
+            "i1@bakery.example",
+            "info@bakery.example",
+            "Broken oven",
+            "",
+        ),
         "Broken oven",
     )
     .await;
     assert_eq!(info["spam"], false);
     assert_eq!(classification(&info), ("clean".into(), vec![]));
-    assert!(d.list(&["--view", "all_open"]).iter().all(|c| c["spam"] == false));
+    assert!(d
+        .list(&["--view", "all_open"])
+        .iter()
+        .all(|c| c["spam"] == false));
     d.stop().await;
 }
 
@@ -149,20 +160,38 @@ async fn automatic_mail_is_stored_and_flagged_with_its_reason() {
 #[tokio::test]
 async fn blocked_addresses_and_domains_are_filtered_with_the_reason() {
     let d = Daemon::start().await;
-    d.cli(&["senders", "block", "spammer@bad.example", "--as", "alice@demo.example"]);
-    d.cli(&["senders", "block", "@worse.example", "--as", "alice@demo.example"]);
+    d.cli(&[
+        "senders",
+        "block",
+        "spammer@bad.example",
+        "--as",
+        "alice@demo.example",
+    ]);
+    d.cli(&[
+        "senders",
+        "block",
+        "@worse.example",
+        "--as",
+        "alice@demo.example",
+    ]);
     let one = message("f1@bad", "spammer@bad.example", "Cheap watches", "");
     let two = message("f2@worse", "anyone@worse.example", "Discount pills", "");
     let three = message("f3@fine", "someone@fine.example", "Question", "");
     for raw in [&one, &two, &three] {
-        assert!(d.send("x@y.example", &[SUPPORT], raw).await.starts_with("250"));
+        assert!(d
+            .send("x@y.example", &[SUPPORT], raw)
+            .await
+            .starts_with("250"));
     }
     let filtered = d.list(&["--view", "filtered"]);
     assert_eq!(filtered.len(), 2, "{filtered:?}");
     let cheap = d.show(conversation_with_subject(&filtered, "Cheap watches"));
     assert_eq!(
         classification(&cheap),
-        ("filtered".into(), vec!["blocked_sender:spammer@bad.example".into()])
+        (
+            "filtered".into(),
+            vec!["blocked_sender:spammer@bad.example".into()]
+        )
     );
     let cheaper = d.show(conversation_with_subject(&filtered, "Discount pills"));
     assert_eq!(
@@ -187,7 +216,13 @@ async fn marks_set_the_conversation_verdict_and_reason() {
         classification(&c),
         ("spam".into(), vec!["marked_spam:alice@demo.example".into()])
     );
-    d.cli(&["conversations", "not-spam", &id, "--as", "alice@demo.example"]);
+    d.cli(&[
+        "conversations",
+        "not-spam",
+        &id,
+        "--as",
+        "alice@demo.example",
+    ]);
     let c = d.show(id.parse().expect("id"));
     assert_eq!(classification(&c).0, "clean");
     assert_eq!(c["spam"], false);

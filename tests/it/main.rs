@@ -9,6 +9,7 @@ mod api_send;
 mod classify;
 mod durability;
 mod fixtures;
+mod forward;
 mod imap;
 mod ingest;
 mod metrics;

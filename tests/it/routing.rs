@@ -72,7 +72,12 @@ async fn round_robin_skips_unpaid_seats_and_continues_after_a_restart() {
     // dave has no paid seat; the team adds bob and carol.
     assert_eq!(
         assignees(&d, 0..4).await,
-        ["alice@demo.example", "bob@demo.example", "carol@demo.example", "alice@demo.example"]
+        [
+            "alice@demo.example",
+            "bob@demo.example",
+            "carol@demo.example",
+            "alice@demo.example"
+        ]
     );
     let d = d.restart().await;
     assert_eq!(
@@ -98,9 +103,19 @@ async fn away_users_are_skipped_unless_availability_is_ignored() {
     assert!(shown.contains("\"available\": false"), "{shown}");
     assert_eq!(
         assignees(&d, 0..3).await,
-        ["alice@demo.example", "carol@demo.example", "alice@demo.example"]
+        [
+            "alice@demo.example",
+            "carol@demo.example",
+            "alice@demo.example"
+        ]
     );
-    d.cli(&["users", "availability", "away", "--as", "alice@demo.example"]);
+    d.cli(&[
+        "users",
+        "availability",
+        "away",
+        "--as",
+        "alice@demo.example",
+    ]);
     d.cli(&["users", "availability", "carol@demo.example", "away"]);
     // Nobody eligible: unassigned.
     assert_eq!(assignees(&d, 3..4).await, [Value::Null]);
@@ -121,14 +136,21 @@ async fn least_open_goes_to_the_one_with_fewest_open_conversations() {
     // Both start at zero: config order decides, then the counts do.
     assert_eq!(
         assignees(&d, 0..3).await,
-        ["alice@demo.example", "bob@demo.example", "alice@demo.example"]
+        [
+            "alice@demo.example",
+            "bob@demo.example",
+            "alice@demo.example"
+        ]
     );
     // Close two of alice's: she now has the fewest open.
     for c in d.list(&["--view", "assigned_to_me", "--as", "alice@demo.example"]) {
         let id = c["id"].to_string();
         d.cli(&["conversations", "close", &id, "--as", "alice@demo.example"]);
     }
-    assert_eq!(assignees(&d, 3..5).await, ["alice@demo.example", "alice@demo.example"]);
+    assert_eq!(
+        assignees(&d, 3..5).await,
+        ["alice@demo.example", "alice@demo.example"]
+    );
     d.stop().await;
 }
 
@@ -136,15 +158,35 @@ async fn least_open_goes_to_the_one_with_fewest_open_conversations() {
 async fn contact_owner_gets_the_conversation_when_eligible() {
     let d = start("routing = { auto_assign = true, assign_to = \"contact_owner\" }").await;
     d.cli(&["contacts", "owner", "vip@klant.example", "bob@demo.example"]);
-    d.cli(&["contacts", "owner", "free@klant.example", "dave@demo.example"]);
-    let refused = d.cli_output(&["contacts", "owner", "x@klant.example", "nobody@demo.example"]);
+    d.cli(&[
+        "contacts",
+        "owner",
+        "free@klant.example",
+        "dave@demo.example",
+    ]);
+    let refused = d.cli_output(&[
+        "contacts",
+        "owner",
+        "x@klant.example",
+        "nobody@demo.example",
+    ]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("nobody@demo.example"));
-    assert_eq!(ask(&d, 1, "vip@klant.example").await["assignee"], "bob@demo.example");
+    assert_eq!(
+        ask(&d, 1, "vip@klant.example").await["assignee"],
+        "bob@demo.example"
+    );
     // dave has no paid seat; a contact without owner stays unassigned.
-    assert_eq!(ask(&d, 2, "free@klant.example").await["assignee"], Value::Null);
-    assert_eq!(ask(&d, 3, "new@klant.example").await["assignee"], Value::Null);
-    let contact: Value = serde_json::from_str(&d.cli(&["contacts", "show", "vip@klant.example"])).expect("json");
+    assert_eq!(
+        ask(&d, 2, "free@klant.example").await["assignee"],
+        Value::Null
+    );
+    assert_eq!(
+        ask(&d, 3, "new@klant.example").await["assignee"],
+        Value::Null
+    );
+    let contact: Value =
+        serde_json::from_str(&d.cli(&["contacts", "show", "vip@klant.example"])).expect("json");
     assert_eq!(contact["owner"], "bob@demo.example");
     d.stop().await;
 }
@@ -159,7 +201,8 @@ async fn only_the_first_message_is_routed_and_automatic_mail_never() {
         "Message-ID: <r1b@klant.example>\r\nIn-Reply-To: <r1@klant.example>\r\nFrom: jan@klant.example\r\n\
          To: {SUPPORT}\r\nSubject: Re: Question 1\r\n\r\nMore\r\n"
     );
-    d.send("jan@klant.example", &[SUPPORT], reply.as_bytes()).await;
+    d.send("jan@klant.example", &[SUPPORT], reply.as_bytes())
+        .await;
     let first = d.show(first["id"].as_i64().expect("id"));
     assert_eq!(first["message_count"], 2);
     assert_eq!(first["assignee"], "alice@demo.example");
@@ -179,7 +222,10 @@ async fn only_the_first_message_is_routed_and_automatic_mail_never() {
     let spam = d.list(&["--view", "spam"]);
     assert_eq!(spam.len(), 1);
     assert_eq!(spam[0]["assignee"], Value::Null);
-    assert_eq!(ask(&d, 5, "kees@klant.example").await["assignee"], "bob@demo.example");
+    assert_eq!(
+        ask(&d, 5, "kees@klant.example").await["assignee"],
+        "bob@demo.example"
+    );
     d.stop().await;
 }
 
@@ -205,8 +251,18 @@ async fn tickets_are_created_closed_and_deleted_with_their_conversation() {
         serde_json::from_str(&d.cli(&["contacts", "show", "jan@klant.example"])).expect("json");
     assert_eq!(contact["tickets"][0]["id"], ticket["id"]);
     let id = c["id"].to_string();
-    d.cli(&["conversations", "close", &id, "--with-ticket", "--as", "alice@demo.example"]);
-    assert_eq!(d.show(c["id"].as_i64().expect("id"))["ticket"]["status"], "closed");
+    d.cli(&[
+        "conversations",
+        "close",
+        &id,
+        "--with-ticket",
+        "--as",
+        "alice@demo.example",
+    ]);
+    assert_eq!(
+        d.show(c["id"].as_i64().expect("id"))["ticket"]["status"],
+        "closed"
+    );
     // Delete forever takes the ticket with it.
     d.cli(&["conversations", "trash", &id, "--as", "alice@demo.example"]);
     d.cli(&["conversations", "delete", &id, "--as", "alice@demo.example"]);
@@ -229,10 +285,19 @@ async fn a_configured_ticket_owner_owns_every_ticket() {
 #[tokio::test]
 async fn removed_users_lose_their_conversations_and_contacts_at_reload() {
     let d = start(ROUND_ROBIN).await;
-    d.cli(&["contacts", "owner", "vip@klant.example", "carol@demo.example"]);
+    d.cli(&[
+        "contacts",
+        "owner",
+        "vip@klant.example",
+        "carol@demo.example",
+    ]);
     assert_eq!(
         assignees(&d, 0..3).await,
-        ["alice@demo.example", "bob@demo.example", "carol@demo.example"]
+        [
+            "alice@demo.example",
+            "bob@demo.example",
+            "carol@demo.example"
+        ]
     );
     // carol leaves: the team and the users list no longer name her.
     let text = d
@@ -257,6 +322,9 @@ async fn removed_users_lose_their_conversations_and_contacts_at_reload() {
         serde_json::from_str(&d.cli(&["contacts", "show", "vip@klant.example"])).expect("json");
     assert_eq!(contact["owner"], Value::Null);
     // Routing now skips her.
-    assert_eq!(assignees(&d, 3..5).await, ["alice@demo.example", "bob@demo.example"]);
+    assert_eq!(
+        assignees(&d, 3..5).await,
+        ["alice@demo.example", "bob@demo.example"]
+    );
     d.stop().await;
 }

@@ -191,7 +191,10 @@ impl Daemon {
     pub fn reload(&self, text: &str) {
         std::fs::write(&self.config_path, text).expect("write config");
         let config: Config = config::parse(text).expect("reloaded config is valid");
-        self.running.as_ref().expect("daemon running").reload(config);
+        self.running
+            .as_ref()
+            .expect("daemon running")
+            .reload(config);
     }
 
     /// The configuration file's text.

@@ -21,7 +21,10 @@ pub fn findings(message: &Received<'_>) -> Vec<Finding> {
 }
 
 fn feedback(parsed: &Inbound, raw: &[u8]) -> Option<Finding> {
-    let content_type = parsed.header("content-type").unwrap_or("").to_ascii_lowercase();
+    let content_type = parsed
+        .header("content-type")
+        .unwrap_or("")
+        .to_ascii_lowercase();
     if content_type.contains("report-type=feedback-report")
         || content_type.contains("report-type=\"feedback-report\"")
         || has_part_type(raw, b"message/feedback-report")
@@ -32,7 +35,10 @@ fn feedback(parsed: &Inbound, raw: &[u8]) -> Option<Finding> {
 }
 
 fn bounce(parsed: &Inbound, raw: &[u8], mail_from: Option<&str>) -> Option<Finding> {
-    let content_type = parsed.header("content-type").unwrap_or("").to_ascii_lowercase();
+    let content_type = parsed
+        .header("content-type")
+        .unwrap_or("")
+        .to_ascii_lowercase();
     if parsed.bounce.is_some()
         || content_type.contains("report-type=delivery-status")
         || content_type.contains("report-type=\"delivery-status\"")
@@ -41,7 +47,11 @@ fn bounce(parsed: &Inbound, raw: &[u8], mail_from: Option<&str>) -> Option<Findi
     {
         return Some(Finding::new(Verdict::Bounce, "report:delivery-status"));
     }
-    let from = parsed.from.as_ref().map(|m| m.address.as_str()).unwrap_or("");
+    let from = parsed
+        .from
+        .as_ref()
+        .map(|m| m.address.as_str())
+        .unwrap_or("");
     if let Some(daemon) = daemon_sender(parsed) {
         return Some(Finding::new(Verdict::Bounce, format!("sender:{daemon}")));
     }
@@ -50,7 +60,10 @@ fn bounce(parsed: &Inbound, raw: &[u8], mail_from: Option<&str>) -> Option<Findi
     let s = bounce_subject?;
     let null_sender = mail_from == Some("") || parsed.header("return-path") == Some("<>");
     if null_sender {
-        Some(Finding::new(Verdict::Bounce, format!("null_sender+subject:{s}")))
+        Some(Finding::new(
+            Verdict::Bounce,
+            format!("null_sender+subject:{s}"),
+        ))
     } else if parsed.has_reply_headers() || from.is_empty() {
         Some(Finding::new(Verdict::Bounce, format!("subject:{s}")))
     } else {

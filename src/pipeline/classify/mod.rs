@@ -158,9 +158,12 @@ impl Classifier {
         let mut findings = auto::findings(message);
         // Mail systems send their reports from `no-reply@` too: a report is a report,
         // whatever address it comes from.
-        let automatic = findings
-            .iter()
-            .any(|f| matches!(f.verdict, Verdict::Bounce | Verdict::Feedback | Verdict::AutoReply));
+        let automatic = findings.iter().any(|f| {
+            matches!(
+                f.verdict,
+                Verdict::Bounce | Verdict::Feedback | Verdict::AutoReply
+            )
+        });
         if !automatic {
             findings.extend(roles::findings(&settings.role_senders, message.parsed));
         }

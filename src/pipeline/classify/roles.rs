@@ -29,14 +29,23 @@ mod tests {
     fn roles(from: &str, list: &[&str]) -> Vec<String> {
         let parsed = parse(format!("From: {from}\r\nSubject: x\r\n\r\nx").as_bytes());
         let list: Vec<String> = list.iter().map(|s| s.to_string()).collect();
-        findings(&list, &parsed).into_iter().map(|f| f.reason).collect()
+        findings(&list, &parsed)
+            .into_iter()
+            .map(|f| f.reason)
+            .collect()
     }
 
     #[test]
     fn role_local_parts_are_spam_and_others_are_not() {
         let list = ["marketing", "noreply"];
-        assert_eq!(roles("Shop <Marketing@shop.example>", &list), ["role_sender:marketing"]);
-        assert_eq!(roles("noreply+x@shop.example", &list), ["role_sender:noreply"]);
+        assert_eq!(
+            roles("Shop <Marketing@shop.example>", &list),
+            ["role_sender:marketing"]
+        );
+        assert_eq!(
+            roles("noreply+x@shop.example", &list),
+            ["role_sender:noreply"]
+        );
         assert!(roles("info@shop.example", &list).is_empty());
         assert!(roles("marketingteam@shop.example", &list).is_empty());
     }
