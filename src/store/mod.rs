@@ -8,6 +8,7 @@
 
 mod actions;
 mod backup;
+pub mod bayes;
 mod checkpoint;
 pub mod imap;
 mod ingest;

@@ -1,8 +1,136 @@
-//! C4: a content score from header and body features and the token model. (Being built.)
+//! C4: a content score in SpamAssassin's manner — points for header and body features
+//! plus points from the token model's probability — with `spam_threshold` (5.0 by
+//! default) as the line. Every feature that scored is named in the reasons, so an
+//! agent can see why a message went to Spam.
 
-use super::{Finding, Received};
+use super::bayes::{self, Model};
+use super::{Finding, Received, Verdict};
 use crate::config::ClassificationConfig;
+use crate::pipeline::parse::Inbound;
 
-pub fn findings(_settings: &ClassificationConfig, _message: &Received<'_>) -> Vec<Finding> {
-    Vec::new()
+/// The score and its findings: `Spam` with `score:N` and each feature when the score
+/// reaches the threshold, else the features as reasons only.
+pub fn findings(
+    settings: &ClassificationConfig,
+    message: &Received<'_>,
+    model: &Model,
+) -> (Vec<Finding>, f64) {
+    let parsed = message.parsed;
+    let mut features = header_and_body_features(parsed);
+    let from = parsed.from.as_ref();
+    let tokens = bayes::tokens(
+        &parsed.subject,
+        &parsed.text,
+        from.map_or("", |m| m.address.as_str()),
+        from.and_then(|m| m.name.as_deref()),
+    );
+    if let Some(p) = model.probability(&tokens) {
+        let points = bayes_points(p);
+        if points != 0.0 {
+            features.push((format!("bayes:{p:.3}"), points));
+        }
+    }
+    let score: f64 = features.iter().map(|(_, points)| points).sum();
+    let verdict = if score >= settings.spam_threshold {
+        Verdict::Spam
+    } else {
+        Verdict::Clean
+    };
+    let mut found = Vec::new();
+    if verdict == Verdict::Spam {
+        found.push(Finding::new(Verdict::Spam, format!("score:{score:.1}")));
+    }
+    found.extend(
+        features
+            .into_iter()
+            .filter(|(_, points)| *points > 0.0)
+            .map(|(reason, _)| Finding::new(verdict, reason)),
+    );
+    (found, score)
+}
+
+/// SpamAssassin-like steps: certain spam alone crosses the default threshold, certain
+/// ham pulls a score down.
+fn bayes_points(p: f64) -> f64 {
+    match p {
+        p if p >= 0.99 => 5.0,
+        p if p >= 0.95 => 3.5,
+        p if p >= 0.80 => 2.0,
+        p if p >= 0.60 => 0.5,
+        p if p <= 0.01 => -3.0,
+        p if p <= 0.20 => -1.0,
+        _ => 0.0,
+    }
+}
+
+/// Phrases of bulk advertising (lower case); each one found adds a point, three at most.
+const SPAM_PHRASES: &[&str] = &[
+    "viagra", "cialis", "lottery", "you have won", "winner!", "100% free", "act now",
+    "risk free", "risk-free", "earn money", "work from home", "dear friend",
+    "limited time offer", "click here to unsubscribe", "no credit check", "casino",
+    "make money fast", "double your", "miracle", "weight loss",
+];
+
+fn header_and_body_features(parsed: &Inbound) -> Vec<(String, f64)> {
+    let mut features = Vec::new();
+    let subject = &parsed.subject;
+    let letters: Vec<char> = subject.chars().filter(|c| c.is_alphabetic()).collect();
+    if letters.len() >= 10 && letters.iter().filter(|c| c.is_uppercase()).count() * 10 >= letters.len() * 9 {
+        features.push(("subject_all_caps".to_string(), 1.5));
+    }
+    if subject.contains("!!") || subject.contains("$$") {
+        features.push(("subject_shouts".to_string(), 1.0));
+    }
+    if parsed.date.is_none() {
+        features.push(("missing_date".to_string(), 1.0));
+    }
+    if parsed.message_id.is_none() {
+        features.push(("missing_message_id".to_string(), 1.0));
+    }
+    if let Some(from) = &parsed.from {
+        let name = from.name.as_deref().unwrap_or("").to_lowercase();
+        if name.contains('@') && !name.contains(&from.address) {
+            features.push(("from_name_is_another_address".to_string(), 1.5));
+        }
+    } else {
+        features.push(("missing_from".to_string(), 1.5));
+    }
+    let body: String = parsed.text.chars().take(20_000).collect::<String>().to_lowercase();
+    let phrases = SPAM_PHRASES
+        .iter()
+        .filter(|p| body.contains(*p) || subject.to_lowercase().contains(*p))
+        .take(3);
+    for phrase in phrases {
+        features.push((format!("phrase:{phrase}"), 1.0));
+    }
+    features
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::parse::parse;
+
+    fn score(raw: &str) -> (Vec<String>, f64) {
+        let parsed = parse(raw.as_bytes());
+        let received = Received {
+            raw: raw.as_bytes(),
+            parsed: &parsed,
+            mail_from: None,
+            peer: None,
+            helo: None,
+        };
+        let (found, score) = findings(&ClassificationConfig::default(), &received, &Model::default());
+        (found.into_iter().map(|f| f.reason).collect(), score)
+    }
+
+    #[test]
+    fn features_add_up_to_spam_and_plain_mail_scores_nothing() {
+        let (reasons, s) = score("From: \"support@bank.example\" <x@spam.example>\r\nSubject: YOU HAVE WON THE LOTTERY!!\r\n\r\nDear friend, act now, 100% free\r\n");
+        assert!(s >= 5.0, "{s} {reasons:?}");
+        assert!(reasons[0].starts_with("score:"), "{reasons:?}");
+        assert!(reasons.contains(&"subject_all_caps".to_string()));
+        let (reasons, s) = score("Message-ID: <a@b>\r\nDate: Sat, 21 Nov 2026 10:00:00 +0000\r\nFrom: Jan <jan@klant.example>\r\nSubject: Order 12 is late\r\n\r\nWhere is my order?\r\n");
+        assert_eq!((reasons, s), (vec![], 0.0));
+    }
 }

@@ -9,12 +9,15 @@
 
 pub mod auth;
 pub mod auto;
+pub mod bayes;
 pub mod content;
 pub mod roles;
 pub mod spamd;
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::parse::Inbound;
 use crate::config::{Config, LiveConfig};
@@ -138,11 +141,17 @@ pub struct Received<'a> {
 /// Runs every check. Built once from the live configuration; cheap to share.
 pub struct Classifier {
     config: Arc<LiveConfig>,
+    model: ModelCache,
 }
 
 impl Classifier {
+    /// The token model is read from the configured data directory's store.
     pub fn new(config: Arc<LiveConfig>) -> Classifier {
-        Classifier { config }
+        let path = config.current().database_path();
+        Classifier {
+            config,
+            model: ModelCache::new(path),
+        }
     }
 
     /// The configuration in force now; the store routes with this snapshot.
@@ -167,8 +176,11 @@ impl Classifier {
         if !automatic {
             findings.extend(roles::findings(&settings.role_senders, message.parsed));
         }
-        findings.extend(content::findings(settings, message));
+        let model = self.model.current();
+        let (content, score) = content::findings(settings, message, &model);
+        findings.extend(content);
         let mut classification = Classification::from_findings(findings);
+        classification.score = Some(score);
         for finding in spamd::findings(settings.spamd.as_ref(), message).await {
             classification.add(finding);
         }
@@ -181,6 +193,65 @@ impl Classifier {
         }
         classification
     }
+}
+
+/// The token model in memory, reloaded from the store when training (by a mark in the
+/// daemon or `inboxgate spam train` beside it) has moved its generation. The store is
+/// asked at most once per `CHECK_EVERY`, so scoring costs no SQL per message.
+struct ModelCache {
+    path: PathBuf,
+    state: Mutex<CacheState>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    reader: Option<crate::store::Reader>,
+    model: Arc<bayes::Model>,
+    generation: Option<i64>,
+    checked: Option<Instant>,
+}
+
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+impl ModelCache {
+    fn new(path: PathBuf) -> ModelCache {
+        ModelCache {
+            path,
+            state: Mutex::new(CacheState::default()),
+        }
+    }
+
+    fn current(&self) -> Arc<bayes::Model> {
+        let mut state = match self.state.lock() {
+            Ok(state) => state,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if state.checked.is_some_and(|at| at.elapsed() < CHECK_EVERY) {
+            return state.model.clone();
+        }
+        state.checked = Some(Instant::now());
+        if let Err(e) = refresh(&mut state, &self.path) {
+            tracing::warn!(error = %e, "token model not reloaded; keeping the one in memory");
+            state.reader = None;
+        }
+        state.model.clone()
+    }
+}
+
+fn refresh(state: &mut CacheState, path: &std::path::Path) -> Result<(), crate::store::StoreError> {
+    if state.reader.is_none() {
+        state.reader = Some(crate::store::Reader::open(path)?);
+    }
+    let Some(reader) = &state.reader else {
+        return Ok(());
+    };
+    let generation = reader.bayes_generation()?;
+    if state.generation != Some(generation) {
+        let (model, generation) = reader.bayes_model()?;
+        state.model = Arc::new(model);
+        state.generation = Some(generation);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
