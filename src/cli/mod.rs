@@ -1,8 +1,8 @@
 //! The command line (clap): `serve`, `check-config`, and the agents' nouns and verbs
 //! (`conversations list|show|assign|close|…`, `messages`, `users`, `senders`,
-//! `contacts`), each a thin shell over `inbox::Service`. The CLI opens the store itself
-//! (reads on their own connections, writes through a short-lived writer), so it works
-//! while the daemon runs.
+//! `contacts`, `classify`, `spam train`), each a thin shell over `inbox::Service`. The
+//! CLI opens the store itself (reads on their own connections, writes through a
+//! short-lived writer), so it works while the daemon runs.
 //!
 //! Errors name the argument or key at fault and exit non-zero; `anyhow` is used only
 //! here, at the top.
@@ -13,6 +13,7 @@ mod conversations;
 mod outbound;
 mod people;
 mod service;
+mod spam;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -85,6 +86,9 @@ pub enum Command {
     Contacts(people::ContactsCommand),
     /// Classify message files offline and print each verdict with its reasons.
     Classify(classify::ClassifyArgs),
+    /// The spam token model: train it from folders of messages.
+    #[command(subcommand)]
+    Spam(spam::SpamCommand),
 }
 
 /// Entry point of the binary.
@@ -118,6 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Senders(cmd) => people::run_senders(&load_config(&cli.config)?, cmd),
         Command::Contacts(cmd) => people::run_contacts(&load_config(&cli.config)?, cmd),
         Command::Classify(args) => classify::run(&load_config(&cli.config)?, args),
+        Command::Spam(cmd) => spam::run(&load_config(&cli.config)?, cmd),
     }
 }
 

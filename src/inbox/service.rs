@@ -14,6 +14,7 @@ use crate::outbound::queue::Queue;
 use crate::outbound::send::{self, ComposeRequest, ForwardRequest, ReplyRequest, SendError};
 use crate::pipeline::ingest::Clock;
 use crate::pipeline::parse::AttachmentInfo;
+use crate::store::bayes::Class;
 use crate::store::{
     Change, ContactRow, ConversationRow, Cursor, ListFilter, MessageInConversation, MessageRow,
     Reader, Store, StoreError, TimelineEntry, View, Writer,
@@ -443,9 +444,18 @@ impl Service {
         }
         let user = self.acting_user(caller)?.email.clone();
         let change = self.change_for(caller, &conversation, action)?;
+        let mark = match change {
+            Change::Spam(true) => Some(Class::Spam),
+            Change::Spam(false) => Some(Class::Ham),
+            _ => None,
+        };
         self.writer
             .change_conversation(id, change, user, self.now())
             .await?;
+        if let Some(class) = mark.filter(|_| self.config.classification.learn_from_marks) {
+            // C4: every mark teaches the token model; a changed mind untrains the old class.
+            self.writer.train_conversation(id, class).await?;
+        }
         self.read(|r| r.conversation(id))
     }
 

@@ -29,11 +29,11 @@ impl Class {
 impl Reader {
     /// Bumped by every training; the classifier reloads when it changes.
     pub fn bayes_generation(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT generation FROM bayes_totals WHERE id = 1", [], |r| {
-                r.get(0)
-            })?)
+        Ok(self.conn.query_row(
+            "SELECT generation FROM bayes_totals WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     /// The whole model and its generation.
@@ -43,7 +43,9 @@ impl Reader {
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
-        let mut stmt = self.conn.prepare("SELECT token, spam, ham FROM bayes_tokens")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT token, spam, ham FROM bayes_tokens")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?))))?;
         let tokens: HashMap<String, (u32, u32)> = rows.collect::<Result<_, _>>()?;
         Ok((Model { spam, ham, tokens }, generation))
@@ -52,7 +54,10 @@ impl Reader {
 
 impl Writer {
     /// Trains message token sets (from `inboxgate spam train`) in one transaction.
-    pub async fn train_messages(&self, messages: Vec<(HashSet<String>, Class)>) -> Result<(), StoreError> {
+    pub async fn train_messages(
+        &self,
+        messages: Vec<(HashSet<String>, Class)>,
+    ) -> Result<(), StoreError> {
         self.write(move |conn| {
             for (tokens, class) in &messages {
                 add(conn, tokens, *class, 1)?;
@@ -63,13 +68,21 @@ impl Writer {
     }
 
     /// Trains the inbound messages of a conversation as `class` (an agent's mark).
-    pub async fn train_conversation(&self, conversation_id: i64, class: Class) -> Result<usize, StoreError> {
+    pub async fn train_conversation(
+        &self,
+        conversation_id: i64,
+        class: Class,
+    ) -> Result<usize, StoreError> {
         self.write(move |conn| train_conversation(conn, conversation_id, class))
             .await
     }
 }
 
-fn train_conversation(conn: &Connection, conversation_id: i64, class: Class) -> Result<usize, StoreError> {
+fn train_conversation(
+    conn: &Connection,
+    conversation_id: i64,
+    class: Class,
+) -> Result<usize, StoreError> {
     let messages: Vec<(i64, String, String, String, Option<String>)> = {
         let mut stmt = conn.prepare(
             "SELECT id, subject, text, from_addr, from_name FROM messages
@@ -83,14 +96,22 @@ fn train_conversation(conn: &Connection, conversation_id: i64, class: Class) -> 
     let mut trained = 0;
     for (row, subject, text, from, name) in messages {
         let before: Option<String> = conn
-            .query_row("SELECT class FROM bayes_trained WHERE message_row = ?1", [row], |r| r.get(0))
+            .query_row(
+                "SELECT class FROM bayes_trained WHERE message_row = ?1",
+                [row],
+                |r| r.get(0),
+            )
             .optional()?;
         if before.as_deref() == Some(class.as_str()) {
             continue;
         }
         let tokens = tokens(&subject, &text, &from, name.as_deref());
         if let Some(old) = before {
-            let old = if old == "spam" { Class::Spam } else { Class::Ham };
+            let old = if old == "spam" {
+                Class::Spam
+            } else {
+                Class::Ham
+            };
             add(conn, &tokens, old, -1)?;
         }
         add(conn, &tokens, class, 1)?;
@@ -108,7 +129,12 @@ fn train_conversation(conn: &Connection, conversation_id: i64, class: Class) -> 
 }
 
 /// Adds (`delta` = 1) or removes (-1) one message's tokens.
-fn add(conn: &Connection, tokens: &HashSet<String>, class: Class, delta: i64) -> Result<(), StoreError> {
+fn add(
+    conn: &Connection,
+    tokens: &HashSet<String>,
+    class: Class,
+    delta: i64,
+) -> Result<(), StoreError> {
     let (spam, ham) = match class {
         Class::Spam => (delta, 0),
         Class::Ham => (0, delta),
@@ -128,6 +154,9 @@ fn add(conn: &Connection, tokens: &HashSet<String>, class: Class, delta: i64) ->
 }
 
 fn bump_generation(conn: &Connection) -> Result<(), StoreError> {
-    conn.execute("UPDATE bayes_totals SET generation = generation + 1 WHERE id = 1", [])?;
+    conn.execute(
+        "UPDATE bayes_totals SET generation = generation + 1 WHERE id = 1",
+        [],
+    )?;
     Ok(())
 }

@@ -78,9 +78,25 @@ fn chi2q(x2: f64, degrees: usize) -> f64 {
     sum.min(1.0)
 }
 
+/// The tokens of a parsed message: what the classifier scores and training counts.
+pub fn message_tokens(message: &crate::pipeline::parse::Inbound) -> HashSet<String> {
+    let from = message.from.as_ref();
+    tokens(
+        &message.subject,
+        &message.text,
+        from.map_or("", |m| m.address.as_str()),
+        from.and_then(|m| m.name.as_deref()),
+    )
+}
+
 /// The distinct tokens of a message: words of the subject (prefixed) and body, the
 /// sender's address, domain and name, and the hosts of linked URLs.
-pub fn tokens(subject: &str, text: &str, from_address: &str, from_name: Option<&str>) -> HashSet<String> {
+pub fn tokens(
+    subject: &str,
+    text: &str,
+    from_address: &str,
+    from_name: Option<&str>,
+) -> HashSet<String> {
     let mut set = HashSet::new();
     for word in words(subject) {
         set.insert(format!("subject:{word}"));
@@ -135,8 +151,18 @@ mod tests {
 
     fn trained() -> Model {
         let mut model = Model::default();
-        let spam = tokens("Cheap pills", "Buy cheap pills now http://pills.example/x", "deals@pills.example", None);
-        let ham = tokens("Order 12", "My order has not arrived, can you check?", "jan@klant.example", Some("Jan"));
+        let spam = tokens(
+            "Cheap pills",
+            "Buy cheap pills now http://pills.example/x",
+            "deals@pills.example",
+            None,
+        );
+        let ham = tokens(
+            "Order 12",
+            "My order has not arrived, can you check?",
+            "jan@klant.example",
+            Some("Jan"),
+        );
         for _ in 0..30 {
             for t in &spam {
                 model.tokens.entry(t.clone()).or_default().0 += 1;
@@ -154,10 +180,20 @@ mod tests {
     fn spam_like_mail_scores_high_and_ham_like_low() {
         let model = trained();
         let spam = model
-            .probability(&tokens("cheap pills!!", "cheap pills here", "x@pills.example", None))
+            .probability(&tokens(
+                "cheap pills!!",
+                "cheap pills here",
+                "x@pills.example",
+                None,
+            ))
             .expect("trained");
         let ham = model
-            .probability(&tokens("Order 13", "my order has not arrived", "jan@klant.example", None))
+            .probability(&tokens(
+                "Order 13",
+                "my order has not arrived",
+                "jan@klant.example",
+                None,
+            ))
             .expect("trained");
         assert!(spam > 0.95, "{spam}");
         assert!(ham < 0.05, "{ham}");
@@ -169,13 +205,29 @@ mod tests {
 
     #[test]
     fn an_untrained_model_keeps_quiet() {
-        assert_eq!(Model::default().probability(&tokens("a", "b", "c@d", None)), None);
+        assert_eq!(
+            Model::default().probability(&tokens("a", "b", "c@d", None)),
+            None
+        );
     }
 
     #[test]
     fn tokens_cover_subject_body_sender_and_links() {
-        let t = tokens("Hello World", "see https://Shop.example/path and aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "Jan@Klant.example", Some("Jan Vries"));
-        for expected in ["subject:hello", "see", "url:shop.example", "from:jan@klant.example", "from-domain:klant.example", "from-name:jan", "skip:30"] {
+        let t = tokens(
+            "Hello World",
+            "see https://Shop.example/path and aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "Jan@Klant.example",
+            Some("Jan Vries"),
+        );
+        for expected in [
+            "subject:hello",
+            "see",
+            "url:shop.example",
+            "from:jan@klant.example",
+            "from-domain:klant.example",
+            "from-name:jan",
+            "skip:30",
+        ] {
             assert!(t.contains(expected), "{expected} in {t:?}");
         }
     }
