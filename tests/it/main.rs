@@ -17,3 +17,4 @@ mod outbound;
 mod reload;
 mod routing;
 mod smtp;
+mod spam;

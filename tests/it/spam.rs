@@ -1,0 +1,171 @@
+//! Learning spam (SPEC C4) through real SMTP: agents' spam / not-spam marks train the
+//! token model, a changed mind untrains, and `inboxgate spam train` learns from folders;
+//! the next similar message is judged by what was learned, with a `bayes:` reason.
+
+use serde_json::Value;
+
+use crate::support::*;
+
+const SUPPORT: &str = "support@demo.hs-inbox.com";
+const AGENT: &str = "alice@demo.example";
+/// The model is used once it knows this many messages of each class.
+const ENOUGH: usize = 20;
+
+const ADVERT_WORDS: &[&str] = &[
+    "replica", "watches", "discount", "luxury", "cheap", "rolex", "shipping",
+];
+const QUESTION_WORDS: &[&str] = &[
+    "order", "arrived", "invoice", "delivery", "parcel", "refund", "tracking",
+];
+
+/// A message whose body draws on `words` (varied by `n`), from its own sender.
+fn message(n: usize, kind: &str, words: &[&str]) -> (Vec<u8>, String) {
+    let subject = format!("{kind} number {n}");
+    let body: Vec<&str> = (0..12).map(|i| words[(n + i * 3) % words.len()]).collect();
+    let raw = format!(
+        "Message-ID: <{kind}{n}@x.example>\r\nFrom: Person {n} <{kind}{n}@mail{n}.example>\r\n\
+         To: {SUPPORT}\r\nSubject: {subject}\r\nDate: Sat, 21 Nov 2026 10:00:00 +0000\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{}\r\n",
+        body.join(" ")
+    );
+    (raw.into_bytes(), subject)
+}
+
+/// Delivers a message; returns its conversation id.
+async fn deliver(d: &Daemon, raw: &[u8], subject: &str) -> String {
+    let reply = d.send("sender@mail.example", &[SUPPORT], raw).await;
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    let mut listed = d.list(&["--view", "all_open"]);
+    listed.extend(d.list(&["--view", "spam"]));
+    conversation_with_subject(&listed, subject).to_string()
+}
+
+fn classification_of_first_message(d: &Daemon, id: &str) -> Value {
+    d.show(id.parse().expect("id"))["messages"][0]["classification"].clone()
+}
+
+fn has_bayes_reason(classification: &Value) -> bool {
+    classification["reasons"]
+        .as_array()
+        .expect("reasons")
+        .iter()
+        .any(|r| r.as_str().is_some_and(|r| r.starts_with("bayes:")))
+}
+
+/// Waits out the classifier's once-a-second check for a newer model.
+async fn let_the_model_reload() {
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+}
+
+#[tokio::test]
+async fn marks_train_the_model_and_a_changed_mind_untrains() {
+    let d = Daemon::start().await;
+    let mut adverts = Vec::new();
+    let mut questions = Vec::new();
+    for n in 0..ENOUGH {
+        let (raw, subject) = message(n, "advert", ADVERT_WORDS);
+        adverts.push(deliver(&d, &raw, &subject).await);
+        let (raw, subject) = message(n, "question", QUESTION_WORDS);
+        questions.push(deliver(&d, &raw, &subject).await);
+    }
+    // Untrained, the adverts are not spam: nothing about them stands out yet.
+    assert_eq!(
+        classification_of_first_message(&d, &adverts[0])["verdict"],
+        "clean"
+    );
+    for id in &questions {
+        d.cli(&["conversations", "not-spam", id, "--as", AGENT]);
+    }
+    for id in &adverts {
+        // A slip of the hand, put right at once: the spam mark must untrain the ham.
+        d.cli(&["conversations", "not-spam", id, "--as", AGENT]);
+        d.cli(&["conversations", "spam", id, "--as", AGENT]);
+    }
+    let_the_model_reload().await;
+
+    let (raw, subject) = message(100, "advert", ADVERT_WORDS);
+    let id = deliver(&d, &raw, &subject).await;
+    let c = classification_of_first_message(&d, &id);
+    assert_eq!(c["verdict"], "spam", "{c}");
+    assert!(has_bayes_reason(&c), "{c}");
+    assert!(d.show(id.parse().expect("id"))["spam"] == true);
+
+    // Had the slip stayed trained, advert words would be as much ham as spam, and the
+    // advert above would have passed.
+    let (raw, subject) = message(100, "question", QUESTION_WORDS);
+    let id = deliver(&d, &raw, &subject).await;
+    let c = classification_of_first_message(&d, &id);
+    assert_eq!(c["verdict"], "clean", "{c}");
+    assert!(c["score"].as_f64().expect("score") < 0.0, "{c}");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn marks_teach_nothing_when_learning_is_off() {
+    let d = Daemon::start_with_config("\n[classification]\nlearn_from_marks = false\n").await;
+    for n in 0..ENOUGH {
+        let (raw, subject) = message(n, "advert", ADVERT_WORDS);
+        let id = deliver(&d, &raw, &subject).await;
+        d.cli(&["conversations", "spam", &id, "--as", AGENT]);
+        let (raw, subject) = message(n, "question", QUESTION_WORDS);
+        let id = deliver(&d, &raw, &subject).await;
+        d.cli(&["conversations", "not-spam", &id, "--as", AGENT]);
+    }
+    let_the_model_reload().await;
+    let (raw, subject) = message(100, "advert", ADVERT_WORDS);
+    let id = deliver(&d, &raw, &subject).await;
+    let c = classification_of_first_message(&d, &id);
+    assert_eq!(c["verdict"], "clean", "{c}");
+    assert!(!has_bayes_reason(&c), "{c}");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn spam_train_learns_from_folders_of_messages() {
+    let d = Daemon::start().await;
+    let folders = tempfile::tempdir().expect("tempdir");
+    let spam_dir = folders.path().join("spam");
+    let ham_dir = folders.path().join("ham").join("cur");
+    std::fs::create_dir_all(&spam_dir).expect("mkdir");
+    std::fs::create_dir_all(&ham_dir).expect("mkdir");
+    for n in 0..ENOUGH {
+        let (raw, _) = message(n, "advert", ADVERT_WORDS);
+        std::fs::write(spam_dir.join(format!("{n}.eml")), raw).expect("write");
+        let (raw, _) = message(n, "question", QUESTION_WORDS);
+        std::fs::write(ham_dir.join(format!("{n}:2,S")), raw).expect("write");
+    }
+    let out = d.cli(&[
+        "spam",
+        "train",
+        "--spam",
+        spam_dir.to_str().expect("utf-8 path"),
+        "--ham",
+        folders.path().join("ham").to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(
+        out.trim(),
+        format!("trained {ENOUGH} spam and {ENOUGH} ham messages")
+    );
+    let_the_model_reload().await;
+
+    let (raw, subject) = message(100, "advert", ADVERT_WORDS);
+    let id = deliver(&d, &raw, &subject).await;
+    let c = classification_of_first_message(&d, &id);
+    assert_eq!(c["verdict"], "spam", "{c}");
+    assert!(has_bayes_reason(&c), "{c}");
+
+    let missing = folders.path().join("nowhere");
+    let out = d.cli_output(&[
+        "spam",
+        "train",
+        "--spam",
+        missing.to_str().expect("utf-8 path"),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nowhere"), "{err}");
+    let out = d.cli_output(&["spam", "train"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--spam DIR"));
+    d.stop().await;
+}
