@@ -13,8 +13,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 use hickory_resolver::TokioResolver;
 use mail_send::smtp::message::Parameters;
@@ -115,7 +113,8 @@ impl Deliverer {
                 server: server.clone(),
             },
             None => NextHop::Mx {
-                resolver: resolver(&out.nameservers)?,
+                resolver: crate::dns::resolver(&out.nameservers, None)
+                    .map_err(SetupError::Resolver)?,
                 port: out.mx_port,
             },
         };
@@ -399,28 +398,6 @@ async fn host_addresses(resolver: &TokioResolver, host: &str) -> Result<Vec<IpAd
         Ok(lookup) => Ok(lookup.iter().collect()),
         Err(e) => Err(format!("address lookup for {host}: {e}")),
     }
-}
-
-fn resolver(nameservers: &[SocketAddr]) -> Result<TokioResolver, SetupError> {
-    let provider = TokioRuntimeProvider::default();
-    let builder = if nameservers.is_empty() {
-        TokioResolver::builder(provider).map_err(|e| SetupError::Resolver(e.to_string()))?
-    } else {
-        let servers = nameservers
-            .iter()
-            .map(|addr| {
-                let mut udp = ConnectionConfig::udp();
-                udp.port = addr.port();
-                let mut tcp = ConnectionConfig::tcp();
-                tcp.port = addr.port();
-                NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
-            })
-            .collect();
-        TokioResolver::builder_with_config(ResolverConfig::from_name_servers(servers), provider)
-    };
-    builder
-        .build()
-        .map_err(|e| SetupError::Resolver(e.to_string()))
 }
 
 fn relay_login(server: &RemoteServer) -> Result<Option<(String, String)>, SetupError> {

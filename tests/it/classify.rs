@@ -86,7 +86,7 @@ async fn role_senders_go_to_spam_with_their_reason_and_people_do_not() {
 
 #[tokio::test]
 async fn the_role_list_comes_from_the_config() {
-    let d = Daemon::start_with_config("\n[classification]\nrole_senders = [\"billing\"]\n").await;
+    let d = Daemon::start_with_classification("role_senders = [\"billing\"]").await;
     let billing = message("b1@x", "billing@vendor.example", "Invoice 7", "");
     let marketing = message("m1@x", "marketing@vendor.example", "Sale", "");
     d.send("x@vendor.example", &[SUPPORT], &billing).await;

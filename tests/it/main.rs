@@ -6,6 +6,7 @@ mod support;
 
 mod api;
 mod api_send;
+mod authentication;
 mod classify;
 mod durability;
 mod fixtures;

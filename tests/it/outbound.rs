@@ -697,55 +697,6 @@ async fn a_crash_while_sending_means_at_most_one_duplicate() {
     d.stop().await;
 }
 
-/// A private dnsmasq answering for `*.test` from the records it is given (a real DNS
-/// server for the MX cases); everything else under `test` is NXDOMAIN.
-struct Dns {
-    port: u16,
-    child: Child,
-}
-
-impl Dns {
-    /// `records`: dnsmasq options such as `--mx-host=a.test,mx.a.test,10`.
-    fn start(records: &[String]) -> Dns {
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .expect("free port")
-            .port();
-        let child = Command::new("dnsmasq")
-            .args([
-                "--no-daemon",
-                &format!("--port={port}"),
-                "--listen-address=127.0.0.1",
-                "--bind-interfaces",
-                "--no-resolv",
-                "--no-hosts",
-                "--conf-file=/dev/null",
-                "--pid-file=",
-                "--local=/test/",
-            ])
-            .args(records)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start dnsmasq (Debian dnsmasq-base)");
-        // Wait until it answers over TCP (it listens on both).
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Dns { port, child }
-    }
-}
-
-impl Drop for Dns {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Two MX sinks on 127.0.0.2 and 127.0.0.3, same port, and a daemon delivering direct
 /// to MX with dnsmasq as its resolver.
 async fn mx_setup(records: &[&str]) -> (Sink, Sink, Dns, Daemon) {

@@ -102,7 +102,7 @@ async fn marks_train_the_model_and_a_changed_mind_untrains() {
 
 #[tokio::test]
 async fn marks_teach_nothing_when_learning_is_off() {
-    let d = Daemon::start_with_config("\n[classification]\nlearn_from_marks = false\n").await;
+    let d = Daemon::start_with_classification("learn_from_marks = false").await;
     for n in 0..ENOUGH {
         let (raw, subject) = message(n, "advert", ADVERT_WORDS);
         let id = deliver(&d, &raw, &subject).await;

@@ -14,7 +14,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 /// A test configuration: two inboxes (Support, Sales), users alice/bob/carol, SMTP on
-/// an ephemeral port, data in `data_dir`. `extra_smtp` adds keys to `[smtp]`.
+/// an ephemeral port, data in `data_dir`. `extra_smtp` adds keys to `[smtp]`. SPF, DKIM
+/// and DMARC checks are off, so tests ask no DNS server unless they mean to.
 pub fn config_text(data_dir: &Path, extra_smtp: &str) -> String {
     format!(
         r#"
@@ -28,6 +29,9 @@ listen = ["127.0.0.1:0"]
 
 [api]
 listen = "127.0.0.1:0"
+
+[classification]
+check_authentication = false
 
 [account]
 subdomain = "demo"
@@ -139,6 +143,21 @@ impl Daemon {
 
     async fn start_from(dir: tempfile::TempDir, data_dir: &Path, text: String) -> Daemon {
         Daemon::launch(dir, data_dir, &text).await
+    }
+
+    /// Starts with `keys` added to `[classification]` (a `check_authentication` among
+    /// them replaces the base config's `false`).
+    pub async fn start_with_classification(keys: &str) -> Daemon {
+        let keys = keys.to_string();
+        Daemon::start_edited(move |text, _| {
+            let text = if keys.contains("check_authentication") {
+                text.replace("check_authentication = false\n", "")
+            } else {
+                text
+            };
+            text.replace("[classification]\n", &format!("[classification]\n{keys}\n"))
+        })
+        .await
     }
 
     /// Starts with the test configuration changed by `edit` (it gets the text and the
@@ -463,5 +482,54 @@ impl Api {
             .expect("http request");
         let status = response.status().as_u16();
         (status, response.bytes().await.expect("body").to_vec())
+    }
+}
+
+/// A private dnsmasq answering for `*.test` from the records it is given (a real DNS
+/// server for the MX cases); everything else under `test` is NXDOMAIN.
+pub struct Dns {
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl Dns {
+    /// `records`: dnsmasq options such as `--mx-host=a.test,mx.a.test,10`.
+    pub fn start(records: &[String]) -> Dns {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new("dnsmasq")
+            .args([
+                "--no-daemon",
+                &format!("--port={port}"),
+                "--listen-address=127.0.0.1",
+                "--bind-interfaces",
+                "--no-resolv",
+                "--no-hosts",
+                "--conf-file=/dev/null",
+                "--pid-file=",
+                "--local=/test/",
+            ])
+            .args(records)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start dnsmasq (Debian dnsmasq-base)");
+        // Wait until it answers over TCP (it listens on both).
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Dns { port, child }
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

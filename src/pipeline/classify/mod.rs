@@ -142,6 +142,7 @@ pub struct Received<'a> {
 pub struct Classifier {
     config: Arc<LiveConfig>,
     model: ModelCache,
+    authenticators: auth::Authenticators,
 }
 
 impl Classifier {
@@ -151,6 +152,7 @@ impl Classifier {
         Classifier {
             config,
             model: ModelCache::new(path),
+            authenticators: auth::Authenticators::default(),
         }
     }
 
@@ -185,7 +187,13 @@ impl Classifier {
             classification.add(finding);
         }
         if settings.check_authentication {
-            let (findings, results) = auth::check(settings, message).await;
+            let (findings, results) = auth::check(
+                &self.authenticators,
+                &settings.nameservers,
+                &config.server.hostname,
+                message,
+            )
+            .await;
             for finding in findings {
                 classification.add(finding);
             }
