@@ -169,3 +169,141 @@ async fn spam_train_learns_from_folders_of_messages() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--spam DIR"));
     d.stop().await;
 }
+
+/// SpamAssassin's spamd on a free loopback port, local tests only, for one test.
+struct Spamd {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl Spamd {
+    async fn start() -> Spamd {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let pid_dir = tempfile::tempdir().expect("tempdir");
+        let child = std::process::Command::new("spamd")
+            .args([
+                "-L",
+                "-x",
+                "-i",
+                "127.0.0.1",
+                "-u",
+                "nobody",
+                "--max-children",
+                "1",
+            ])
+            .args(["-p", &port.to_string()])
+            .arg(format!(
+                "--pidfile={}",
+                pid_dir.path().join("spamd.pid").display()
+            ))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start spamd (Debian spamassassin)");
+        // Loading the rules takes seconds.
+        for _ in 0..600 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Spamd { port, child };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("spamd did not listen on port {port} within 60 s");
+    }
+}
+
+impl Drop for Spamd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// SpamAssassin's test pattern (GTUBE): any spamd scores it 1000.
+const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
+
+fn plain(subject: &str, body: &str) -> Vec<u8> {
+    format!(
+        "Message-ID: <{}@x.example>\r\nFrom: Jan <jan@klant.example>\r\nTo: {SUPPORT}\r\n\
+         Subject: {subject}\r\nDate: Sat, 21 Nov 2026 10:00:00 +0000\r\n\r\n{body}\r\n",
+        subject.replace(' ', ".")
+    )
+    .into_bytes()
+}
+
+async fn daemon_with_spamd(address: &str, timeout: u32) -> Daemon {
+    Daemon::start_with_classification(&format!(
+        "spamd = {{ address = \"{address}\", timeout = {timeout} }}"
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn spamd_judges_mail_and_its_rules_are_the_reasons() {
+    let spamd = Spamd::start().await;
+    let d = daemon_with_spamd(&format!("127.0.0.1:{}", spamd.port), 20).await;
+    let id = deliver(&d, &plain("Test pattern", GTUBE), "Test pattern").await;
+    let c = classification_of_first_message(&d, &id);
+    assert_eq!(c["verdict"], "spam", "{c}");
+    let reasons: Vec<&str> = c["reasons"]
+        .as_array()
+        .expect("reasons")
+        .iter()
+        .filter_map(|r| r.as_str())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.starts_with("spamd:1000")),
+        "{reasons:?}"
+    );
+    assert!(reasons.contains(&"spamd:GTUBE"), "{reasons:?}");
+
+    let id = deliver(
+        &d,
+        &plain("Plain question", "Where is my parcel?"),
+        "Plain question",
+    )
+    .await;
+    assert_eq!(classification_of_first_message(&d, &id)["verdict"], "clean");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_scanner_that_is_down_or_silent_never_holds_mail_back() {
+    // Nothing listens here: refused at once.
+    let refused = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let refused_addr = refused.local_addr().expect("addr");
+    drop(refused);
+    let d = daemon_with_spamd(&refused_addr.to_string(), 1).await;
+    let id = deliver(&d, &plain("Scanner down", GTUBE), "Scanner down").await;
+    assert_eq!(classification_of_first_message(&d, &id)["verdict"], "clean");
+    d.stop().await;
+
+    // Accepts connections and never answers: the 1 s timeout ends the wait.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let silent_addr = silent.local_addr().expect("addr");
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let d = daemon_with_spamd(&silent_addr.to_string(), 1).await;
+    let started = std::time::Instant::now();
+    let id = deliver(&d, &plain("Scanner silent", GTUBE), "Scanner silent").await;
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(900),
+        "answered too soon to have asked: {took:?}"
+    );
+    assert!(took < std::time::Duration::from_secs(4), "took {took:?}");
+    assert_eq!(classification_of_first_message(&d, &id)["verdict"], "clean");
+    held.abort();
+    d.stop().await;
+}
