@@ -62,6 +62,17 @@ pub fn file(conn: &Connection, message: &NewInbound) -> Result<Vec<Filed>, Store
             });
             continue;
         }
+        if let Some(conversation_id) = own_outbound(conn, message)? {
+            // Our own reply come back (a CC to another of our inboxes, a forwarding
+            // loop): it is stored already, as sent; never a new inbound conversation.
+            filed.push(Filed {
+                inbox: target.inbox.clone(),
+                conversation_id,
+                message_row: None,
+                decision: "own_outbound",
+            });
+            continue;
+        }
         let raw_id = match raw_id {
             Some(id) => id,
             None => *raw_id.insert(insert_raw(conn, message)?),
@@ -89,12 +100,26 @@ pub fn file(conn: &Connection, message: &NewInbound) -> Result<Vec<Filed>, Store
         )?);
     }
     if let (Some(bounce), Some(_)) = (&message.parsed.bounce, raw_id) {
-        let failed = super::outbound::apply_bounce(conn, bounce, message.received_at)?;
-        if failed > 0 {
-            tracing::info!(deliveries = failed, "bounce: deliveries marked failed");
+        if let Some(applied) = super::outbound::apply_bounce(conn, bounce, message.received_at)? {
+            link_bounce(conn, &filed, applied.outbound_row)?;
+            if applied.failed > 0 {
+                tracing::info!(
+                    deliveries = applied.failed,
+                    "bounce: deliveries marked failed"
+                );
+            }
         }
     }
     Ok(filed)
+}
+
+/// Links the stored copies of a bounce to the outbound message it returned (C5).
+fn link_bounce(conn: &Connection, filed: &[Filed], outbound_row: i64) -> Result<(), StoreError> {
+    let mut update = conn.prepare_cached("UPDATE messages SET bounce_of = ?1 WHERE id = ?2")?;
+    for row in filed.iter().filter_map(|f| f.message_row) {
+        update.execute(rusqlite::params![outbound_row, row])?;
+    }
+    Ok(())
 }
 
 /// The forwarded message's original sender and CC, when the message forwards one and
@@ -195,6 +220,17 @@ fn file_in_inbox(
         message_row: Some(message_row),
         decision: decision.label(),
     })
+}
+
+/// The conversation of our outbound message with this message's Message-ID, if any.
+fn own_outbound(conn: &Connection, message: &NewInbound) -> Result<Option<i64>, StoreError> {
+    let Some(id) = &message.parsed.message_id else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT conversation_id FROM messages WHERE direction = 'out' AND message_id = ?1 LIMIT 1",
+    )?;
+    Ok(stmt.query_row([id], |r| r.get(0)).optional()?)
 }
 
 fn known_id(conn: &Connection, inbox: &str, key: &str) -> Result<Option<i64>, StoreError> {

@@ -417,11 +417,23 @@ pub fn fail_by_message_id(
         .execute(params![message_id, reply, now])?)
 }
 
+/// What a bounce did: the outbound message it returned, and how many of its deliveries
+/// it failed.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BounceApplied {
+    pub outbound_row: i64,
+    pub failed: usize,
+}
+
 /// Applies an inbound bounce to the first of its Message-IDs that is one of our
 /// outbound messages: the reported failed recipients fail, with their DSN status; when
 /// none of them is a recipient of that message, all its deliveries fail. Unknown ids
-/// change nothing. Returns how many deliveries changed.
-pub fn apply_bounce(conn: &Connection, bounce: &Bounce, now: i64) -> Result<usize, StoreError> {
+/// change nothing (`None`).
+pub fn apply_bounce(
+    conn: &Connection,
+    bounce: &Bounce,
+    now: i64,
+) -> Result<Option<BounceApplied>, StoreError> {
     for id in &bounce.message_ids {
         let Some(row) = outbound_row(conn, id)? else {
             continue;
@@ -443,9 +455,12 @@ pub fn apply_bounce(conn: &Connection, bounce: &Bounce, now: i64) -> Result<usiz
         if !matched {
             changed += fail_by_message_id(conn, id, &bounce.summary, now)?;
         }
-        return Ok(changed);
+        return Ok(Some(BounceApplied {
+            outbound_row: row,
+            failed: changed,
+        }));
     }
-    Ok(0)
+    Ok(None)
 }
 
 fn outbound_row(conn: &Connection, message_id: &str) -> Result<Option<i64>, StoreError> {
@@ -715,7 +730,9 @@ mod tests {
             .write(|conn| file_outbound(conn, &reply("two@mx")))
             .await
             .expect("filed");
-        let apply = |b: Bounce| writer.write(move |conn| apply_bounce(conn, &b, 20));
+        let apply = |b: Bounce| {
+            writer.write(move |conn| Ok(apply_bounce(conn, &b, 20)?.map_or(0, |a| a.failed)))
+        };
         assert_eq!(
             apply(bounce("nobody@mx", &["jan@klant.example"]))
                 .await

@@ -1013,6 +1013,44 @@ Message-ID: <{returned_id}>\r\n\
 }
 
 #[tokio::test]
+async fn our_own_reply_coming_back_in_is_never_a_new_conversation() {
+    let sink = Sink::plain();
+    let d = daemon_relaying_to(&sink).await;
+    let first = inbound(
+        "loop-q@klant.example",
+        "Jan <jan@klant.example>",
+        SUPPORT,
+        "Loop?",
+        "",
+    );
+    assert!(d
+        .send("jan@klant.example", &[SUPPORT], &first)
+        .await
+        .starts_with("250"));
+    let conversation = conversation_with(&d, "loop-q@klant.example")["id"]
+        .as_i64()
+        .unwrap();
+    reply(&d, conversation, &[]);
+    let sent = sink.wait_for(1).await;
+    let before = d.list(&[]).len();
+    // The reply arrives at our own inboxes: CC'd to Sales, and looped back to Support.
+    for inbox in ["sales@demo.hs-inbox.com", SUPPORT] {
+        let answer = d.send("", &[inbox], sent[0].raw.as_bytes()).await;
+        assert!(answer.starts_with("250"), "{answer}");
+    }
+    assert_eq!(d.list(&[]).len(), before, "no new conversation");
+    let shown = d.show(conversation);
+    let inbound_count = shown["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["direction"] == "in")
+        .count();
+    assert_eq!(inbound_count, 1, "the reply is not filed again as inbound");
+    d.stop().await;
+}
+
+#[tokio::test]
 async fn a_bounce_for_our_message_fails_that_recipient_and_is_kept() {
     let sink = Sink::plain();
     let d = daemon_relaying_to(&sink).await;
@@ -1072,6 +1110,12 @@ async fn a_bounce_for_our_message_fails_that_recipient_and_is_kept() {
         shown["messages"][0]["from"],
         "mailer-daemon@mx.klant.example"
     );
-    conversation_with(&d, "dsn.elsewhere@other.example");
+    // It is flagged a bounce and linked to the message it returned (C5); the stray one
+    // is flagged but linked to nothing.
+    assert_eq!(shown["messages"][0]["classification"]["verdict"], "bounce");
+    assert_eq!(shown["messages"][0]["bounce_of"], row, "{shown:#}");
+    let stray = conversation_with(&d, "dsn.elsewhere@other.example");
+    assert_eq!(stray["messages"][0]["classification"]["verdict"], "bounce");
+    assert_eq!(stray["messages"][0]["bounce_of"], Value::Null);
     d.stop().await;
 }
