@@ -90,7 +90,7 @@ enum NextHop {
         tls: TlsConnector,
     },
     Mx {
-        resolver: TokioResolver,
+        resolver: Box<TokioResolver>,
         port: u16,
     },
 }
@@ -113,8 +113,9 @@ impl Deliverer {
                 server: server.clone(),
             },
             None => NextHop::Mx {
-                resolver: crate::dns::resolver(&out.nameservers, None)
-                    .map_err(SetupError::Resolver)?,
+                resolver: Box::new(
+                    crate::dns::resolver(&out.nameservers, None).map_err(SetupError::Resolver)?,
+                ),
                 port: out.mx_port,
             },
         };

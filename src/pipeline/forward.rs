@@ -310,9 +310,12 @@ mod tests {
         }
     }
 
+    /// Subject, body, expected sender address, name and CC addresses.
+    type Case<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, &'a [&'a str]);
+
     #[test]
     fn every_client_block_gives_the_original_sender_and_cc() {
-        let cases: &[(&str, &str, &str, Option<&str>, &[&str])] = &[
+        let cases: &[Case] = &[
             // Gmail
             ("Fwd: Order", "Hi team\n\n---------- Forwarded message ---------\nFrom: Anna Berg <anna@cust.example>\nDate: Mon, 10 Mar 2025 at 16:40\nSubject: Order\nTo: Jan <jan@shop.example>\nCc: Lotte <lotte@cust.example>, piet@cust.example\n\nHello\n", "anna@cust.example", Some("Anna Berg"), &["lotte@cust.example", "piet@cust.example"]),
             // Outlook with a separator line and mailto brackets

@@ -174,6 +174,7 @@ async fn spam_train_learns_from_folders_of_messages() {
 struct Spamd {
     port: u16,
     child: std::process::Child,
+    _pid_dir: tempfile::TempDir,
 }
 
 impl Spamd {
@@ -203,13 +204,19 @@ impl Spamd {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("start spamd (Debian spamassassin)");
+        // Owned at once, so a failed start is still killed and reaped.
+        let spamd = Spamd {
+            port,
+            child,
+            _pid_dir: pid_dir,
+        };
         // Loading the rules takes seconds.
         for _ in 0..600 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .is_ok()
             {
-                return Spamd { port, child };
+                return spamd;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
