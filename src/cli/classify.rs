@@ -1,7 +1,8 @@
 //! `inboxgate classify FILE…`: runs the classifier on message files, offline, and
 //! prints each verdict with its reasons — so an administrator can see why a message was
-//! (or would be) flagged, and the corpus measurements can run without a daemon. No
-//! network: SPF/DKIM/DMARC and the external scanner are skipped.
+//! (or would be) flagged, and the corpus measurements can run without a daemon. The
+//! token model is the configured store's (empty when there is none yet). No network:
+//! SPF/DKIM/DMARC and the external scanner are skipped.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
