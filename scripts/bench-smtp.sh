@@ -11,6 +11,9 @@
 #
 # Env: ROUNDS (default 5), MESSAGES per run (default 2000), SESSIONS (default "1 20"),
 # WARMUP messages sent untimed to each side first (default 200; 0 to skip).
+# AUTH=1 turns inboxgate's SPF/DKIM/DMARC checks on, against a private dnsmasq standing in
+# for the local caching resolver a mail server runs (Postfix here checks nothing, so the
+# default, AUTH=0, compares like with like).
 # Needs root (the anchor script installs packages and rewrites /etc/postfix/main.cf):
 # run it on a test machine only.
 set -euo pipefail
@@ -19,6 +22,7 @@ ROUNDS=${ROUNDS:-5}
 MESSAGES=${MESSAGES:-2000}
 SESSIONS=${SESSIONS:-"1 20"}
 WARMUP=${WARMUP:-200}
+AUTH=${AUTH:-0}
 SIZE=4096
 IG_PORT=2526
 PF_PORT=2600
@@ -48,7 +52,9 @@ port_open "$IG_PORT" && die "127.0.0.1:$IG_PORT is already in use"
 
 TMP=$(mktemp -d -t inboxgate-bench.XXXXXX)
 IG_PID=
+DNS_PID=""
 cleanup() {
+  [ -n "$DNS_PID" ] && kill "$DNS_PID" 2>/dev/null || true
   if [ -n "$IG_PID" ] && kill -0 "$IG_PID" 2>/dev/null; then
     kill -TERM "$IG_PID" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$IG_PID" 2>/dev/null || break; sleep 0.1; done
@@ -84,7 +90,22 @@ name = "Support"
   kind = "fallback"
   user = "support"
   from_name = { mode = "company", company = "Acme Support" }
+
+[classification]
 EOF
+if [ "$AUTH" = 1 ]; then
+  command -v dnsmasq >/dev/null || die "AUTH=1 needs dnsmasq (Debian dnsmasq-base)"
+  DNS_PORT=5353
+  dnsmasq --no-daemon --port=$DNS_PORT --listen-address=127.0.0.1 --bind-interfaces \
+    --no-resolv --no-hosts --conf-file=/dev/null --pid-file= --local=/example/ \
+    --txt-record=sender.example,"v=spf1 ip4:127.0.0.1 -all" \
+    --txt-record=_dmarc.sender.example,"v=DMARC1; p=reject" >/dev/null 2>&1 &
+  DNS_PID=$!
+  printf 'check_authentication = true\nnameservers = ["127.0.0.1:%s"]\n' "$DNS_PORT" >>"$TMP/bench.toml"
+  log "== SPF/DKIM/DMARC on, resolver: dnsmasq on 127.0.0.1:$DNS_PORT"
+else
+  printf 'check_authentication = false\n' >>"$TMP/bench.toml"
+fi
 
 "$BIN" --config "$TMP/bench.toml" check-config || die "bench config rejected"
 
