@@ -50,6 +50,7 @@ pub fn file(conn: &Connection, message: &NewInbound) -> Result<Vec<Filed>, Store
     if let Some(reason) = super::actions::blocked_reason(conn, &sender.address)? {
         classification.add(Finding::new(Verdict::Filtered, reason));
     }
+    let own = own_outbound(conn, message)?;
     let mut raw_id = None;
     let mut filed = Vec::with_capacity(message.targets.len());
     for target in &message.targets {
@@ -62,7 +63,7 @@ pub fn file(conn: &Connection, message: &NewInbound) -> Result<Vec<Filed>, Store
             });
             continue;
         }
-        if let Some(conversation_id) = own_outbound(conn, message)? {
+        if let Some(conversation_id) = own {
             // Our own reply come back (a CC to another of our inboxes, a forwarding
             // loop): it is stored already, as sent; never a new inbound conversation.
             filed.push(Filed {

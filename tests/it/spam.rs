@@ -52,6 +52,17 @@ fn has_bayes_reason(classification: &Value) -> bool {
         .any(|r| r.as_str().is_some_and(|r| r.starts_with("bayes:")))
 }
 
+/// Delivers an advert the model has not seen; asserts it went to Spam on the model's
+/// word. Returns its conversation id.
+async fn a_new_advert_is_spam_by_the_model(d: &Daemon) -> String {
+    let (raw, subject) = message(100, "advert", ADVERT_WORDS);
+    let id = deliver(d, &raw, &subject).await;
+    let c = classification_of_first_message(d, &id);
+    assert_eq!(c["verdict"], "spam", "{c}");
+    assert!(has_bayes_reason(&c), "{c}");
+    id
+}
+
 /// Waits out the classifier's once-a-second check for a newer model.
 async fn let_the_model_reload() {
     tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
@@ -83,11 +94,7 @@ async fn marks_train_the_model_and_a_changed_mind_untrains() {
     }
     let_the_model_reload().await;
 
-    let (raw, subject) = message(100, "advert", ADVERT_WORDS);
-    let id = deliver(&d, &raw, &subject).await;
-    let c = classification_of_first_message(&d, &id);
-    assert_eq!(c["verdict"], "spam", "{c}");
-    assert!(has_bayes_reason(&c), "{c}");
+    let id = a_new_advert_is_spam_by_the_model(&d).await;
     assert!(d.show(id.parse().expect("id"))["spam"] == true);
 
     // Had the slip stayed trained, advert words would be as much ham as spam, and the
@@ -148,11 +155,7 @@ async fn spam_train_learns_from_folders_of_messages() {
     );
     let_the_model_reload().await;
 
-    let (raw, subject) = message(100, "advert", ADVERT_WORDS);
-    let id = deliver(&d, &raw, &subject).await;
-    let c = classification_of_first_message(&d, &id);
-    assert_eq!(c["verdict"], "spam", "{c}");
-    assert!(has_bayes_reason(&c), "{c}");
+    a_new_advert_is_spam_by_the_model(&d).await;
 
     let missing = folders.path().join("nowhere");
     let out = d.cli_output(&[
