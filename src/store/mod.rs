@@ -78,7 +78,7 @@ impl Store {
             check_writable(dir)?;
         }
         let mut conn = open_connection(path, OpenFlags::default())?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        schema::use_wal(&conn)?;
         schema::migrate(&mut conn)?;
         Ok(Store {
             path: path.to_path_buf(),
@@ -135,10 +135,17 @@ impl Reader {
 
 /// Fails early, with the operating system's reason, when the data directory cannot be
 /// written (read-only mount, wrong owner) instead of SQLite's vaguer "unable to open".
+/// The probe's name is this process's and this call's own, and it is created with
+/// `O_EXCL`, so commands run in parallel never remove each other's probe.
 fn check_writable(dir: &Path) -> Result<(), StoreError> {
-    let probe = dir.join(".inboxgate-write-test");
-    std::fs::write(&probe, b"")
-        .and_then(|()| std::fs::remove_file(&probe))
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = dir.join(format!(".inboxgate-write-test.{}.{n}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .and_then(|_| std::fs::remove_file(&probe))
         .map_err(|e| {
             StoreError::Invalid(format!(
                 "data directory {} is not writable: {e}",

@@ -1,7 +1,9 @@
 //! Versioned migrations, applied in order inside one transaction each;
 //! `PRAGMA user_version` records the last one applied.
 
-use rusqlite::Connection;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 /// Each entry migrates from version `index` to `index + 1`. Never edit a shipped entry;
 /// append a new one.
@@ -264,16 +266,46 @@ CREATE TABLE bayes_trained (                -- what each stored message was trai
 "#,
 ];
 
-/// Brings the database up to the newest schema.
+/// How long a process starting beside others waits to switch a new database to WAL.
+const WAL_SWITCH_WAIT: Duration = Duration::from_secs(10);
+
+/// Puts the database in WAL mode. Switching a new database needs it to itself, and
+/// SQLite answers "locked" at once (no busy timeout) while another process starting
+/// at the same moment has it open; so this retries until the switch is done.
+pub fn use_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = Instant::now() + WAL_SWITCH_WAIT;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Brings the database up to the newest schema. Each step runs under `BEGIN IMMEDIATE`
+/// and reads `user_version` inside it, so processes starting together on one database
+/// take turns: the second waits for the first's write lock (the busy timeout), then
+/// finds the schema current and applies nothing twice.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
-        let tx = conn.transaction()?;
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let Some(sql) = MIGRATIONS.get(current) else {
+            return tx.commit();
+        };
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", index + 1)?;
+        tx.pragma_update(None, "user_version", current + 1)?;
         tx.commit()?;
     }
-    Ok(())
 }
 
 /// The schema version this build writes.

@@ -15,6 +15,7 @@ mod imap;
 mod ingest;
 mod metrics;
 mod outbound;
+mod parallel;
 mod reload;
 mod routing;
 mod smtp;
