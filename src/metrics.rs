@@ -290,7 +290,7 @@ impl Metrics {
             out,
             name,
             "counter",
-            "Recipients (RCPT) and messages (MAIL SIZE, DATA) refused, by reason and reply.",
+            "Recipients (RCPT) and messages (MAIL, DATA) refused, by reason and reply.",
         );
         for refusal in Refusal::ALL {
             let (reason, code) = refusal.labels();

@@ -264,7 +264,32 @@ fn split_path<'a>(args: &'a [u8], keyword: &str, usage: &str) -> Result<(&'a str
         return Err(Reply::syntax(usage));
     }
     check_characters(path)?;
+    check_lengths(path)?;
     Ok((path, params))
+}
+
+/// RFC 5321 4.5.3.1.3: a path is at most 256 octets "including the punctuation and
+/// element separators", so with its two angle brackets the address between them has
+/// at most 254 (a source route, where one is given, counts too).
+const MAX_PATH: usize = 256;
+/// RFC 5321 4.5.3.1.1: a local part is at most 64 octets (quotes included).
+const MAX_LOCAL_PART: usize = 64;
+
+/// Refuses a path longer than RFC 5321 allows, or one whose local part is; the domain's
+/// own limit (255 octets, 4.5.3.1.2) can never be reached inside a 256-octet path.
+/// Octets, not characters: an SMTPUTF8 address counts its UTF-8 bytes.
+fn check_lengths(path: &str) -> Result<(), Reply> {
+    if path.len() + "<>".len() > MAX_PATH {
+        return Err(too_long(format!("path longer than {MAX_PATH} octets")));
+    }
+    let mailbox = strip_source_route(path);
+    let local = mailbox.rsplit_once('@').map_or(mailbox, |(local, _)| local);
+    if local.len() > MAX_LOCAL_PART {
+        return Err(too_long(format!(
+            "local part longer than {MAX_LOCAL_PART} octets"
+        )));
+    }
+    Ok(())
 }
 
 /// Index of the `>` closing a path, skipping quoted strings.
@@ -328,6 +353,14 @@ fn unsupported_param(param: &str) -> Reply {
 
 fn bad_characters() -> Reply {
     Reply::new(501, "5.1.3", "Bad address syntax: invalid characters")
+}
+
+fn too_long(what: String) -> Reply {
+    Reply::new(
+        501,
+        "5.1.3",
+        format!("Bad address syntax: {what} (RFC 5321 4.5.3.1)"),
+    )
 }
 
 fn bad_address() -> Reply {

@@ -20,7 +20,7 @@ use tokio::time::{timeout_at, Instant};
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::config::Config;
-use crate::metrics::Refusal;
+use crate::metrics::{Metrics, Refusal};
 use crate::pipeline::{Envelope, Target};
 
 use super::connection::{Connection, Line};
@@ -272,7 +272,7 @@ where
         }
         let mail = match recipient::parse_mail_from(args) {
             Ok(mail) => mail,
-            Err(reply) => return reply,
+            Err(reply) => return self.refused(reply),
         };
         if mail
             .size
@@ -298,7 +298,7 @@ where
         };
         let rcpt = match recipient::parse_rcpt_to(args) {
             Ok(rcpt) => rcpt,
-            Err(reply) => return reply,
+            Err(reply) => return counted(metrics, reply),
         };
         if transaction.recipients.len() >= max {
             metrics.smtp_refused(Refusal::TooManyRecipients);
@@ -315,10 +315,7 @@ where
             RcptVerdict::Reject(reply) => {
                 info!(rcpt = %rcpt.address, code = reply.code(), enhanced = reply.enhanced(), "recipient rejected");
                 transaction.rejected += 1;
-                if let Some(refusal) = Refusal::from_enhanced(reply.enhanced()) {
-                    metrics.smtp_refused(refusal);
-                }
-                reply
+                counted(metrics, reply)
             }
         }
     }
@@ -430,10 +427,7 @@ where
 
     /// Counts a refused message by the reason its reply carries, and passes it on.
     fn refused(&self, reply: Reply) -> Reply {
-        if let Some(refusal) = Refusal::from_enhanced(reply.enhanced()) {
-            self.ctx.metrics.smtp_refused(refusal);
-        }
-        reply
+        counted(&self.ctx.metrics, reply)
     }
 
     /// The `with` protocol of the Received header (RFC 3848).
@@ -503,6 +497,14 @@ where
             Err(_) => Err(End::Timeout),
         }
     }
+}
+
+/// Counts a refusal by the reason its reply carries (`from_enhanced`), and passes it on.
+fn counted(metrics: &Metrics, reply: Reply) -> Reply {
+    if let Some(refusal) = Refusal::from_enhanced(reply.enhanced()) {
+        metrics.smtp_refused(refusal);
+    }
+    reply
 }
 
 /// Resolves once shutdown is signalled; never, if the sender is gone without one.

@@ -241,6 +241,85 @@ async fn bare_line_endings_in_commands_are_refused() {
         .await;
 }
 
+/// A session whose command lines may be long enough to carry over-long paths.
+async fn start_with_long_lines() -> TestSession {
+    let mut config = test_config();
+    config.smtp.max_line_length = 2048;
+    let mut s = start(context(config)).await;
+    s.client.cmd("EHLO client.example", "250 ").await;
+    s
+}
+
+/// A domain of exactly `octets` octets (labels of at most 49 letters).
+fn domain_of(octets: usize) -> String {
+    let mut domain = "example".to_string();
+    while domain.len() < octets {
+        let label = (octets - domain.len() - 1).min(49);
+        domain = format!("{}.{domain}", "d".repeat(label.max(1)));
+    }
+    assert_eq!(domain.len(), octets, "domain_of({octets})");
+    domain
+}
+
+/// The `bad_address` refusals counted so far.
+fn bad_address_refusals(s: &TestSession) -> u64 {
+    let text = s.ctx.metrics.render(&Default::default());
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("inboxgate_smtp_refusals_total{reason=\"bad_address\""))
+        .expect("bad_address sample");
+    line.rsplit_once(' ')
+        .and_then(|(_, n)| n.parse().ok())
+        .expect("a count")
+}
+
+#[tokio::test]
+async fn over_long_mail_from_paths_are_refused_501_and_the_session_is_kept() {
+    let mut s = start_with_long_lines().await;
+    let from = format!("MAIL FROM:<{}@client.test>", "a".repeat(1100));
+    s.client.cmd(&from, "501 5.1.3").await;
+    // Local part: 64 octets are fine, 65 are not.
+    let local = |n: usize| format!("MAIL FROM:<{}@client.test>", "l".repeat(n));
+    s.client.cmd(&local(65), "501 5.1.3").await;
+    s.client.cmd(&local(64), "250 2.1.0").await;
+    s.client.cmd("RSET", "250").await;
+    // Path: 256 octets with its brackets are fine (254 between them), 257 are not.
+    let path = |n: usize| format!("MAIL FROM:<{}@{}>", "p".repeat(64), domain_of(n - 65));
+    s.client.cmd(&path(255), "501 5.1.3").await;
+    s.client.cmd(&path(254), "250 2.1.0").await;
+    s.client.cmd("RSET", "250").await;
+    // A source route counts towards the path, and octets are bytes, not characters.
+    let routed = format!("MAIL FROM:<@{}:a@b.example>", domain_of(250));
+    s.client.cmd(&routed, "501 5.1.3").await;
+    let utf8 = format!("MAIL FROM:<{}@b.example> SMTPUTF8", "é".repeat(33));
+    s.client.cmd(&utf8, "501 5.1.3").await;
+    assert_eq!(bad_address_refusals(&s), 5);
+    let reply = send_mail(&mut s.client, &[SUPPORT], BODY).await;
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+}
+
+#[tokio::test]
+async fn over_long_rcpt_to_paths_are_refused_501_and_the_transaction_is_kept() {
+    let mut s = start_with_long_lines().await;
+    s.client.cmd("MAIL FROM:<a@b.example>", "250 2.1.0").await;
+    // `support+` and a tag: 65 octets of local part are refused, 64 reach the channel.
+    let tagged = |n: usize| format!("RCPT TO:<support+{}@acme.hs-inbox.test>", "t".repeat(n));
+    s.client.cmd(&tagged(57), "501 5.1.3").await;
+    let long_path = format!("RCPT TO:<@{}:support@acme.hs-inbox.test>", domain_of(240));
+    s.client.cmd(&long_path, "501 5.1.3").await;
+    let huge = format!("RCPT TO:<{}@acme.hs-inbox.test>", "x".repeat(1100));
+    s.client.cmd(&huge, "501 5.1.3").await;
+    s.client.cmd(&tagged(56), "250 2.1.5").await;
+    assert_eq!(bad_address_refusals(&s), 3);
+    s.client
+        .cmd(&format!("RCPT TO:<{SALES}>"), "250 2.1.5")
+        .await;
+    s.client.cmd("DATA", "354").await;
+    s.client.send(BODY).await;
+    s.client.expect("250 2.0.0").await;
+    assert_eq!(s.ctx.sink.deliveries()[0].envelope.recipients.len(), 2);
+}
+
 /// Each smuggling sequence stays inside the message: one delivery, whose content holds
 /// the would-be second message, ending only at the real CRLF.CRLF.
 #[tokio::test]

@@ -190,6 +190,39 @@ async fn an_oversize_message_is_refused_after_the_dot_and_the_session_goes_on() 
     d.stop().await;
 }
 
+const BAD_ADDRESS: &str = r#"inboxgate_smtp_refusals_total{reason="bad_address",code="501 5.1.3"}"#;
+
+#[tokio::test]
+async fn an_over_long_path_is_refused_501_5_1_3_and_the_session_goes_on() {
+    let d = Daemon::start().await;
+    let before = d.metric(BAD_ADDRESS).await;
+    let mut client = d.client().await;
+    assert_reply(&client.cmd("EHLO client.test").await, "250");
+    let from = format!("MAIL FROM:<{}@client.test>", "a".repeat(1100));
+    assert_reply(&client.cmd(&from).await, "501 5.1.3");
+    assert_reply(
+        &client.cmd("MAIL FROM:<jan@klant.example>").await,
+        "250 2.1.0",
+    );
+    let rcpt = format!("RCPT TO:<support+{}@demo.hs-inbox.com>", "t".repeat(60));
+    assert_reply(&client.cmd(&rcpt).await, "501 5.1.3");
+    assert_reply(
+        &client.cmd(&format!("RCPT TO:<{SUPPORT}>")).await,
+        "250 2.1.5",
+    );
+    let reply = send_data(
+        &mut client,
+        &message("long-path@klant.example", "after a long path", "still here"),
+    )
+    .await;
+    assert_reply(&reply, "250 2.0.0");
+    client.quit().await;
+    assert_eq!(d.metric(BAD_ADDRESS).await - before, 2.0);
+    let list = d.list(&[]);
+    assert_eq!(subjects(&list), ["after a long path"]);
+    d.stop().await;
+}
+
 #[tokio::test]
 async fn recipient_and_line_limits_come_from_the_config() {
     let d = Daemon::start_with("max_recipients = 3\nmax_line_length = 512\n").await;

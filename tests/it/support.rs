@@ -533,3 +533,29 @@ impl Drop for Dns {
         let _ = self.child.wait();
     }
 }
+
+impl Daemon {
+    /// Every sample of `GET /metrics`, by its full name with labels.
+    pub async fn metrics(&self) -> std::collections::HashMap<String, f64> {
+        let url = format!("http://{}/metrics", self.api_addr);
+        let text = reqwest::get(url)
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body");
+        text.lines()
+            .filter(|line| !line.starts_with('#') && !line.is_empty())
+            .filter_map(|line| {
+                let (name, value) = line.rsplit_once(' ')?;
+                Some((name.to_string(), value.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// One sample of `GET /metrics` (0 when absent), e.g.
+    /// `inboxgate_smtp_refusals_total{reason="bad_address",code="501 5.1.3"}`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        self.metrics().await.get(name).copied().unwrap_or(0.0)
+    }
+}
