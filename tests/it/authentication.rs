@@ -16,6 +16,7 @@ const SUPPORT: &str = "support@demo.hs-inbox.com";
 /// An RSA key pair: the private key's PEM (PKCS#1, as dkimpy reads it) and the public
 /// key's base64 DER for the DNS record.
 fn rsa_key(dir: &Path) -> (Vec<u8>, String) {
+    require("openssl", "apt-get install openssl");
     let private = dir.join("dkim.pem");
     let made = Command::new("openssl")
         .args(["genrsa", "-traditional", "-out"])
@@ -41,6 +42,7 @@ fn rsa_key(dir: &Path) -> (Vec<u8>, String) {
 /// `message` with a DKIM-Signature for `domain` (selector `sel`) made by dkimpy, an
 /// independent signer.
 fn dkim_sign(dir: &Path, message: &str, domain: &str, key: &[u8]) -> String {
+    require_python_module("dkim", "apt-get install python3-dkim");
     let message_file = dir.join("unsigned.eml");
     let key_file = dir.join("signing.pem");
     std::fs::write(&message_file, message).expect("write message");

@@ -40,6 +40,8 @@ impl Dovecot {
     }
 
     fn start_with(introspection_url: Option<&str>) -> Dovecot {
+        crate::support::require("dovecot", "apt-get install dovecot-imapd");
+        crate::support::require_root("a private Dovecot (its mail user has the mail uid)");
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path().to_path_buf();
         // Dovecot's processes run as other users: they must reach into the temp dir.
@@ -376,23 +378,22 @@ pub fn message(id: &str, from: &str, subject: &str) -> Vec<u8> {
 
 /// `count` messages cycled from ../shared/corpora/spam, each given a unique Message-ID
 /// (the originals' ids move to `X-Original-Message-ID`), so none is a duplicate.
-pub fn corpus_messages(count: usize) -> Option<Vec<Vec<u8>>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora/spam/spamassassin");
+pub fn corpus_messages(count: usize) -> Vec<Vec<u8>> {
     let mut files = Vec::new();
     for folder in ["easy-ham-1", "spam-1"] {
-        let entries = std::fs::read_dir(root.join(folder)).ok()?;
+        let dir = crate::support::require_corpus(&format!("spam/spamassassin/{folder}"));
+        let entries = std::fs::read_dir(&dir).expect("corpus folder");
         files.extend(entries.filter_map(|e| e.ok()).map(|e| e.path()));
     }
     files.sort();
-    if files.is_empty() {
-        return None;
-    }
     let originals: Vec<Vec<u8>> = files.iter().filter_map(|f| std::fs::read(f).ok()).collect();
-    Some(
-        (0..count)
-            .map(|i| unique_id(&originals[i % originals.len()], i))
-            .collect(),
-    )
+    assert!(
+        !originals.is_empty(),
+        "the spamassassin corpus folders are empty"
+    );
+    (0..count)
+        .map(|i| unique_id(&originals[i % originals.len()], i))
+        .collect()
 }
 
 fn unique_id(original: &[u8], n: usize) -> Vec<u8> {

@@ -47,10 +47,7 @@ fn big_message(n: usize) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_full_disk_answers_452_keeps_every_acknowledged_message_and_recovers() {
-    if !nix_is_root() {
-        eprintln!("SKIPPED: needs root to mount a small tmpfs");
-        return;
-    }
+    require_root("mounting a small tmpfs");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
@@ -107,13 +104,6 @@ async fn a_full_disk_answers_452_keeps_every_acknowledged_message_and_recovers()
     d.stop().await;
 }
 
-fn nix_is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
-}
-
 #[tokio::test]
 async fn backup_copies_the_live_database_while_the_daemon_runs() {
     let d = Daemon::start().await;
@@ -150,10 +140,7 @@ async fn backup_copies_the_live_database_while_the_daemon_runs() {
 
 #[test]
 fn a_read_only_data_dir_stops_serve_with_a_clear_error() {
-    if !nix_is_root() {
-        eprintln!("SKIPPED: needs root to mount a read-only tmpfs");
-        return;
-    }
+    require_root("mounting a read-only tmpfs");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();

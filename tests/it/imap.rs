@@ -243,10 +243,7 @@ async fn wrong_password_is_reported_as_auth_failed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dovecot_stopped_mid_sync_and_restarted_files_every_message_once() {
-    let Some(corpus) = dovecot::corpus_messages(2000) else {
-        eprintln!("../shared/corpora missing: skipped");
-        return;
-    };
+    let corpus = dovecot::corpus_messages(2000);
     let dovecot = Dovecot::start();
     let mut client = dovecot.client().await;
     client.append("INBOX", &corpus).await;
@@ -330,10 +327,7 @@ async fn a_forwarded_copy_and_an_imap_copy_are_one_message() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_large_mailbox_is_synced_completely() {
-    let Some(corpus) = dovecot::corpus_messages(2500) else {
-        eprintln!("../shared/corpora missing: skipped");
-        return;
-    };
+    let corpus = dovecot::corpus_messages(2500);
     let dovecot = Dovecot::start();
     let mut client = dovecot.client().await;
     client.append("INBOX", &corpus).await;

@@ -72,6 +72,7 @@ fn headers(raw: &str) -> Vec<(String, String)> {
 
 impl Sink {
     pub fn start(options: Value) -> Sink {
+        require_python_module("aiosmtpd", "apt-get install python3-aiosmtpd");
         let dir = tempfile::tempdir().expect("sink dir");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/smtp_sink.py");
         let mut child = Command::new("/usr/bin/python3")
@@ -797,6 +798,8 @@ async fn implicit_mx_null_mx_and_missing_domain() {
 
 #[tokio::test]
 async fn dkim_signature_verifies_with_an_independent_verifier() {
+    require("openssl", "apt-get install openssl");
+    require_python_module("dkim", "apt-get install python3-dkim");
     let sink = Sink::plain();
     let keys = tempfile::tempdir().unwrap();
     let key = keys.path().join("dkim.pem");

@@ -182,6 +182,7 @@ struct Spamd {
 
 impl Spamd {
     async fn start() -> Spamd {
+        require("spamd", "apt-get install spamassassin");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")

@@ -495,6 +495,7 @@ pub struct Dns {
 impl Dns {
     /// `records`: dnsmasq options such as `--mx-host=a.test,mx.a.test,10`.
     pub fn start(records: &[String]) -> Dns {
+        require("dnsmasq", "apt-get install dnsmasq-base");
         let port = std::net::UdpSocket::bind("127.0.0.1:0")
             .and_then(|s| s.local_addr())
             .expect("free port")
@@ -558,4 +559,76 @@ impl Daemon {
     pub async fn metric(&self, name: &str) -> f64 {
         self.metrics().await.get(name).copied().unwrap_or(0.0)
     }
+}
+
+/// Requirements already found met, so each is checked once per test binary.
+static MET: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Checks `requirement` once with `check`; fails the calling test with `missing` when
+/// it is not met. A test whose tool or privilege is missing fails and says what to
+/// install: it never passes by skipping its work.
+#[track_caller]
+fn require_that(requirement: &str, check: impl FnOnce() -> bool, missing: String) {
+    let mut met = MET.lock().unwrap_or_else(|e| e.into_inner());
+    if met.iter().any(|m| m == requirement) {
+        return;
+    }
+    assert!(check(), "{missing}");
+    met.push(requirement.to_string());
+}
+
+/// Fails the test unless `command` is on `PATH`, e.g.
+/// `require("dnsmasq", "apt-get install dnsmasq-base")`.
+#[track_caller]
+pub fn require(command: &str, install: &str) {
+    let on_path = || {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(command).is_file()))
+    };
+    require_that(command, on_path, format!("{command} not found: {install}"));
+}
+
+/// Fails the test unless Debian's `/usr/bin/python3` can import `module` (Debian's
+/// python3-* packages are importable from it only).
+#[track_caller]
+pub fn require_python_module(module: &str, install: &str) {
+    let importable = || {
+        Command::new("/usr/bin/python3")
+            .args(["-c", &format!("import {module}")])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let missing = format!("/usr/bin/python3 cannot import {module}: {install}");
+    require_that(&format!("python3:{module}"), importable, missing);
+}
+
+/// Fails the test unless it runs as root (`why` names what needs it).
+#[track_caller]
+pub fn require_root(why: &str) {
+    let root = || {
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+    };
+    let missing = format!("not root: {why} needs root; run the tests as root, as CI does");
+    require_that("root", root, missing);
+}
+
+/// The shared corpus folder `relative` (under `../shared/corpora`); fails the test when
+/// it is missing.
+#[track_caller]
+pub fn require_corpus(relative: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/corpora")
+        .join(relative);
+    let missing = format!(
+        "corpus {} missing: the tests read ../shared/corpora beside the repository \
+         (CI provides it)",
+        dir.display()
+    );
+    let present = dir.is_dir();
+    require_that(&format!("corpus:{relative}"), || present, missing);
+    dir
 }
