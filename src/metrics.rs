@@ -166,6 +166,7 @@ pub struct Metrics {
     commit_seconds: Histogram,
     commit_failures: AtomicU64,
     deliveries: [AtomicU64; DeliveryOutcome::ALL.len()],
+    outbound_claims: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -180,6 +181,7 @@ impl Default for Metrics {
             commit_seconds: Histogram::new(COMMIT_SECONDS),
             commit_failures: AtomicU64::new(0),
             deliveries: Default::default(),
+            outbound_claims: AtomicU64::new(0),
         }
     }
 }
@@ -231,6 +233,11 @@ impl Metrics {
             .position(|o| *o == outcome)
             .unwrap_or(0);
         self.deliveries[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The outbound worker looked at the queue and claimed what was due (maybe nothing).
+    pub fn outbound_claimed(&self) {
+        self.outbound_claims.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The whole exposition: process counters, then what the store says.
@@ -300,6 +307,12 @@ impl Metrics {
     }
 
     fn render_outbound(&self, out: &mut String, store: &StoreGauges) {
+        counter(
+            out,
+            "inboxgate_outbound_claims_total",
+            "Passes of the outbound worker over the queue, each claiming what was due.",
+            &self.outbound_claims,
+        );
         let name = "inboxgate_outbound_deliveries_total";
         header(
             out,

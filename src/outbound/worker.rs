@@ -79,7 +79,10 @@ impl Worker {
                 return;
             }
             let due = match self.queue.claim(free).await {
-                Ok(due) => due,
+                Ok(due) => {
+                    self.metrics.outbound_claimed();
+                    due
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "could not claim due deliveries");
                     return;

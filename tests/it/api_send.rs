@@ -251,7 +251,7 @@ async fn sending_obeys_inbox_access_and_a_switched_off_channel_queues_nothing() 
             .unwrap()
             .is_empty()
     );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    d.outbound_worker_pass().await;
     assert!(sink.messages().is_empty());
 
     // The member may: a reply and a forward both go out.

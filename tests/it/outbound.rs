@@ -195,6 +195,14 @@ fn conversation_with(d: &Daemon, message_id: &str) -> Value {
     panic!("no conversation holds {message_id}");
 }
 
+/// The outbound message `row` as `show` has it now.
+fn message_now(d: &Daemon, conversation: i64, row: i64) -> Value {
+    d.show(conversation)["messages"]
+        .as_array()
+        .and_then(|all| all.iter().find(|m| m["id"] == row).cloned())
+        .unwrap_or_else(|| panic!("message {row} not in conversation {conversation}"))
+}
+
 /// Polls `show` until the outbound message `row` reaches `status`.
 async fn wait_delivery(d: &Daemon, conversation: i64, row: i64, status: &str) -> Value {
     wait_attempt(d, conversation, row, status, 1..=99).await
@@ -460,7 +468,7 @@ async fn switched_off_channel_or_agent_without_access_queues_nothing() {
     assert!(!unknown_from.status.success());
     assert_eq!(d.cli(&["outbound", "list", "--json"]).trim(), "[]");
     assert!(d.list(&[]).is_empty());
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    d.outbound_worker_pass().await;
     assert!(sink.messages().is_empty());
     d.stop().await;
 }
@@ -508,8 +516,11 @@ async fn a_4xx_is_retried_with_backoff_until_it_succeeds() {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
     assert_eq!(next, expected);
-    // Not before the backoff has passed…
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Not before the backoff has passed: a whole pass of the worker leaves it deferred…
+    d.outbound_worker_pass().await;
+    let waiting = message_now(&d, conversation, row);
+    assert_eq!(waiting["delivery"]["status"], "deferred", "{waiting:#}");
+    assert_eq!(waiting["delivery"]["attempts"], 1);
     assert_eq!(sink.messages().len(), 1);
     // …then once it has.
     d.clock.advance(300);
@@ -690,8 +701,12 @@ async fn a_crash_while_sending_means_at_most_one_duplicate() {
     let conversation = conversation_with(&d, m["message_id"].as_str().unwrap())["id"]
         .as_i64()
         .unwrap();
-    wait_delivery(&d, conversation, m["id"].as_i64().unwrap(), "sent").await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let row = m["id"].as_i64().unwrap();
+    wait_delivery(&d, conversation, row, "sent").await;
+    // A whole pass of the worker later it is still sent once more, not claimed again.
+    d.outbound_worker_pass().await;
+    let again = message_now(&d, conversation, row);
+    assert_eq!(again["delivery"]["status"], "sent", "{again:#}");
     let got = sink.messages();
     assert_eq!(got.len(), 2, "the first copy and exactly one re-send");
     assert_eq!(got[0].header("Message-ID"), got[1].header("Message-ID"));

@@ -44,6 +44,17 @@ async fn wait_for_port(port: u16) {
     panic!("inboxgate serve did not listen on {port}");
 }
 
+/// Waits until the daemon's log holds `event`.
+async fn wait_for_log(log: &std::path::Path, event: &str) {
+    for _ in 0..200 {
+        if std::fs::read_to_string(log).is_ok_and(|text| text.contains(event)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no {event:?} in the log within 10 s");
+}
+
 async fn rcpt_reply(port: u16, rcpt: &str) -> String {
     let mut client = SmtpClient::connect(([127, 0, 0, 1], port).into()).await;
     client.cmd("EHLO client.test").await;
@@ -75,12 +86,13 @@ async fn sighup_applies_a_valid_config_and_refuses_an_invalid_one() {
         &format!(r#"listen = ["127.0.0.1:{port}"]"#),
     );
     std::fs::write(&config_path, &text).unwrap();
+    let log = dir.path().join("serve.log");
     let child = Command::new(env!("CARGO_BIN_EXE_inboxgate"))
         .arg("--config")
         .arg(&config_path)
         .arg("serve")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let serve = Serve(child);
@@ -105,7 +117,7 @@ async fn sighup_applies_a_valid_config_and_refuses_an_invalid_one() {
     // An invalid file is refused; the running configuration stays.
     std::fs::write(&config_path, "[smtp]\nlisten = 42\n").unwrap();
     signal(&serve.0, "HUP");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for_log(&log, "config reload refused; the running configuration stays").await;
     let reply = rcpt_reply(port, old_sales).await;
     assert!(
         reply.starts_with("250"),

@@ -201,6 +201,7 @@ impl Daemon {
         let text = std::fs::read_to_string(&self.config_path).expect("read config");
         let running = Daemon::run(&text, &self.clock).await;
         self.addr = running.smtp_addrs[0];
+        self.api_addr = running.api_addr;
         self.running = Some(running);
         self
     }
@@ -631,4 +632,22 @@ pub fn require_corpus(relative: &str) -> PathBuf {
     let present = dir.is_dir();
     require_that(&format!("corpus:{relative}"), || present, missing);
     dir
+}
+
+impl Daemon {
+    /// Waits until the outbound worker has made two more passes over the queue than it
+    /// had when called, so one whole pass began afterwards: whatever was due by then has
+    /// been claimed. Tests assert that nothing went out after this, never after a sleep.
+    pub async fn outbound_worker_pass(&self) {
+        const CLAIMS: &str = "inboxgate_outbound_claims_total";
+        let start = self.metric(CLAIMS).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.metric(CLAIMS).await < start + 2.0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the outbound worker made no pass over the queue in 30 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
 }
