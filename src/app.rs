@@ -48,7 +48,7 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
     let metrics = Arc::new(Metrics::default());
     let (writer, writer_thread) = store.start_counted_writer(metrics.clone())?;
     let live = Arc::new(LiveConfig::new(config.clone()));
-    let classifier = Arc::new(Classifier::new(live.clone()));
+    let classifier = Arc::new(Classifier::new(live.clone()).counted(metrics.clone()));
     let ingest = Ingest::new(
         writer.clone(),
         classifier.clone(),

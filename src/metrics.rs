@@ -167,6 +167,8 @@ pub struct Metrics {
     commit_failures: AtomicU64,
     deliveries: [AtomicU64; DeliveryOutcome::ALL.len()],
     outbound_claims: AtomicU64,
+    /// The token model generation the classifier scores with; -1 before it loads one.
+    model_generation: AtomicI64,
 }
 
 impl Default for Metrics {
@@ -182,6 +184,7 @@ impl Default for Metrics {
             commit_failures: AtomicU64::new(0),
             deliveries: Default::default(),
             outbound_claims: AtomicU64::new(0),
+            model_generation: AtomicI64::new(-1),
         }
     }
 }
@@ -240,6 +243,11 @@ impl Metrics {
         self.outbound_claims.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The classifier now scores with the token model of `generation`.
+    pub fn model_loaded(&self, generation: i64) {
+        self.model_generation.store(generation, Ordering::Relaxed);
+    }
+
     /// The whole exposition: process counters, then what the store says.
     pub fn render(&self, store: &StoreGauges) -> String {
         let mut out = String::with_capacity(4096);
@@ -262,6 +270,7 @@ impl Metrics {
         );
         self.render_outbound(&mut out, store);
         render_imap(&mut out, store);
+        self.render_model(&mut out, store);
         out
     }
 
@@ -304,6 +313,28 @@ impl Metrics {
             let value = self.smtp_refused[refusal.index()].load(Ordering::Relaxed);
             let _ = writeln!(out, "{name}{{reason=\"{reason}\",code=\"{code}\"}} {value}");
         }
+    }
+
+    /// The token model's generation in the store and the one the classifier uses: they
+    /// differ until the classifier's next check (at most once a second, at a message).
+    fn render_model(&self, out: &mut String, store: &StoreGauges) {
+        let name = "inboxgate_bayes_generation";
+        header(
+            out,
+            name,
+            "gauge",
+            "Token model generation in the store (moves with every training).",
+        );
+        let _ = writeln!(out, "{name} {}", store.bayes_generation);
+        let name = "inboxgate_classifier_model_generation";
+        header(
+            out,
+            name,
+            "gauge",
+            "Token model generation the classifier scores with (-1 before the first message).",
+        );
+        let value = self.model_generation.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name} {value}");
     }
 
     fn render_outbound(&self, out: &mut String, store: &StoreGauges) {
@@ -349,6 +380,8 @@ pub struct StoreGauges {
     pub imap_channels: Vec<(String, String, i64)>,
     /// `(status, recipient deliveries)` of the outbound queue.
     pub outbound_by_status: Vec<(String, i64)>,
+    /// The token model's generation.
+    pub bayes_generation: i64,
 }
 
 const IMAP_STATES: [&str; 4] = ["syncing", "idle", "backoff", "auth_failed"];
@@ -441,6 +474,7 @@ mod tests {
         let store = StoreGauges {
             imap_channels: vec![("a\"b@x".into(), "backoff".into(), 7)],
             outbound_by_status: vec![("deferred".into(), 2)],
+            bayes_generation: 3,
         };
         let text = metrics.render(&store);
         drop(second);
@@ -454,6 +488,9 @@ mod tests {
             "inboxgate_imap_messages_ingested_total{channel=\"a\\\"b@x\"} 7",
             "inboxgate_outbound_queue{status=\"deferred\"} 2",
             "inboxgate_outbound_queue{status=\"queued\"} 0",
+            "inboxgate_outbound_claims_total 0",
+            "inboxgate_bayes_generation 3",
+            "inboxgate_classifier_model_generation -1",
         ] {
             assert!(
                 text.contains(&format!("{line}\n")),

@@ -177,7 +177,8 @@ impl Service {
         (self.clock)()
     }
 
-    /// What `/metrics` reads from the store: IMAP sync state, outbound queue depth.
+    /// What `/metrics` reads from the store: IMAP sync state, outbound queue depth, the
+    /// token model's generation.
     pub fn store_gauges(&self) -> Result<crate::metrics::StoreGauges, InboxError> {
         self.read(|reader| {
             let imap_channels = reader
@@ -189,6 +190,7 @@ impl Service {
             Ok(crate::metrics::StoreGauges {
                 imap_channels,
                 outbound_by_status,
+                bayes_generation: reader.bayes_generation()?,
             })
         })
     }

@@ -362,10 +362,14 @@ name = "Watch"
     );
     let extra = team_inbox(&imap, &["INBOX"], 1, "off") + &watch;
     let daemon = Daemon::start_with_config(&extra).await;
-    wait_until(Duration::from_secs(30), "the switched-on channel's sync", || {
-        let watched = status_of(&daemon, WATCH);
-        watched["state"] == "idle" && watched["messages_ingested"] == 2
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "the switched-on channel's sync",
+        || {
+            let watched = status_of(&daemon, WATCH);
+            watched["state"] == "idle" && watched["messages_ingested"] == 2
+        },
+    )
     .await;
     assert_eq!(team_messages(&daemon), 0);
     assert_eq!(channel_status(&daemon)["state"], "off");

@@ -117,7 +117,11 @@ async fn sighup_applies_a_valid_config_and_refuses_an_invalid_one() {
     // An invalid file is refused; the running configuration stays.
     std::fs::write(&config_path, "[smtp]\nlisten = 42\n").unwrap();
     signal(&serve.0, "HUP");
-    wait_for_log(&log, "config reload refused; the running configuration stays").await;
+    wait_for_log(
+        &log,
+        "config reload refused; the running configuration stays",
+    )
+    .await;
     let reply = rcpt_reply(port, old_sales).await;
     assert!(
         reply.starts_with("250"),

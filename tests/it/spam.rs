@@ -63,9 +63,30 @@ async fn a_new_advert_is_spam_by_the_model(d: &Daemon) -> String {
     id
 }
 
-/// Waits out the classifier's once-a-second check for a newer model.
-async fn let_the_model_reload() {
-    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+/// Waits until the classifier scores with the store's newest token model. It asks the
+/// store for a newer one at most once a second, when a message comes in, so this sends
+/// plain probe messages until the generation it uses (in `/metrics`) is the store's.
+async fn let_the_model_reload(d: &Daemon) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    for n in 0.. {
+        let stored = d.metric("inboxgate_bayes_generation").await;
+        if d.metric("inboxgate_classifier_model_generation").await == stored {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the classifier never loaded model generation {stored}"
+        );
+        let probe = format!(
+            "Message-ID: <probe{n}@x.example>\r\nFrom: prober@probe.example\r\nTo: {SUPPORT}\r\n\
+             Subject: probe {n}\r\n\r\nJust checking.\r\n"
+        );
+        let reply = d
+            .send("prober@probe.example", &[SUPPORT], probe.as_bytes())
+            .await;
+        assert!(reply.starts_with("250 2.0.0"), "{reply}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]
@@ -92,7 +113,7 @@ async fn marks_train_the_model_and_a_changed_mind_untrains() {
         d.cli(&["conversations", "not-spam", id, "--as", AGENT]);
         d.cli(&["conversations", "spam", id, "--as", AGENT]);
     }
-    let_the_model_reload().await;
+    let_the_model_reload(&d).await;
 
     let id = a_new_advert_is_spam_by_the_model(&d).await;
     assert!(d.show(id.parse().expect("id"))["spam"] == true);
@@ -118,7 +139,9 @@ async fn marks_teach_nothing_when_learning_is_off() {
         let id = deliver(&d, &raw, &subject).await;
         d.cli(&["conversations", "not-spam", &id, "--as", AGENT]);
     }
-    let_the_model_reload().await;
+    // Nothing was trained: the store's model is where it started.
+    assert_eq!(d.metric("inboxgate_bayes_generation").await, 0.0);
+    let_the_model_reload(&d).await;
     let (raw, subject) = message(100, "advert", ADVERT_WORDS);
     let id = deliver(&d, &raw, &subject).await;
     let c = classification_of_first_message(&d, &id);
@@ -153,7 +176,7 @@ async fn spam_train_learns_from_folders_of_messages() {
         out.trim(),
         format!("trained {ENOUGH} spam and {ENOUGH} ham messages")
     );
-    let_the_model_reload().await;
+    let_the_model_reload(&d).await;
 
     a_new_advert_is_spam_by_the_model(&d).await;
 

@@ -156,6 +156,12 @@ impl Classifier {
         }
     }
 
+    /// Reports each token model it loads in `metrics` (its generation).
+    pub fn counted(mut self, metrics: Arc<crate::metrics::Metrics>) -> Classifier {
+        self.model.metrics = Some(metrics);
+        self
+    }
+
     /// The configuration in force now; the store routes with this snapshot.
     pub fn config(&self) -> Arc<Config> {
         self.config.current()
@@ -209,6 +215,7 @@ impl Classifier {
 struct ModelCache {
     path: PathBuf,
     state: Mutex<CacheState>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 #[derive(Default)]
@@ -226,6 +233,7 @@ impl ModelCache {
         ModelCache {
             path,
             state: Mutex::new(CacheState::default()),
+            metrics: None,
         }
     }
 
@@ -241,6 +249,9 @@ impl ModelCache {
         if let Err(e) = refresh(&mut state, &self.path) {
             tracing::warn!(error = %e, "token model not reloaded; keeping the one in memory");
             state.reader = None;
+        }
+        if let (Some(metrics), Some(generation)) = (&self.metrics, state.generation) {
+            metrics.model_loaded(generation);
         }
         state.model.clone()
     }
