@@ -92,7 +92,7 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
     )));
     let pollers = crate::imap::spawn_pollers(&config, &writer, &classifier, &clock, &shutdown_rx);
     let (writer_for_reload, clock_for_reload) = (writer.clone(), clock.clone());
-    let service = Arc::new(Service::new(Arc::new(config.clone()), store, writer, clock));
+    let service = Arc::new(Service::new(live.clone(), store, writer, clock));
     let unassigned = service.unassign_removed_users().await?;
     if unassigned > 0 {
         tracing::info!(unassigned, "unassigned conversations of removed users");
@@ -163,13 +163,14 @@ fn start_outbound(
 }
 
 impl Running {
-    /// Applies a new, already validated configuration to new SMTP sessions (channels,
-    /// recipients, message limits, timeouts). IMAP pollers and the outbound queue keep
-    /// the configuration they started with until a restart.
-    /// (SMTP: channels,
-    /// recipients, message limits, timeouts). Listen addresses, connection limits, TLS
-    /// files and the data directory need a restart; a change to them is logged and
-    /// otherwise ignored.
+    /// Applies a new, already validated configuration. Everything that reads the live
+    /// configuration follows at its next unit of work: API and CLI requests (users,
+    /// inbox access), new SMTP sessions (channels, recipients, limits, timeouts), the
+    /// classification and routing of each message, SMTP or IMAP. The IMAP pollers' own
+    /// settings (which channels, servers, credentials) and the outbound worker's (relay,
+    /// DKIM, concurrency) are built at start and need a restart, as do listen
+    /// addresses, connection limits, TLS files and the data directory; a change to the
+    /// last four is logged and otherwise ignored.
     pub fn reload(&self, config: Config) {
         let old = self.config.current();
         for (key, changed) in [
