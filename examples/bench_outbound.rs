@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use inboxgate::config;
-use inboxgate::pipeline::ingest::system_clock;
+use inboxgate::clock::system_clock;
 use inboxgate::pipeline::parse::Mailbox;
 use inboxgate::store::outbound::{file_outbound, NewOutbound};
 use inboxgate::store::Store;

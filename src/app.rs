@@ -11,13 +11,13 @@ use anyhow::Context;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::cli::LogFormat;
 use crate::config::{Config, LiveConfig};
 use crate::inbox::{retention, Service};
 use crate::metrics::Metrics;
 use crate::outbound;
 use crate::pipeline::classify::Classifier;
-use crate::pipeline::ingest::{system_clock, Clock, Ingest};
+use crate::clock::{system_clock, Clock};
+use crate::pipeline::ingest::Ingest;
 use crate::smtp::{self, SmtpContext};
 use crate::store::Store;
 
@@ -289,25 +289,4 @@ fn notify_systemd(state: sd_notify::NotifyState) {
     if let Err(e) = sd_notify::notify(false, &[state]) {
         tracing::debug!(error = %e, "sd_notify failed (not under systemd?)");
     }
-}
-
-/// Logs to stderr, human-readable or JSON; `RUST_LOG` overrides the level.
-pub fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // imap-next traces raw protocol bytes (LOGIN and AUTHENTICATE included) in debug
-    // builds: never let RUST_LOG=trace put a mailbox password in the log.
-    let filter = match "imap_next::stream=info".parse() {
-        Ok(directive) => filter.add_directive(directive),
-        Err(_) => filter,
-    };
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
 }

@@ -6,12 +6,14 @@
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod dns;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod imap;
 pub mod inbox;
+pub mod logging;
 pub mod metrics;
 pub mod outbound;
 pub mod pipeline;

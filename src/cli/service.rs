@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 
 use crate::config::{Config, LiveConfig};
 use crate::inbox::{Caller, Service};
-use crate::pipeline::ingest::system_clock;
+use crate::clock::system_clock;
 use crate::store::Store;
 
 /// The service over this config's store (which must exist: the CLI does not create one

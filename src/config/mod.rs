@@ -331,6 +331,22 @@ impl Config {
             .find(|u| u.email.eq_ignore_ascii_case(email))
     }
 
+    /// Whether the user (by address, any case) is a member of `inbox`, directly or
+    /// through a team. Says nothing about whether the user is configured.
+    pub fn is_member(&self, user_email: &str, inbox: &Inbox) -> bool {
+        match &inbox.access {
+            Access::Everyone => true,
+            Access::Specific { users, teams } => {
+                users.iter().any(|u| u.eq_ignore_ascii_case(user_email))
+                    || self
+                        .teams
+                        .iter()
+                        .filter(|t| teams.iter().any(|name| name.eq_ignore_ascii_case(&t.name)))
+                        .any(|t| t.members.iter().any(|m| m.eq_ignore_ascii_case(user_email)))
+            }
+        }
+    }
+
     /// Path of the SQLite database inside the data directory.
     pub fn database_path(&self) -> PathBuf {
         self.server.data_dir.join("inboxgate.db")

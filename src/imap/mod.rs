@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::config::{ChannelKind, ChannelStatus, Config};
 use crate::pipeline::classify::Classifier;
-use crate::pipeline::ingest::Clock;
+use crate::clock::Clock;
 use crate::store::Writer;
 use poller::{Poller, PollerConfig};
 

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use super::client::{Credentials, Folder, ImapError, Session};
 use crate::config::{ImapChannel, RemoteServer};
 use crate::pipeline::classify::{Classifier, Received};
-use crate::pipeline::ingest::Clock;
+use crate::clock::Clock;
 use crate::pipeline::parse;
 use crate::pipeline::Target;
 use crate::store::imap::{self as sync_store, BatchFiled, Checkpoint, FetchedBatch, SyncState};

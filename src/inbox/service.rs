@@ -12,7 +12,7 @@ use super::access::{inbox_access, InboxAccess};
 use crate::config::{ChannelKind, Config, Inbox, LiveConfig, User};
 use crate::outbound::queue::Queue;
 use crate::outbound::send::{self, ComposeRequest, ForwardRequest, ReplyRequest, SendError};
-use crate::pipeline::ingest::Clock;
+use crate::clock::Clock;
 use crate::pipeline::parse::AttachmentInfo;
 use crate::store::bayes::Class;
 use crate::store::{

@@ -10,18 +10,12 @@ use time::OffsetDateTime;
 use super::classify::{Classifier, Received};
 use super::parse::{self, Inbound};
 use super::{Envelope, Target};
+use crate::clock::Clock;
 use crate::smtp::{Delivered, MailSink, SinkError};
 use crate::store::{Filed, NewInbound, StoreError, Writer};
 
 /// Messages at least this large are parsed on the blocking pool, not the event loop.
 const BLOCKING_PARSE_SIZE: usize = 256 * 1024;
-
-/// A source of "now" as a Unix timestamp; tests inject their own.
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
-pub fn system_clock() -> Clock {
-    Arc::new(|| OffsetDateTime::now_utc().unix_timestamp())
-}
 
 /// Files received messages. Cheap to clone.
 #[derive(Clone)]
