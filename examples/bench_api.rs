@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use inboxgate::config;
 use inboxgate::clock::system_clock;
+use inboxgate::config;
 use inboxgate::pipeline::parse::{parse, Inbound};
 use inboxgate::pipeline::Target;
 use inboxgate::store::{file_inbound, Change, NewInbound, Store};

@@ -11,12 +11,12 @@ use anyhow::Context;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::clock::{system_clock, Clock};
 use crate::config::{Config, LiveConfig};
 use crate::inbox::{retention, Service};
 use crate::metrics::Metrics;
 use crate::outbound;
 use crate::pipeline::classify::Classifier;
-use crate::clock::{system_clock, Clock};
 use crate::pipeline::ingest::Ingest;
 use crate::smtp::{self, SmtpContext};
 use crate::store::Store;

@@ -1,7 +1,9 @@
 //! inboxgate: the email channel of a shared conversations inbox.
 //!
 //! See ARCHITECTURE.md for the map. Data flows SMTP/IMAP → `pipeline` → `store`;
-//! agents read and act through `cli` (and later the HTTP API) on the same store.
+//! agents read and act through `cli` and the HTTP API (`api`), both over `inbox`.
+
+#![forbid(unsafe_code)]
 
 pub mod api;
 pub mod app;

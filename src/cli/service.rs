@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 
+use crate::clock::system_clock;
 use crate::config::{Config, LiveConfig};
 use crate::inbox::{Caller, Service};
-use crate::clock::system_clock;
 use crate::store::Store;
 
 /// The service over this config's store (which must exist: the CLI does not create one

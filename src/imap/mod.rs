@@ -11,9 +11,9 @@ use tokio::task::JoinHandle;
 
 use std::sync::Arc;
 
+use crate::clock::Clock;
 use crate::config::{ChannelKind, ChannelStatus, Config};
 use crate::pipeline::classify::Classifier;
-use crate::clock::Clock;
 use crate::store::Writer;
 use poller::{Poller, PollerConfig};
 

@@ -20,9 +20,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::client::{Credentials, Folder, ImapError, Session};
+use crate::clock::Clock;
 use crate::config::{ImapChannel, RemoteServer};
 use crate::pipeline::classify::{Classifier, Received};
-use crate::clock::Clock;
 use crate::pipeline::parse;
 use crate::pipeline::Target;
 use crate::store::imap::{self as sync_store, BatchFiled, Checkpoint, FetchedBatch, SyncState};

@@ -9,10 +9,10 @@
 use std::sync::{Arc, Mutex};
 
 use super::access::{inbox_access, InboxAccess};
+use crate::clock::Clock;
 use crate::config::{ChannelKind, Config, Inbox, LiveConfig, User};
 use crate::outbound::queue::Queue;
 use crate::outbound::send::{self, ComposeRequest, ForwardRequest, ReplyRequest, SendError};
-use crate::clock::Clock;
 use crate::pipeline::parse::AttachmentInfo;
 use crate::store::bayes::Class;
 use crate::store::{
