@@ -51,7 +51,7 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
     let classifier = Arc::new(Classifier::new(live.clone()));
     let ingest = Ingest::new(
         writer.clone(),
-        classifier.clone(),
+        classifier,
         &config.server.hostname,
         clock.clone(),
     );
@@ -71,7 +71,7 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
     )?;
     let context = Arc::new(SmtpContext {
         config: live.clone(),
-        sink: ingest,
+        sink: ingest.clone(),
         tls,
         metrics: metrics.clone(),
     });
@@ -90,7 +90,7 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
         writer.clone(),
         shutdown_rx.clone(),
     )));
-    let pollers = crate::imap::spawn_pollers(&config, &writer, &classifier, &clock, &shutdown_rx);
+    let pollers = crate::imap::spawn_pollers(&config, &writer, &ingest, &clock, &shutdown_rx);
     let (writer_for_reload, clock_for_reload) = (writer.clone(), clock.clone());
     let service = Arc::new(Service::new(live.clone(), store, writer, clock));
     let unassigned = service.unassign_removed_users().await?;

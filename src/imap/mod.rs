@@ -9,11 +9,9 @@ pub mod poller;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use std::sync::Arc;
-
 use crate::clock::Clock;
 use crate::config::{ChannelKind, ChannelStatus, Config};
-use crate::pipeline::classify::Classifier;
+use crate::pipeline::ingest::Ingest;
 use crate::store::Writer;
 use poller::{Poller, PollerConfig};
 
@@ -21,7 +19,7 @@ use poller::{Poller, PollerConfig};
 pub fn spawn_pollers(
     config: &Config,
     writer: &Writer,
-    classifier: &Arc<Classifier>,
+    ingest: &Ingest,
     clock: &Clock,
     shutdown: &watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
@@ -42,7 +40,7 @@ pub fn spawn_pollers(
         let poller = Poller::new(
             poller_config,
             writer.clone(),
-            classifier.clone(),
+            ingest.clone(),
             clock.clone(),
             shutdown.clone(),
         );
