@@ -36,7 +36,8 @@ pub struct Running {
     pub trash: retention::SweepHandle,
     shutdown: watch::Sender<bool>,
     listeners: Vec<JoinHandle<()>>,
-    pollers: Vec<JoinHandle<()>>,
+    /// Follow reloads (`Pollers::apply`).
+    pollers: std::sync::Mutex<crate::imap::Pollers>,
     outbound: JoinHandle<()>,
     writer_thread: std::thread::JoinHandle<()>,
 }
@@ -90,7 +91,7 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
         writer.clone(),
         shutdown_rx.clone(),
     )));
-    let pollers = crate::imap::spawn_pollers(&config, &writer, &ingest, &clock, &shutdown_rx);
+    let pollers = crate::imap::Pollers::start(&config, &writer, &ingest, &clock);
     let (writer_for_reload, clock_for_reload) = (writer.clone(), clock.clone());
     let service = Arc::new(Service::new(live.clone(), store, writer, clock));
     let unassigned = service.unassign_removed_users().await?;
@@ -119,7 +120,7 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
         trash,
         shutdown,
         listeners,
-        pollers,
+        pollers: std::sync::Mutex::new(pollers),
         outbound,
         writer_thread,
     })
@@ -166,11 +167,11 @@ impl Running {
     /// Applies a new, already validated configuration. Everything that reads the live
     /// configuration follows at its next unit of work: API and CLI requests (users,
     /// inbox access), new SMTP sessions (channels, recipients, limits, timeouts), the
-    /// classification and routing of each message, SMTP or IMAP. The IMAP pollers' own
-    /// settings (which channels, servers, credentials) and the outbound worker's (relay,
-    /// DKIM, concurrency) are built at start and need a restart, as do listen
-    /// addresses, connection limits, TLS files and the data directory; a change to the
-    /// last four is logged and otherwise ignored.
+    /// classification and routing of each message, SMTP or IMAP; the IMAP pollers are
+    /// started, stopped or restarted to match the new channels. The outbound worker's
+    /// settings (relay, DKIM, concurrency) are built at start and need a restart, as do
+    /// listen addresses, connection limits, TLS files and the data directory; a change
+    /// to the last four is logged and otherwise ignored.
     pub fn reload(&self, config: Config) {
         let old = self.config.current();
         for (key, changed) in [
@@ -198,6 +199,10 @@ impl Running {
             }
         }
         let users: Vec<String> = config.users.iter().map(|u| u.email.clone()).collect();
+        match self.pollers.lock() {
+            Ok(mut pollers) => pollers.apply(&config),
+            Err(poisoned) => poisoned.into_inner().apply(&config),
+        }
         self.config.replace(config);
         tracing::info!("configuration reloaded");
         // D5: conversations of users who left the config become unassigned.
@@ -220,9 +225,11 @@ impl Running {
         for listener in self.listeners {
             let _ = listener.await;
         }
-        for poller in self.pollers {
-            let _ = poller.await;
-        }
+        let pollers = match self.pollers.into_inner() {
+            Ok(pollers) => pollers,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        pollers.stop().await;
         let _ = self.outbound.await;
         // The writer thread ends when the last handle to it is gone.
         drop(self.writer);

@@ -191,7 +191,7 @@ pub enum Tickets {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImapChannel {
     pub server: RemoteServer,
     pub smtp: Option<RemoteServer>,
@@ -202,7 +202,7 @@ pub struct ImapChannel {
 }
 
 /// A server we connect to (IMAP mailbox, SMTP relay).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteServer {
     pub host: String,
     pub port: u16,

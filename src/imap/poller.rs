@@ -34,7 +34,7 @@ const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 /// What one poller needs to know about its channel.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PollerConfig {
     pub inbox: String,
     /// The channel's (team mailbox's) address; names the channel in the store.
