@@ -38,7 +38,8 @@ pub struct Running {
     listeners: Vec<JoinHandle<()>>,
     /// Follow reloads (`Pollers::apply`).
     pollers: std::sync::Mutex<crate::imap::Pollers>,
-    outbound: JoinHandle<()>,
+    /// Restarted by a reload that changes its settings.
+    outbound: std::sync::Mutex<OutboundWorker>,
     writer_thread: std::thread::JoinHandle<()>,
 }
 
@@ -63,13 +64,7 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
         None => None,
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let outbound = start_outbound(
-        &config,
-        writer.clone(),
-        clock.clone(),
-        metrics.clone(),
-        shutdown_rx.clone(),
-    )?;
+    let outbound = OutboundWorker::start(&config, writer.clone(), clock.clone(), metrics.clone())?;
     let context = Arc::new(SmtpContext {
         config: live.clone(),
         sink: ingest.clone(),
@@ -121,7 +116,7 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
         shutdown,
         listeners,
         pollers: std::sync::Mutex::new(pollers),
-        outbound,
+        outbound: std::sync::Mutex::new(outbound),
         writer_thread,
     })
 }
@@ -144,23 +139,88 @@ async fn index_search(writer: crate::store::Writer, mut shutdown: watch::Receive
     }
 }
 
-/// The outbound queue worker (it holds a writer handle, so it stops before the writer).
-fn start_outbound(
-    config: &Config,
+/// The outbound queue worker (it holds a writer handle, so it stops before the writer),
+/// with the settings it was built from.
+struct OutboundWorker {
     writer: crate::store::Writer,
     clock: Clock,
     metrics: Arc<Metrics>,
-    shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<JoinHandle<()>> {
+    /// `[outbound]` and the HELO name it was built with.
+    settings: (crate::config::OutboundConfig, String),
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl OutboundWorker {
+    fn start(
+        config: &Config,
+        writer: crate::store::Writer,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<OutboundWorker> {
+        let worker = build_worker(config, &writer, &clock, &metrics)?;
+        let (stop, stopped) = watch::channel(false);
+        Ok(OutboundWorker {
+            settings: outbound_settings(config),
+            task: worker.start(stopped),
+            writer,
+            clock,
+            metrics,
+            stop,
+        })
+    }
+
+    /// After a reload: when `[outbound]` changed, a new worker takes over once the old
+    /// one has finished its running deliveries (so no delivery is made twice). A relay
+    /// password or DKIM key that cannot be read keeps the old worker running.
+    fn apply(&mut self, config: &Config) {
+        let settings = outbound_settings(config);
+        if settings == self.settings {
+            return;
+        }
+        let worker = match build_worker(config, &self.writer, &self.clock, &self.metrics) {
+            Ok(worker) => worker,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "outbound settings not applied; the running ones stay");
+                return;
+            }
+        };
+        let (stop, stopped) = watch::channel(false);
+        let _ = self.stop.send(true);
+        let previous = std::mem::replace(&mut self.task, tokio::spawn(async {}));
+        self.task = tokio::spawn(async move {
+            let _ = previous.await;
+            let _ = worker.start(stopped).await;
+        });
+        self.stop = stop;
+        self.settings = settings;
+        tracing::info!("outbound worker restarted with the reloaded settings");
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+fn outbound_settings(config: &Config) -> (crate::config::OutboundConfig, String) {
+    (config.outbound.clone(), config.server.hostname.clone())
+}
+
+fn build_worker(
+    config: &Config,
+    writer: &crate::store::Writer,
+    clock: &Clock,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<outbound::worker::Worker> {
     let out = &config.outbound;
-    let worker = outbound::worker::Worker {
-        queue: outbound::queue::Queue::new(writer, clock, out.lifetime),
+    Ok(outbound::worker::Worker {
+        queue: outbound::queue::Queue::new(writer.clone(), clock.clone(), out.lifetime),
         deliverer: outbound::deliver::Deliverer::from_config(config).context("[outbound]")?,
         signer: outbound::dkim::Signer::from_config(config).context("outbound.dkim")?,
         concurrency: out.concurrency,
-        metrics,
-    };
-    Ok(worker.start(shutdown))
+        metrics: metrics.clone(),
+    })
 }
 
 impl Running {
@@ -168,10 +228,10 @@ impl Running {
     /// configuration follows at its next unit of work: API and CLI requests (users,
     /// inbox access), new SMTP sessions (channels, recipients, limits, timeouts), the
     /// classification and routing of each message, SMTP or IMAP; the IMAP pollers are
-    /// started, stopped or restarted to match the new channels. The outbound worker's
-    /// settings (relay, DKIM, concurrency) are built at start and need a restart, as do
-    /// listen addresses, connection limits, TLS files and the data directory; a change
-    /// to the last four is logged and otherwise ignored.
+    /// started, stopped or restarted to match the new channels, and the outbound worker
+    /// is rebuilt when `[outbound]` changed. Listen addresses, connection limits, TLS
+    /// files and the data directory need a restart; a change to them is logged and
+    /// otherwise ignored.
     pub fn reload(&self, config: Config) {
         let old = self.config.current();
         for (key, changed) in [
@@ -203,6 +263,10 @@ impl Running {
             Ok(mut pollers) => pollers.apply(&config),
             Err(poisoned) => poisoned.into_inner().apply(&config),
         }
+        match self.outbound.lock() {
+            Ok(mut outbound) => outbound.apply(&config),
+            Err(poisoned) => poisoned.into_inner().apply(&config),
+        }
         self.config.replace(config);
         tracing::info!("configuration reloaded");
         // D5: conversations of users who left the config become unassigned.
@@ -230,7 +294,11 @@ impl Running {
             Err(poisoned) => poisoned.into_inner(),
         };
         pollers.stop().await;
-        let _ = self.outbound.await;
+        let outbound = match self.outbound.into_inner() {
+            Ok(outbound) => outbound,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        outbound.stop().await;
         // The writer thread ends when the last handle to it is gone.
         drop(self.writer);
         let writer = self.writer_thread;

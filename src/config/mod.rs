@@ -227,7 +227,7 @@ pub struct ApiConfig {
     pub listen: SocketAddr,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundConfig {
     /// The next hop for every message; without it, each recipient's MX.
     pub relay: Option<RemoteServer>,
@@ -299,7 +299,7 @@ pub struct SpamdConfig {
 }
 
 /// DKIM signing of outbound mail (RFC 6376).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DkimConfig {
     pub domain: String,
     pub selector: String,
