@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use inboxgate::clock::system_clock;
 use inboxgate::config;
-use inboxgate::pipeline::ingest::system_clock;
 use inboxgate::pipeline::parse::{parse, Inbound};
 use inboxgate::pipeline::Target;
 use inboxgate::store::{file_inbound, Change, NewInbound, Store};
@@ -154,7 +154,7 @@ async fn fill(store: &Store, conversations: usize) -> anyhow::Result<()> {
     let (writer, thread) = store.start_writer()?;
     let started = Instant::now();
     // Recent mail, so the retention job at start leaves the trash alone.
-    let now = inboxgate::pipeline::ingest::system_clock()();
+    let now = inboxgate::clock::system_clock()();
     let start = now - (conversations * MESSAGES_PER_CONVERSATION) as i64 * 10 - 3600;
     let total = conversations * MESSAGES_PER_CONVERSATION;
     // Message-major order within a batch of conversations, so replies find their parent.

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use inboxgate::clock::system_clock;
 use inboxgate::config;
-use inboxgate::pipeline::ingest::system_clock;
 use inboxgate::pipeline::parse::Mailbox;
 use inboxgate::store::outbound::{file_outbound, NewOutbound};
 use inboxgate::store::Store;

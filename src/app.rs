@@ -11,13 +11,13 @@ use anyhow::Context;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::cli::LogFormat;
+use crate::clock::{system_clock, Clock};
 use crate::config::{Config, LiveConfig};
 use crate::inbox::{retention, Service};
 use crate::metrics::Metrics;
 use crate::outbound;
 use crate::pipeline::classify::Classifier;
-use crate::pipeline::ingest::{system_clock, Clock, Ingest};
+use crate::pipeline::ingest::Ingest;
 use crate::smtp::{self, SmtpContext};
 use crate::store::Store;
 
@@ -36,8 +36,10 @@ pub struct Running {
     pub trash: retention::SweepHandle,
     shutdown: watch::Sender<bool>,
     listeners: Vec<JoinHandle<()>>,
-    pollers: Vec<JoinHandle<()>>,
-    outbound: JoinHandle<()>,
+    /// Follow reloads (`Pollers::apply`).
+    pollers: std::sync::Mutex<crate::imap::Pollers>,
+    /// Restarted by a reload that changes its settings.
+    outbound: std::sync::Mutex<OutboundWorker>,
     writer_thread: std::thread::JoinHandle<()>,
 }
 
@@ -51,7 +53,7 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
     let classifier = Arc::new(Classifier::new(live.clone()).counted(metrics.clone()));
     let ingest = Ingest::new(
         writer.clone(),
-        classifier.clone(),
+        classifier,
         &config.server.hostname,
         clock.clone(),
     );
@@ -62,16 +64,10 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
         None => None,
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let outbound = start_outbound(
-        &config,
-        writer.clone(),
-        clock.clone(),
-        metrics.clone(),
-        shutdown_rx.clone(),
-    )?;
+    let outbound = OutboundWorker::start(&config, writer.clone(), clock.clone(), metrics.clone())?;
     let context = Arc::new(SmtpContext {
         config: live.clone(),
-        sink: ingest,
+        sink: ingest.clone(),
         tls,
         metrics: metrics.clone(),
     });
@@ -90,9 +86,9 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
         writer.clone(),
         shutdown_rx.clone(),
     )));
-    let pollers = crate::imap::spawn_pollers(&config, &writer, &classifier, &clock, &shutdown_rx);
+    let pollers = crate::imap::Pollers::start(&config, &writer, &ingest, &clock);
     let (writer_for_reload, clock_for_reload) = (writer.clone(), clock.clone());
-    let service = Arc::new(Service::new(Arc::new(config.clone()), store, writer, clock));
+    let service = Arc::new(Service::new(live.clone(), store, writer, clock));
     let unassigned = service.unassign_removed_users().await?;
     if unassigned > 0 {
         tracing::info!(unassigned, "unassigned conversations of removed users");
@@ -119,8 +115,8 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
         trash,
         shutdown,
         listeners,
-        pollers,
-        outbound,
+        pollers: std::sync::Mutex::new(pollers),
+        outbound: std::sync::Mutex::new(outbound),
         writer_thread,
     })
 }
@@ -143,31 +139,97 @@ async fn index_search(writer: crate::store::Writer, mut shutdown: watch::Receive
     }
 }
 
-/// The outbound queue worker (it holds a writer handle, so it stops before the writer).
-fn start_outbound(
-    config: &Config,
+/// The outbound queue worker (it holds a writer handle, so it stops before the writer),
+/// with the settings it was built from.
+struct OutboundWorker {
     writer: crate::store::Writer,
     clock: Clock,
     metrics: Arc<Metrics>,
-    shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<JoinHandle<()>> {
+    /// `[outbound]` and the HELO name it was built with.
+    settings: (crate::config::OutboundConfig, String),
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl OutboundWorker {
+    fn start(
+        config: &Config,
+        writer: crate::store::Writer,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<OutboundWorker> {
+        let worker = build_worker(config, &writer, &clock, &metrics)?;
+        let (stop, stopped) = watch::channel(false);
+        Ok(OutboundWorker {
+            settings: outbound_settings(config),
+            task: worker.start(stopped),
+            writer,
+            clock,
+            metrics,
+            stop,
+        })
+    }
+
+    /// After a reload: when `[outbound]` changed, a new worker takes over once the old
+    /// one has finished its running deliveries (so no delivery is made twice). A relay
+    /// password or DKIM key that cannot be read keeps the old worker running.
+    fn apply(&mut self, config: &Config) {
+        let settings = outbound_settings(config);
+        if settings == self.settings {
+            return;
+        }
+        let worker = match build_worker(config, &self.writer, &self.clock, &self.metrics) {
+            Ok(worker) => worker,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "outbound settings not applied; the running ones stay");
+                return;
+            }
+        };
+        let (stop, stopped) = watch::channel(false);
+        let _ = self.stop.send(true);
+        let previous = std::mem::replace(&mut self.task, tokio::spawn(async {}));
+        self.task = tokio::spawn(async move {
+            let _ = previous.await;
+            let _ = worker.start(stopped).await;
+        });
+        self.stop = stop;
+        self.settings = settings;
+        tracing::info!("outbound worker restarted with the reloaded settings");
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+fn outbound_settings(config: &Config) -> (crate::config::OutboundConfig, String) {
+    (config.outbound.clone(), config.server.hostname.clone())
+}
+
+fn build_worker(
+    config: &Config,
+    writer: &crate::store::Writer,
+    clock: &Clock,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<outbound::worker::Worker> {
     let out = &config.outbound;
-    let worker = outbound::worker::Worker {
-        queue: outbound::queue::Queue::new(writer, clock, out.lifetime),
+    Ok(outbound::worker::Worker {
+        queue: outbound::queue::Queue::new(writer.clone(), clock.clone(), out.lifetime),
         deliverer: outbound::deliver::Deliverer::from_config(config).context("[outbound]")?,
         signer: outbound::dkim::Signer::from_config(config).context("outbound.dkim")?,
         concurrency: out.concurrency,
-        metrics,
-    };
-    Ok(worker.start(shutdown))
+        metrics: metrics.clone(),
+    })
 }
 
 impl Running {
-    /// Applies a new, already validated configuration to new SMTP sessions (channels,
-    /// recipients, message limits, timeouts). IMAP pollers and the outbound queue keep
-    /// the configuration they started with until a restart.
-    /// (SMTP: channels,
-    /// recipients, message limits, timeouts). Listen addresses, connection limits, TLS
+    /// Applies a new, already validated configuration. Everything that reads the live
+    /// configuration follows at its next unit of work: API and CLI requests (users,
+    /// inbox access), new SMTP sessions (channels, recipients, limits, timeouts), the
+    /// classification and routing of each message, SMTP or IMAP; the IMAP pollers are
+    /// started, stopped or restarted to match the new channels, and the outbound worker
+    /// is rebuilt when `[outbound]` changed. Listen addresses, connection limits, TLS
     /// files and the data directory need a restart; a change to them is logged and
     /// otherwise ignored.
     pub fn reload(&self, config: Config) {
@@ -197,6 +259,14 @@ impl Running {
             }
         }
         let users: Vec<String> = config.users.iter().map(|u| u.email.clone()).collect();
+        match self.pollers.lock() {
+            Ok(mut pollers) => pollers.apply(&config),
+            Err(poisoned) => poisoned.into_inner().apply(&config),
+        }
+        match self.outbound.lock() {
+            Ok(mut outbound) => outbound.apply(&config),
+            Err(poisoned) => poisoned.into_inner().apply(&config),
+        }
         self.config.replace(config);
         tracing::info!("configuration reloaded");
         // D5: conversations of users who left the config become unassigned.
@@ -219,10 +289,16 @@ impl Running {
         for listener in self.listeners {
             let _ = listener.await;
         }
-        for poller in self.pollers {
-            let _ = poller.await;
-        }
-        let _ = self.outbound.await;
+        let pollers = match self.pollers.into_inner() {
+            Ok(pollers) => pollers,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        pollers.stop().await;
+        let outbound = match self.outbound.into_inner() {
+            Ok(outbound) => outbound,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        outbound.stop().await;
         // The writer thread ends when the last handle to it is gone.
         drop(self.writer);
         let writer = self.writer_thread;
@@ -288,25 +364,4 @@ fn notify_systemd(state: sd_notify::NotifyState) {
     if let Err(e) = sd_notify::notify(false, &[state]) {
         tracing::debug!(error = %e, "sd_notify failed (not under systemd?)");
     }
-}
-
-/// Logs to stderr, human-readable or JSON; `RUST_LOG` overrides the level.
-pub fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // imap-next traces raw protocol bytes (LOGIN and AUTHENTICATE included) in debug
-    // builds: never let RUST_LOG=trace put a mailbox password in the log.
-    let filter = match "imap_next::stream=info".parse() {
-        Ok(directive) => filter.add_directive(directive),
-        Err(_) => filter,
-    };
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
 }

@@ -1,17 +1,21 @@
 //! inboxgate: the email channel of a shared conversations inbox.
 //!
 //! See ARCHITECTURE.md for the map. Data flows SMTP/IMAP → `pipeline` → `store`;
-//! agents read and act through `cli` (and later the HTTP API) on the same store.
+//! agents read and act through `cli` and the HTTP API (`api`), both over `inbox`.
+
+#![forbid(unsafe_code)]
 
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod dns;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod imap;
 pub mod inbox;
+pub mod logging;
 pub mod metrics;
 pub mod outbound;
 pub mod pipeline;

@@ -14,7 +14,7 @@ use axum::http::request::Parts;
 
 use super::error::ApiError;
 use super::ApiState;
-use crate::inbox::Caller;
+use crate::inbox::{Caller, TokenOwner};
 
 /// Failed attempts allowed per address within [`WINDOW`].
 pub const MAX_FAILURES: u32 = 10;
@@ -90,8 +90,12 @@ impl FromRequestParts<Arc<ApiState>> for Agent {
             .await
             .map_err(|_| ApiError::internal())??;
         match user {
-            Some(email) => Ok(Agent(Caller::User(email))),
-            None => {
+            TokenOwner::User(email) => Ok(Agent(Caller::User(email))),
+            // The secret was right, so this is no guess: not counted as a failure.
+            TokenOwner::Removed => Err(ApiError::unauthorized(
+                "the token's user is no longer configured",
+            )),
+            TokenOwner::Unknown => {
                 state.limiter.record_failure(ip, now);
                 tracing::info!(%ip, "api: rejected a bearer token");
                 Err(ApiError::unauthorized("the bearer token is not valid"))

@@ -381,7 +381,7 @@ async fn set_blocked(
     ok(json!({ "address": address.trim().to_lowercase(), "blocked": blocked }))
 }
 
-// ---- sending (SPEC E1, E2, E9); attachments are CLI-only for now ----
+// ---- sending (SPEC E1, E2, E9); the API sends take no attachments (the CLI's do) ----
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

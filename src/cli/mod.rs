@@ -18,9 +18,10 @@ mod spam;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 use crate::config::Config;
+use crate::logging::LogFormat;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -42,12 +43,6 @@ pub struct Cli {
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormat {
-    Human,
-    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -108,7 +103,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CheckConfig => Ok(check_config(&cli.config)),
         Command::Serve => {
             let config = load_config(&cli.config)?;
-            crate::app::init_tracing(cli.log_format);
+            crate::logging::init(cli.log_format);
             crate::app::serve_until_signal(config, &cli.config)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -12,12 +12,12 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 
+use crate::clock::{system_clock, Clock};
 use crate::config::Config;
 use crate::inbox::json;
 use crate::outbound::compose::Attachment;
 use crate::outbound::queue::Queue;
 use crate::outbound::send::{self, Content, SendError};
-use crate::pipeline::ingest::{system_clock, Clock};
 use crate::store::{Reader, Store};
 
 /// Tests run the CLI against a daemon on a test clock: this variable pins "now".

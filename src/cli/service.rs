@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 
-use crate::config::Config;
+use crate::clock::system_clock;
+use crate::config::{Config, LiveConfig};
 use crate::inbox::{Caller, Service};
-use crate::pipeline::ingest::system_clock;
 use crate::store::Store;
 
 /// The service over this config's store (which must exist: the CLI does not create one
@@ -24,7 +24,7 @@ pub fn open(config: &Config) -> anyhow::Result<Service> {
     let store = Store::open(&path).context("opening the store")?;
     let (writer, _thread) = store.start_writer().context("starting the store writer")?;
     Ok(Service::new(
-        Arc::new(config.clone()),
+        Arc::new(LiveConfig::new(config.clone())),
         store,
         writer,
         system_clock(),

@@ -191,7 +191,7 @@ pub enum Tickets {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImapChannel {
     pub server: RemoteServer,
     pub smtp: Option<RemoteServer>,
@@ -202,7 +202,7 @@ pub struct ImapChannel {
 }
 
 /// A server we connect to (IMAP mailbox, SMTP relay).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteServer {
     pub host: String,
     pub port: u16,
@@ -227,7 +227,7 @@ pub struct ApiConfig {
     pub listen: SocketAddr,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundConfig {
     /// The next hop for every message; without it, each recipient's MX.
     pub relay: Option<RemoteServer>,
@@ -299,7 +299,7 @@ pub struct SpamdConfig {
 }
 
 /// DKIM signing of outbound mail (RFC 6376).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DkimConfig {
     pub domain: String,
     pub selector: String,
@@ -329,6 +329,22 @@ impl Config {
         self.users
             .iter()
             .find(|u| u.email.eq_ignore_ascii_case(email))
+    }
+
+    /// Whether the user (by address, any case) is a member of `inbox`, directly or
+    /// through a team. Says nothing about whether the user is configured.
+    pub fn is_member(&self, user_email: &str, inbox: &Inbox) -> bool {
+        match &inbox.access {
+            Access::Everyone => true,
+            Access::Specific { users, teams } => {
+                users.iter().any(|u| u.eq_ignore_ascii_case(user_email))
+                    || self
+                        .teams
+                        .iter()
+                        .filter(|t| teams.iter().any(|name| name.eq_ignore_ascii_case(&t.name)))
+                        .any(|t| t.members.iter().any(|m| m.eq_ignore_ascii_case(user_email)))
+            }
+        }
     }
 
     /// Path of the SQLite database inside the data directory.

@@ -14,19 +14,17 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use super::client::{Credentials, Folder, ImapError, Session};
+use crate::clock::Clock;
 use crate::config::{ImapChannel, RemoteServer};
-use crate::pipeline::classify::{Classifier, Received};
-use crate::pipeline::ingest::Clock;
-use crate::pipeline::parse;
+use crate::pipeline::ingest::{Ingest, Source};
 use crate::pipeline::Target;
 use crate::store::imap::{self as sync_store, BatchFiled, Checkpoint, FetchedBatch, SyncState};
-use crate::store::{NewInbound, StoreError, Writer};
+use crate::store::{StoreError, Writer};
 
 /// Messages fetched and committed together; bounds memory and the work a crash repeats.
 const BATCH: usize = 100;
@@ -36,7 +34,7 @@ const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 /// What one poller needs to know about its channel.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PollerConfig {
     pub inbox: String,
     /// The channel's (team mailbox's) address; names the channel in the store.
@@ -68,7 +66,8 @@ impl SyncError {
 pub struct Poller {
     config: PollerConfig,
     writer: Writer,
-    classifier: Arc<Classifier>,
+    /// The pipeline's entry, shared with SMTP: parse, classify, the store's job.
+    ingest: Ingest,
     clock: Clock,
     shutdown: watch::Receiver<bool>,
     failures: u32,
@@ -78,14 +77,14 @@ impl Poller {
     pub fn new(
         config: PollerConfig,
         writer: Writer,
-        classifier: Arc<Classifier>,
+        ingest: Ingest,
         clock: Clock,
         shutdown: watch::Receiver<bool>,
     ) -> Poller {
         Poller {
             config,
             writer,
-            classifier,
+            ingest,
             clock,
             shutdown,
             failures: 0,
@@ -271,7 +270,8 @@ impl Poller {
         Ok(())
     }
 
-    /// Parses the fetched messages (off the event loop) into a batch to file.
+    /// The fetched messages as jobs for the store, through the pipeline's one entry,
+    /// with the checkpoint they reach.
     async fn batch(
         &self,
         folder: &str,
@@ -282,38 +282,13 @@ impl Poller {
             inbox: self.config.inbox.clone(),
             channel: self.config.address.clone(),
         };
-        let now = (self.clock)();
-        let parsed = tokio::task::spawn_blocking(move || {
-            fetched
-                .into_iter()
-                .map(|(_, raw)| (parse::parse_received(&raw, None), raw))
-                .collect::<Vec<_>>()
-        })
-        .await
-        .map_err(|e| StoreError::Invalid(format!("parser task failed: {e}")))?;
-        let config = self.classifier.config();
-        let mut messages = Vec::with_capacity(parsed.len());
-        for (parsed, raw) in parsed {
-            let classification = self
-                .classifier
-                .classify(&Received {
-                    raw: &raw,
-                    parsed: &parsed,
-                    mail_from: None,
-                    peer: None,
-                    helo: None,
-                })
-                .await;
-            messages.push(NewInbound {
-                targets: vec![target.clone()],
-                parsed,
-                raw,
-                mail_from: String::new(),
-                rcpt_to: vec![target.channel.clone()],
-                received_at: now,
-                classification,
-                config: Some(config.clone()),
-            });
+        let source = Source::Imap {
+            channel: &self.config.address,
+        };
+        let mut messages = Vec::with_capacity(fetched.len());
+        for (_, raw) in fetched {
+            let job = self.ingest.prepare(source, vec![target.clone()], raw);
+            messages.push(job.await?);
         }
         Ok(FetchedBatch {
             channel: self.config.address.clone(),

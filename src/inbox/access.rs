@@ -4,7 +4,7 @@
 //! not act (callers answer 403). Everyone else, including users no longer configured,
 //! learns nothing: callers answer 404, as if the inbox or conversation did not exist.
 
-use crate::config::{Access, Config, Inbox};
+use crate::config::{Config, Inbox};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InboxAccess {
@@ -31,28 +31,12 @@ pub fn inbox_access(config: &Config, user_email: &str, inbox: &Inbox) -> InboxAc
     let Some(user) = config.user(user_email) else {
         return InboxAccess::None;
     };
-    if is_member(config, &user.email, inbox) {
+    if config.is_member(&user.email, inbox) {
         InboxAccess::Member
     } else if user.super_admin {
         InboxAccess::ViewOnly
     } else {
         InboxAccess::None
-    }
-}
-
-/// Whether the (configured, lower-case) user is a member of the inbox, directly or
-/// through a team.
-pub fn is_member(config: &Config, user_email: &str, inbox: &Inbox) -> bool {
-    match &inbox.access {
-        Access::Everyone => true,
-        Access::Specific { users, teams } => {
-            users.iter().any(|u| u.eq_ignore_ascii_case(user_email))
-                || config
-                    .teams
-                    .iter()
-                    .filter(|t| teams.iter().any(|name| name.eq_ignore_ascii_case(&t.name)))
-                    .any(|t| t.members.iter().any(|m| m.eq_ignore_ascii_case(user_email)))
-        }
     }
 }
 

@@ -9,4 +9,4 @@ pub mod retention;
 pub mod service;
 pub mod token;
 
-pub use service::{Action, Caller, InboxError, Page, Service};
+pub use service::{Action, Caller, InboxError, Page, Service, TokenOwner};

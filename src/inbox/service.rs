@@ -9,10 +9,10 @@
 use std::sync::{Arc, Mutex};
 
 use super::access::{inbox_access, InboxAccess};
-use crate::config::{ChannelKind, Config, Inbox, User};
+use crate::clock::Clock;
+use crate::config::{ChannelKind, Config, Inbox, LiveConfig, User};
 use crate::outbound::queue::Queue;
 use crate::outbound::send::{self, ComposeRequest, ForwardRequest, ReplyRequest, SendError};
-use crate::pipeline::ingest::Clock;
 use crate::pipeline::parse::AttachmentInfo;
 use crate::store::bayes::Class;
 use crate::store::{
@@ -115,6 +115,17 @@ pub enum SendRequest {
     Forward(ForwardRequest),
 }
 
+/// What a bearer token turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenOwner {
+    /// A configured user's valid token.
+    User(String),
+    /// A valid token of a user no longer in the configuration.
+    Removed,
+    /// Not a token we issued (malformed, unknown id, or wrong secret).
+    Unknown,
+}
+
 /// One page of a list.
 #[derive(Debug, Clone)]
 pub struct Page {
@@ -149,9 +160,11 @@ pub struct ChannelView {
     pub forwarding_address: Option<String>,
 }
 
-/// Shared by the CLI and the API.
+/// Shared by the CLI and the API. It reads the running configuration live: every call
+/// takes one snapshot and decides with it, so a reload (a user removed, an inbox's
+/// access changed) applies to the next request.
 pub struct Service {
-    config: Arc<Config>,
+    config: Arc<LiveConfig>,
     store: Store,
     writer: Writer,
     clock: Clock,
@@ -159,7 +172,7 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn new(config: Arc<Config>, store: Store, writer: Writer, clock: Clock) -> Service {
+    pub fn new(config: Arc<LiveConfig>, store: Store, writer: Writer, clock: Clock) -> Service {
         Service {
             config,
             store,
@@ -169,8 +182,9 @@ impl Service {
         }
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
+    /// The configuration as it is now (a snapshot; a reload does not change it).
+    pub fn config(&self) -> Arc<Config> {
+        self.config.current()
     }
 
     pub fn now(&self) -> i64 {
@@ -212,55 +226,28 @@ impl Service {
         Ok(result?)
     }
 
-    fn access(&self, caller: &Caller, inbox_name: &str) -> InboxAccess {
-        match (caller, self.config.inbox(inbox_name)) {
-            (Caller::Operator, _) => InboxAccess::ViewOnly,
-            (Caller::User(_), None) => InboxAccess::None,
-            (Caller::User(email), Some(inbox)) => inbox_access(&self.config, email, inbox),
-        }
-    }
-
-    /// The configured user behind `caller`, or why there is none.
-    fn acting_user(&self, caller: &Caller) -> Result<&User, InboxError> {
-        match caller {
-            Caller::Operator => Err(InboxError::Forbidden(
-                "actions need an agent (--as EMAIL)".into(),
-            )),
-            Caller::User(email) => self
-                .config
-                .user(email)
-                .ok_or_else(|| InboxError::NotFound(format!("user {email}"))),
-        }
-    }
-
-    fn visible_inboxes(&self, caller: &Caller) -> Option<Vec<String>> {
-        match caller {
-            Caller::Operator => None,
-            Caller::User(_) => Some(
-                self.config
-                    .inboxes
-                    .iter()
-                    .filter(|i| self.access(caller, &i.name).can_view())
-                    .map(|i| i.name.clone())
-                    .collect(),
-            ),
-        }
-    }
-
     // ---- reading ----
 
     /// Conversations the caller may see, by view and filters.
-    pub fn list(&self, caller: &Caller, mut filter: ListFilter) -> Result<Page, InboxError> {
+    pub fn list(&self, caller: &Caller, filter: ListFilter) -> Result<Page, InboxError> {
+        self.list_in(&self.config(), caller, filter)
+    }
+
+    fn list_in(
+        &self,
+        config: &Config,
+        caller: &Caller,
+        mut filter: ListFilter,
+    ) -> Result<Page, InboxError> {
         if filter.search.is_some() {
             // Messages are indexed in batches after they are stored; catch up first.
             self.writer
                 .write_blocking(crate::store::search_index::index_all_pending)?;
         }
         if let Some(name) = &filter.inbox {
-            let canonical = self
-                .config
+            let canonical = config
                 .inbox(name)
-                .filter(|i| self.access(caller, &i.name).can_view())
+                .filter(|i| access(config, caller, &i.name).can_view())
                 .ok_or_else(|| InboxError::NotFound(format!("inbox {name:?}")))?;
             filter.inbox = Some(canonical.name.clone());
         }
@@ -277,7 +264,7 @@ impl Service {
         if let Some(limit) = filter.limit {
             filter.limit = Some(limit.max(1));
         }
-        filter.visible_inboxes = self.visible_inboxes(caller);
+        filter.visible_inboxes = visible_inboxes(config, caller);
         let conversations = self.read(|r| r.conversations(&filter))?;
         let full_page = filter
             .limit
@@ -297,9 +284,10 @@ impl Service {
 
     /// A conversation the caller may see (404 otherwise).
     pub fn conversation(&self, caller: &Caller, id: i64) -> Result<ConversationRow, InboxError> {
+        let config = self.config();
         let found = self.read(|r| r.conversation(id))?;
         found
-            .filter(|c| self.access(caller, &c.inbox).can_view())
+            .filter(|c| access(&config, caller, &c.inbox).can_view())
             .ok_or_else(|| InboxError::NotFound(format!("conversation {id}")))
     }
 
@@ -315,9 +303,10 @@ impl Service {
 
     /// A message the caller may see.
     pub fn message(&self, caller: &Caller, id: i64) -> Result<MessageInConversation, InboxError> {
+        let config = self.config();
         let found = self.read(|r| r.message(id))?;
         found
-            .filter(|m| self.access(caller, &m.inbox).can_view())
+            .filter(|m| access(&config, caller, &m.inbox).can_view())
             .ok_or_else(|| InboxError::NotFound(format!("message {id}")))
     }
 
@@ -327,13 +316,14 @@ impl Service {
     /// is not `Send` (a read connection is held across the queueing), so the API runs it
     /// on the blocking pool.
     pub async fn send(&self, request: SendRequest) -> Result<MessageInConversation, SendError> {
+        let config = self.config();
         let reader = self.store.reader()?;
         let queue = Queue::new(
             self.writer.clone(),
             self.clock.clone(),
-            self.config.outbound.lifetime,
+            config.outbound.lifetime,
         );
-        let config = &self.config;
+        let config = &*config;
         let filed = match request {
             SendRequest::Reply(r) => send::reply(config, &reader, &queue, r).await?,
             SendRequest::Compose(r) => send::compose(config, &reader, &queue, r).await?,
@@ -373,8 +363,9 @@ impl Service {
         caller: &Caller,
         key: &str,
     ) -> Result<(ContactRow, Vec<ConversationRow>), InboxError> {
+        let config = self.config();
         if let Caller::User(email) = caller {
-            if self.config.user(email).is_none() {
+            if config.user(email).is_none() {
                 return Err(InboxError::NotFound(format!("contact {key}")));
             }
         }
@@ -386,16 +377,17 @@ impl Service {
             hide_trash: Some(false),
             ..ListFilter::default()
         };
-        let page = self.list(caller, filter)?;
+        let page = self.list_in(&config, caller, filter)?;
         Ok((contact, page.conversations))
     }
 
     /// Inboxes the caller may see, with their addresses (A2).
     pub fn inboxes(&self, caller: &Caller) -> Vec<InboxView> {
-        self.config
+        let config = self.config();
+        config
             .inboxes
             .iter()
-            .map(|inbox| (inbox, self.access(caller, &inbox.name)))
+            .map(|inbox| (inbox, access(&config, caller, &inbox.name)))
             .filter(|(_, access)| access.can_view())
             .map(|(inbox, access)| InboxView {
                 name: inbox.name.clone(),
@@ -407,7 +399,7 @@ impl Service {
 
     /// The caller's own record, with availability as last set (F7).
     pub fn me(&self, caller: &Caller) -> Result<(User, bool), InboxError> {
-        let user = self.acting_user(caller)?.clone();
+        let user = acting_user(&self.config(), caller)?.clone();
         let stored = self.read(|r| r.availability(&user.email))?;
         let available = stored.unwrap_or(user.available);
         Ok((user, available))
@@ -418,7 +410,7 @@ impl Service {
         caller: &Caller,
     ) -> Result<Vec<(String, i64, String)>, InboxError> {
         if let Caller::User(_) = caller {
-            self.acting_user(caller)?;
+            acting_user(&self.config(), caller)?;
         }
         self.read(|r| r.blocked_senders())
     }
@@ -433,8 +425,9 @@ impl Service {
         id: i64,
         action: Action,
     ) -> Result<Option<ConversationRow>, InboxError> {
+        let config = self.config();
         let conversation = self.conversation(caller, id)?;
-        match self.access(caller, &conversation.inbox) {
+        match access(&config, caller, &conversation.inbox) {
             InboxAccess::Member => {}
             InboxAccess::ViewOnly => {
                 return Err(InboxError::Forbidden(format!(
@@ -444,8 +437,8 @@ impl Service {
             }
             InboxAccess::None => return Err(InboxError::NotFound(format!("conversation {id}"))),
         }
-        let user = self.acting_user(caller)?.email.clone();
-        let change = self.change_for(caller, &conversation, action)?;
+        let user = acting_user(&config, caller)?.email.clone();
+        let change = change_for(&config, caller, &conversation, action)?;
         let mark = match change {
             Change::Spam(true) => Some(Class::Spam),
             Change::Spam(false) => Some(Class::Ham),
@@ -454,7 +447,7 @@ impl Service {
         self.writer
             .change_conversation(id, change, user, self.now())
             .await?;
-        if let Some(class) = mark.filter(|_| self.config.classification.learn_from_marks) {
+        if let Some(class) = mark.filter(|_| config.classification.learn_from_marks) {
             // C4: every mark teaches the token model; a changed mind untrains the old class.
             self.writer.train_conversation(id, class).await?;
         }
@@ -476,80 +469,6 @@ impl Service {
         outcomes
     }
 
-    /// Checks the action's argument and turns it into the store's change.
-    fn change_for(
-        &self,
-        caller: &Caller,
-        conversation: &ConversationRow,
-        action: Action,
-    ) -> Result<Change, InboxError> {
-        Ok(match action {
-            Action::Assign(email) => {
-                let inbox = self.config.inbox(&conversation.inbox);
-                let assignee = self
-                    .config
-                    .user(&email)
-                    .filter(|u| {
-                        inbox.is_some_and(|i| inbox_access(&self.config, &u.email, i).can_act())
-                    })
-                    .ok_or_else(|| {
-                        InboxError::Invalid(format!(
-                            "{email} is not a member of inbox {:?}",
-                            conversation.inbox
-                        ))
-                    })?;
-                Change::Assign(Some(assignee.email.clone()))
-            }
-            Action::Unassign => Change::Assign(None),
-            Action::Comment(text) if text.trim().is_empty() => {
-                return Err(InboxError::Invalid("a comment needs text".into()))
-            }
-            Action::Comment(text) => Change::Comment(text),
-            Action::Close { with_ticket } => Change::Close { with_ticket },
-            Action::Reopen => Change::Reopen,
-            Action::Move(name) => self.move_change(caller, conversation, &name)?,
-            Action::Trash => Change::Trash,
-            Action::Restore => Change::Restore,
-            Action::DeleteForever => Change::DeleteForever,
-            Action::Spam => Change::Spam(true),
-            Action::NotSpam => Change::Spam(false),
-            Action::BlockSender => Change::BlockSender,
-        })
-    }
-
-    fn move_change(
-        &self,
-        caller: &Caller,
-        conversation: &ConversationRow,
-        name: &str,
-    ) -> Result<Change, InboxError> {
-        let target = self
-            .config
-            .inbox(name)
-            .filter(|i| self.access(caller, &i.name).can_view())
-            .ok_or_else(|| InboxError::NotFound(format!("inbox {name:?}")))?;
-        if !self.access(caller, &target.name).can_act() {
-            return Err(InboxError::Forbidden(format!(
-                "only members of inbox {:?} may move conversations into it",
-                target.name
-            )));
-        }
-        if target.name == conversation.inbox {
-            return Err(InboxError::Invalid(format!(
-                "conversation is already in {name:?}"
-            )));
-        }
-        let channel = target
-            .channels
-            .first()
-            .map(|c| c.address.clone())
-            .ok_or_else(|| InboxError::Invalid(format!("inbox {name:?} has no channel")))?;
-        Ok(Change::Move {
-            inbox: target.name.clone(),
-            channel,
-        })
-    }
-
     /// Blocks or unblocks a sender address account-wide (C2). Any agent who is a
     /// member of some inbox may.
     pub async fn set_sender_blocked(
@@ -558,13 +477,9 @@ impl Service {
         address: &str,
         blocked: bool,
     ) -> Result<(), InboxError> {
-        let user = self.acting_user(caller)?;
-        let member_somewhere = self
-            .config
-            .inboxes
-            .iter()
-            .any(|i| inbox_access(&self.config, &user.email, i).can_act());
-        if !member_somewhere {
+        let config = self.config();
+        let user = acting_user(&config, caller)?;
+        if !member_somewhere(&config, user) {
             return Err(InboxError::Forbidden(
                 "only inbox members may block senders".into(),
             ));
@@ -590,14 +505,10 @@ impl Service {
         email: &str,
         owner: Option<&str>,
     ) -> Result<(), InboxError> {
+        let config = self.config();
         if let Caller::User(_) = caller {
-            let user = self.acting_user(caller)?;
-            let member_somewhere = self
-                .config
-                .inboxes
-                .iter()
-                .any(|i| inbox_access(&self.config, &user.email, i).can_act());
-            if !member_somewhere {
+            let user = acting_user(&config, caller)?;
+            if !member_somewhere(&config, user) {
                 return Err(InboxError::Forbidden(
                     "only inbox members may set contact owners".into(),
                 ));
@@ -612,7 +523,7 @@ impl Service {
         let owner = match owner {
             None => None,
             Some(owner) => Some(
-                self.config
+                config
                     .user(owner)
                     .ok_or_else(|| {
                         InboxError::Invalid(format!("owner {owner:?} is not a configured user"))
@@ -633,7 +544,7 @@ impl Service {
         caller: &Caller,
         available: bool,
     ) -> Result<(), InboxError> {
-        let user = self.acting_user(caller)?.email.clone();
+        let user = acting_user(&self.config(), caller)?.email.clone();
         self.writer
             .set_availability(user, available, self.now())
             .await?;
@@ -662,7 +573,12 @@ impl Service {
 
     /// D5: conversations of users no longer configured become unassigned.
     pub async fn unassign_removed_users(&self) -> Result<usize, InboxError> {
-        let users = self.config.users.iter().map(|u| u.email.clone()).collect();
+        let users = self
+            .config()
+            .users
+            .iter()
+            .map(|u| u.email.clone())
+            .collect();
         Ok(self
             .writer
             .unassign_removed_users(users, self.now())
@@ -672,8 +588,8 @@ impl Service {
     /// Creates an API token for a configured user; returns it (shown once). Only the
     /// hash of its secret is stored.
     pub async fn create_token(&self, email: &str) -> Result<String, InboxError> {
-        let user = self
-            .config
+        let config = self.config();
+        let user = config
             .user(email)
             .ok_or_else(|| InboxError::NotFound(format!("user {email}")))?;
         let secret = super::token::secret()
@@ -685,16 +601,134 @@ impl Service {
         Ok(super::token::format(id, &secret))
     }
 
-    /// The user a bearer token belongs to, if it is valid.
-    pub fn authenticate(&self, token: &str) -> Result<Option<String>, InboxError> {
+    /// Who a bearer token belongs to. A user removed from the running configuration is
+    /// refused at once, whatever the token.
+    pub fn authenticate(&self, token: &str) -> Result<TokenOwner, InboxError> {
         let Some((id, secret)) = super::token::split(token) else {
-            return Ok(None);
+            return Ok(TokenOwner::Unknown);
         };
         let stored = self.read(|r| r.api_token(id))?;
-        Ok(stored
-            .filter(|(_, hash)| super::token::matches(secret, hash))
-            .map(|(user, _)| user))
+        let Some((user, _)) = stored.filter(|(_, hash)| super::token::matches(secret, hash)) else {
+            return Ok(TokenOwner::Unknown);
+        };
+        Ok(match self.config().user(&user) {
+            Some(user) => TokenOwner::User(user.email.clone()),
+            None => TokenOwner::Removed,
+        })
     }
+}
+
+/// What `caller` may do in the inbox named `inbox_name`, by `config`.
+fn access(config: &Config, caller: &Caller, inbox_name: &str) -> InboxAccess {
+    match (caller, config.inbox(inbox_name)) {
+        (Caller::Operator, _) => InboxAccess::ViewOnly,
+        (Caller::User(_), None) => InboxAccess::None,
+        (Caller::User(email), Some(inbox)) => inbox_access(config, email, inbox),
+    }
+}
+
+/// The configured user behind `caller`, or why there is none.
+fn acting_user<'c>(config: &'c Config, caller: &Caller) -> Result<&'c User, InboxError> {
+    match caller {
+        Caller::Operator => Err(InboxError::Forbidden(
+            "actions need an agent (--as EMAIL)".into(),
+        )),
+        Caller::User(email) => config
+            .user(email)
+            .ok_or_else(|| InboxError::NotFound(format!("user {email}"))),
+    }
+}
+
+/// Whether the configured user acts in at least one inbox.
+fn member_somewhere(config: &Config, user: &User) -> bool {
+    config
+        .inboxes
+        .iter()
+        .any(|i| inbox_access(config, &user.email, i).can_act())
+}
+
+fn visible_inboxes(config: &Config, caller: &Caller) -> Option<Vec<String>> {
+    match caller {
+        Caller::Operator => None,
+        Caller::User(_) => Some(
+            config
+                .inboxes
+                .iter()
+                .filter(|i| access(config, caller, &i.name).can_view())
+                .map(|i| i.name.clone())
+                .collect(),
+        ),
+    }
+}
+
+/// Checks the action's argument and turns it into the store's change.
+fn change_for(
+    config: &Config,
+    caller: &Caller,
+    conversation: &ConversationRow,
+    action: Action,
+) -> Result<Change, InboxError> {
+    Ok(match action {
+        Action::Assign(email) => {
+            let inbox = config.inbox(&conversation.inbox);
+            let assignee = config
+                .user(&email)
+                .filter(|u| inbox.is_some_and(|i| inbox_access(config, &u.email, i).can_act()))
+                .ok_or_else(|| {
+                    InboxError::Invalid(format!(
+                        "{email} is not a member of inbox {:?}",
+                        conversation.inbox
+                    ))
+                })?;
+            Change::Assign(Some(assignee.email.clone()))
+        }
+        Action::Unassign => Change::Assign(None),
+        Action::Comment(text) if text.trim().is_empty() => {
+            return Err(InboxError::Invalid("a comment needs text".into()))
+        }
+        Action::Comment(text) => Change::Comment(text),
+        Action::Close { with_ticket } => Change::Close { with_ticket },
+        Action::Reopen => Change::Reopen,
+        Action::Move(name) => move_change(config, caller, conversation, &name)?,
+        Action::Trash => Change::Trash,
+        Action::Restore => Change::Restore,
+        Action::DeleteForever => Change::DeleteForever,
+        Action::Spam => Change::Spam(true),
+        Action::NotSpam => Change::Spam(false),
+        Action::BlockSender => Change::BlockSender,
+    })
+}
+
+fn move_change(
+    config: &Config,
+    caller: &Caller,
+    conversation: &ConversationRow,
+    name: &str,
+) -> Result<Change, InboxError> {
+    let target = config
+        .inbox(name)
+        .filter(|i| access(config, caller, &i.name).can_view())
+        .ok_or_else(|| InboxError::NotFound(format!("inbox {name:?}")))?;
+    if !access(config, caller, &target.name).can_act() {
+        return Err(InboxError::Forbidden(format!(
+            "only members of inbox {:?} may move conversations into it",
+            target.name
+        )));
+    }
+    if target.name == conversation.inbox {
+        return Err(InboxError::Invalid(format!(
+            "conversation is already in {name:?}"
+        )));
+    }
+    let channel = target
+        .channels
+        .first()
+        .map(|c| c.address.clone())
+        .ok_or_else(|| InboxError::Invalid(format!("inbox {name:?} has no channel")))?;
+    Ok(Change::Move {
+        inbox: target.name.clone(),
+        channel,
+    })
 }
 
 fn channels(inbox: &Inbox) -> Vec<ChannelView> {

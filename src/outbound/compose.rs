@@ -240,6 +240,10 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     if ring::rand::SecureRandom::fill(&rng, &mut out).is_err() {
         // The OS RNG failed (should not happen); fall back to time, still unique enough
         // for an id, never used for secrets on this path.
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "uniqueness, not a time rule: the clock here only seeds an id"
+        )]
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())

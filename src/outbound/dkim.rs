@@ -57,7 +57,10 @@ impl Signer {
             domain: dkim.domain.clone(),
             selector: dkim.selector.clone(),
             key,
-            clock: Box::new(|| time::OffsetDateTime::now_utc().unix_timestamp()),
+            clock: {
+                let now = crate::clock::system_clock();
+                Box::new(move || now())
+            },
         })))
     }
 

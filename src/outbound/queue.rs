@@ -7,7 +7,7 @@
 //! before the connection is opened; after a crash, such rows are queued again, so a
 //! crash costs at most one duplicate, never a lost message.
 
-use crate::pipeline::ingest::Clock;
+use crate::clock::Clock;
 use crate::store::outbound::{
     self, DeliveryUpdate, DueMessage, DueRecipient, FiledOutbound, NewOutbound, NewSystemMail,
 };

@@ -1,6 +1,9 @@
-//! The ingest entry point: what the SMTP server (and later the IMAP poller) hands
-//! received messages to. Parses the message, adds our trace header, and files it through
-//! the store's writer; resolves only after the commit, so the caller may acknowledge.
+//! The one way in for received mail. [`Ingest::prepare`] turns the bytes of a message,
+//! from an SMTP session or fetched from a team mailbox over IMAP, into the store's job:
+//! parse (off the event loop when large), classify, add our trace header (SMTP), and
+//! attach the configuration in force. SMTP files the job at once ([`Ingest::file`], the
+//! `MailSink`), resolving only after the commit so the session may acknowledge; the IMAP
+//! poller files a batch of jobs with its folder checkpoint in one transaction.
 
 use std::sync::Arc;
 
@@ -10,20 +13,40 @@ use time::OffsetDateTime;
 use super::classify::{Classifier, Received};
 use super::parse::{self, Inbound};
 use super::{Envelope, Target};
+use crate::clock::Clock;
 use crate::smtp::{Delivered, MailSink, SinkError};
 use crate::store::{Filed, NewInbound, StoreError, Writer};
 
 /// Messages at least this large are parsed on the blocking pool, not the event loop.
 const BLOCKING_PARSE_SIZE: usize = 256 * 1024;
 
-/// A source of "now" as a Unix timestamp; tests inject their own.
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
-pub fn system_clock() -> Clock {
-    Arc::new(|| OffsetDateTime::now_utc().unix_timestamp())
+/// Where a received message came from.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// An SMTP transaction, with its envelope.
+    Smtp(&'a Envelope),
+    /// Fetched from the team mailbox of IMAP channel `channel` (no envelope).
+    Imap { channel: &'a str },
 }
 
-/// Files received messages. Cheap to clone.
+impl<'a> Source<'a> {
+    /// The envelope sender; `None` over IMAP, `Some("")` for the null sender.
+    fn mail_from(self) -> Option<&'a str> {
+        match self {
+            Source::Smtp(envelope) => Some(&envelope.mail_from),
+            Source::Imap { .. } => None,
+        }
+    }
+
+    fn recipients(self) -> Vec<String> {
+        match self {
+            Source::Smtp(envelope) => envelope.recipients.clone(),
+            Source::Imap { channel } => vec![channel.to_string()],
+        }
+    }
+}
+
+/// Prepares and files received messages. Cheap to clone.
 #[derive(Clone)]
 pub struct Ingest {
     writer: Writer,
@@ -47,37 +70,63 @@ impl Ingest {
         }
     }
 
-    /// Parses and files `message` into every target inbox; returns where it went.
+    /// The store's job for `message`, received from `source` for `targets`: parsed,
+    /// classified, with our `Received:` header (SMTP) and a snapshot of the running
+    /// configuration (routing, tickets) taken now.
+    pub async fn prepare(
+        &self,
+        source: Source<'_>,
+        targets: Vec<Target>,
+        message: Vec<u8>,
+    ) -> Result<NewInbound, StoreError> {
+        let now = (self.clock)();
+        let mail_from = source.mail_from();
+        let (parsed, message) = parse_off_loop(message, mail_from.map(str::to_string)).await?;
+        let envelope = match source {
+            Source::Smtp(envelope) => Some(envelope),
+            Source::Imap { .. } => None,
+        };
+        let classification = self
+            .classifier
+            .classify(&Received {
+                raw: &message,
+                parsed: &parsed,
+                mail_from,
+                peer: envelope.and_then(|e| e.peer),
+                helo: envelope.map(|e| e.helo.as_str()),
+            })
+            .await;
+        let raw = match envelope {
+            Some(envelope) => {
+                let mut raw = received_header(&self.hostname, envelope, now).into_bytes();
+                raw.extend_from_slice(&message);
+                raw
+            }
+            None => message,
+        };
+        Ok(NewInbound {
+            classification,
+            config: Some(self.classifier.config()),
+            targets,
+            parsed,
+            raw,
+            mail_from: mail_from.unwrap_or_default().to_string(),
+            rcpt_to: source.recipients(),
+            received_at: now,
+        })
+    }
+
+    /// Prepares and files `message` from an SMTP session into every target inbox;
+    /// returns where it went, once committed.
     pub async fn file(
         &self,
         envelope: &Envelope,
         targets: Vec<Target>,
         message: Vec<u8>,
     ) -> Result<Vec<Filed>, StoreError> {
-        let now = (self.clock)();
-        let (parsed, message) = parse_off_loop(message, envelope.mail_from.clone()).await?;
-        let classification = self
-            .classifier
-            .classify(&Received {
-                raw: &message,
-                parsed: &parsed,
-                mail_from: Some(&envelope.mail_from),
-                peer: envelope.peer,
-                helo: Some(&envelope.helo),
-            })
-            .await;
-        let mut raw = received_header(&self.hostname, envelope, now).into_bytes();
-        raw.extend_from_slice(&message);
-        let job = NewInbound {
-            classification,
-            config: Some(self.classifier.config()),
-            targets,
-            parsed,
-            raw,
-            mail_from: envelope.mail_from.clone(),
-            rcpt_to: envelope.recipients.clone(),
-            received_at: now,
-        };
+        let job = self
+            .prepare(Source::Smtp(envelope), targets, message)
+            .await?;
         let message_id = job.parsed.message_id.clone();
         let filed = self
             .writer
@@ -98,13 +147,19 @@ impl Ingest {
 
 async fn parse_off_loop(
     message: Vec<u8>,
-    mail_from: String,
+    mail_from: Option<String>,
 ) -> Result<(Inbound, Vec<u8>), StoreError> {
     if message.len() < BLOCKING_PARSE_SIZE {
-        return Ok((parse::parse_received(&message, Some(&mail_from)), message));
+        return Ok((
+            parse::parse_received(&message, mail_from.as_deref()),
+            message,
+        ));
     }
     tokio::task::spawn_blocking(move || {
-        (parse::parse_received(&message, Some(&mail_from)), message)
+        (
+            parse::parse_received(&message, mail_from.as_deref()),
+            message,
+        )
     })
     .await
     .map_err(|e| StoreError::Invalid(format!("parser task failed: {e}")))

@@ -6,7 +6,6 @@
 //! `only_available = false`; nobody eligible leaves the conversation unassigned.
 
 use crate::config::{AssignTo, Config, Inbox, Strategy};
-use crate::inbox::access::is_member;
 
 /// A user who could be given the conversation, as the store sees them now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +37,7 @@ pub fn members(config: &Config, inbox: &Inbox, assign_to: &AssignTo) -> Vec<Stri
     let mut list: Vec<String> = Vec::new();
     for email in users.iter().chain(team_members) {
         let email = email.to_lowercase();
-        let known = config.user(&email).is_some() && is_member(config, &email, inbox);
+        let known = config.user(&email).is_some() && config.is_member(&email, inbox);
         if known && !list.contains(&email) {
             list.push(email);
         }

@@ -2,7 +2,7 @@
 //!
 //! One SQLite database in WAL mode with `synchronous=FULL`. A single [`Writer`] thread
 //! owns the write connection and commits the work of many callers per transaction
-//! (group commit); readers (the CLI, later the API) open their own connections, so they
+//! (group commit); readers (the CLI, the API) open their own connections, so they
 //! work while the daemon runs. Raw messages are kept whole so they can be served and
 //! re-parsed.
 

@@ -1,4 +1,4 @@
-//! Typed read queries for the CLI (and later the HTTP API): conversation lists by view,
+//! Typed read queries for `inbox::Service` (CLI and HTTP API): conversation lists by view,
 //! one conversation with its messages, raw messages.
 
 use std::collections::HashSet;

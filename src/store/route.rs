@@ -78,7 +78,7 @@ fn assign(
     let (chosen, why) = match assign_to {
         AssignTo::ContactOwner => {
             let owner = contact_owner(conn, conversation.contact_id)?
-                .filter(|o| crate::inbox::access::is_member(config, o, inbox))
+                .filter(|o| config.is_member(o, inbox))
                 .map(|o| candidate(conn, config, &o))
                 .transpose()?
                 .flatten();

@@ -113,16 +113,16 @@ async fn every_action_obeys_the_access_matrix() {
             .await;
         let (method, path, body) = action_request(action, id);
         for (who, token, expected) in [
-            ("removed user", &removed, 404),
+            ("removed user", &removed, 401),
             ("non-member", &non_member, 404),
             ("super admin non-member", &admin, 403),
         ] {
             let (status, error) = api.call(method, &path, Some(token), body.clone()).await;
             assert_eq!(status, expected, "{action} by {who}: {error}");
-            let code = if expected == 404 {
-                "not_found"
-            } else {
-                "forbidden"
+            let code = match expected {
+                401 => "unauthorized",
+                404 => "not_found",
+                _ => "forbidden",
             };
             assert_eq!(error["code"], code, "{action} by {who}");
         }
@@ -150,7 +150,7 @@ async fn every_action_obeys_the_access_matrix() {
     let path = format!("/api/v1/conversations/{id}");
     assert_eq!(api.get(&path, &admin).await.0, 200);
     assert_eq!(api.get(&path, &non_member).await.0, 404);
-    assert_eq!(api.get(&path, &removed).await.0, 404);
+    assert_eq!(api.get(&path, &removed).await.0, 401);
     let listed = api.ok("/api/v1/conversations?inbox=Sales", &admin).await;
     assert!(!listed["conversations"].as_array().unwrap().is_empty());
     assert_eq!(

@@ -594,3 +594,33 @@ name = "Dead"
     assert_eq!(channel_status(&daemon)["state"], "idle");
     daemon.stop().await;
 }
+
+/// An IMAP channel switched on by a reload is polled at once (the pollers used to keep
+/// the channels they started with until a restart).
+#[tokio::test]
+async fn an_imap_channel_switched_on_by_reload_is_polled() {
+    let dovecot = Dovecot::start();
+    let mut client = dovecot.client().await;
+    client.append("INBOX", &numbered("reload", 0..2)).await;
+    let imap = dovecot.imap_table("none");
+    let daemon = Daemon::start_with_config(&team_inbox(&imap, &["INBOX"], 1, "off")).await;
+    assert_eq!(channel_status(&daemon)["state"], "off");
+
+    let help = "from_name = { mode = \"company\", company = \"Demo Help\" }";
+    let text = daemon.config_text().replace(
+        &format!("status = \"off\"\n  {help}"),
+        &format!("status = \"on\"\n  {help}"),
+    );
+    daemon.reload(&text);
+    wait_until(
+        Duration::from_secs(20),
+        "the reloaded channel's first sync",
+        || team_messages(&daemon) == 2,
+    )
+    .await;
+    wait_until(Duration::from_secs(10), "the channel's poller idle", || {
+        channel_status(&daemon)["state"] == "idle"
+    })
+    .await;
+    daemon.stop().await;
+}

@@ -1137,3 +1137,24 @@ async fn a_bounce_for_our_message_fails_that_recipient_and_is_kept() {
     assert_eq!(stray["messages"][0]["bounce_of"], Value::Null);
     d.stop().await;
 }
+
+/// A reload that changes `[outbound]` (here the relay) applies to the next delivery:
+/// the worker used to keep the relay it started with until a restart.
+#[tokio::test]
+async fn a_relay_changed_by_reload_gets_the_next_mail() {
+    let old_relay = Sink::plain();
+    let new_relay = Sink::plain();
+    let d = daemon_relaying_to(&old_relay).await;
+    let text = d.config_text();
+    let old_table = old_relay.relay_config();
+    assert!(text.contains(old_table.trim()), "{text}");
+    d.reload(&text.replace(old_table.trim(), new_relay.relay_config().trim()));
+
+    compose(&d, SUPPORT, "jan@klant.example", "After the reload", "x");
+    let got = new_relay.wait_for(1).await;
+    assert_eq!(got[0].header("Subject").unwrap(), "After the reload");
+    assert!(
+        old_relay.messages().is_empty(),
+        "nothing went to the old relay"
+    );
+}

@@ -130,3 +130,83 @@ async fn sighup_applies_a_valid_config_and_refuses_an_invalid_one() {
     let reply = rcpt_reply(port, "nobody@demo.hs-inbox.com").await;
     assert!(reply.starts_with("550 5.1.1"), "{reply}");
 }
+
+const ALICE_BLOCK: &str = "[[users]]\nemail = \"alice@demo.example\"\nname = \"Alice Smith\"\n";
+const SALES_ACCESS: &str = r#"access = { users = ["bob@demo.example"] }"#;
+
+/// A user removed from the config by a reload: their API token is refused at once
+/// (401), not served with the configuration the daemon started with.
+#[tokio::test]
+async fn removed_user_token_is_refused_after_reload() {
+    let d = Daemon::start().await;
+    let api = d.api();
+    let alice = d.token("alice@demo.example");
+    let (status, me) = api.get("/api/v1/me", &alice).await;
+    assert_eq!(status, 200, "{me}");
+    let (status, _) = api.get("/api/v1/inboxes", &alice).await;
+    assert_eq!(status, 200);
+
+    let text = d.config_text();
+    assert!(text.contains(ALICE_BLOCK));
+    d.reload(&text.replace(ALICE_BLOCK, ""));
+
+    for path in ["/api/v1/me", "/api/v1/inboxes", "/api/v1/conversations"] {
+        let (status, error) = api.get(path, &alice).await;
+        assert_eq!(status, 401, "{path} after the reload: {error}");
+        assert_eq!(error["code"], "unauthorized", "{path}");
+    }
+}
+
+/// A user taken off an inbox's `access` by a reload no longer sees it or its
+/// conversations (404), over the API and the CLI.
+#[tokio::test]
+async fn user_taken_off_inbox_gets_404_after_reload() {
+    let d = Daemon::start().await;
+    let api = d.api();
+    let bob = d.token("bob@demo.example");
+    let message = b"Message-ID: <offerte-1@klant.example>\r\nFrom: jan@klant.example\r\n\
+        To: sales@demo.hs-inbox.com\r\nSubject: Offerte graag\r\n\
+        Date: Sat, 21 Nov 2026 10:00:00 +0000\r\n\r\nGraag een offerte.\r\n";
+    let reply = d
+        .send("jan@klant.example", &["sales@demo.hs-inbox.com"], message)
+        .await;
+    assert!(reply.starts_with("250"), "{reply}");
+    let id = conversation_with_subject(&d.list(&[]), "Offerte graag");
+    let conversation = format!("/api/v1/conversations/{id}");
+    let (status, _) = api.get(&conversation, &bob).await;
+    assert_eq!(status, 200, "a member before the reload");
+
+    let text = d.config_text();
+    assert!(text.contains(SALES_ACCESS));
+    d.reload(&text.replace(
+        SALES_ACCESS,
+        r#"access = { users = ["alice@demo.example"] }"#,
+    ));
+
+    for path in [
+        conversation.clone(),
+        "/api/v1/conversations?inbox=Sales".to_string(),
+    ] {
+        let (status, error) = api.get(&path, &bob).await;
+        assert_eq!(status, 404, "{path} after the reload: {error}");
+        assert_eq!(error["code"], "not_found", "{path}");
+    }
+    let (status, inboxes) = api.get("/api/v1/inboxes", &bob).await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = inboxes
+        .as_array()
+        .or_else(|| inboxes["inboxes"].as_array())
+        .expect("a list of inboxes")
+        .iter()
+        .filter_map(|i| i["name"].as_str())
+        .collect();
+    assert_eq!(names, ["Support"], "{inboxes}");
+    let (status, _) = api
+        .post(
+            &format!("{conversation}/close"),
+            &bob,
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 404, "no action either");
+}

@@ -1,0 +1,15 @@
+//! `[api]`.
+
+use super::*; // the section checks share the parent's imports and helpers
+
+pub(super) fn api(raw: &RawApi, smtp: &SmtpConfig, p: &mut Problems) -> ApiConfig {
+    let text = raw.listen.as_deref().unwrap_or(defaults::API_LISTEN);
+    let fallback = SocketAddr::from(([127, 0, 0, 1], 8025));
+    let listen = socket_addr(p, "api.listen", text).unwrap_or(fallback);
+    if listen.port() != 0 {
+        if let Some(i) = smtp.listen.iter().position(|a| *a == listen) {
+            p.add("api.listen", format!("{listen} is also smtp.listen[{i}]"));
+        }
+    }
+    ApiConfig { listen }
+}
