@@ -251,8 +251,7 @@ impl Service {
     pub fn list(&self, caller: &Caller, mut filter: ListFilter) -> Result<Page, InboxError> {
         if filter.search.is_some() {
             // Messages are indexed in batches after they are stored; catch up first.
-            self.writer
-                .write_blocking(crate::store::search_index::index_all_pending)?;
+            self.writer.index_search_blocking()?;
         }
         if let Some(name) = &filter.inbox {
             let canonical = self

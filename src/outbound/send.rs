@@ -10,7 +10,7 @@ use crate::config::{Channel, ChannelStatus, Config, Inbox, User};
 use crate::inbox::access::{inbox_access, InboxAccess};
 use crate::pipeline::parse::{self, AttachmentInfo, Mailbox};
 use crate::pipeline::subject;
-use crate::store::outbound::{FiledOutbound, NewOutbound, NewSystemMail};
+use crate::store::{FiledOutbound, NewOutbound, NewSystemMail, ReplyParent};
 use crate::store::{Reader, StoreError};
 
 /// A confirmation code is valid this long after it was mailed.
@@ -370,10 +370,7 @@ fn channel_for_from<'a>(
         .ok_or_else(|| SendError::UnknownFrom(from.to_string()))
 }
 
-fn default_reply_to(
-    parent: Option<&crate::store::outbound::ReplyParent>,
-    contact: &str,
-) -> Vec<String> {
+fn default_reply_to(parent: Option<&ReplyParent>, contact: &str) -> Vec<String> {
     match parent {
         Some(p) if p.direction == "in" => vec![p.from.clone()],
         Some(p) if !p.to.is_empty() => p.to.clone(),
@@ -384,7 +381,7 @@ fn default_reply_to(
 fn reply_threading(
     reader: &Reader,
     conversation_id: i64,
-    parent: &crate::store::outbound::ReplyParent,
+    parent: &ReplyParent,
     now: i64,
 ) -> Result<Threading, SendError> {
     let parent_refs = match &parent.raw {
