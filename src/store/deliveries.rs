@@ -147,20 +147,46 @@ pub(super) fn forget_conversation(
     Ok(())
 }
 
+/// Due messages never tried yet (fresh mail, Postfix's "active" side). The first
+/// condition repeats the `outbound_due` index's, so that partial index serves it.
+const DUE_FRESH: &str = "SELECT raw_id FROM outbound_deliveries
+     WHERE status IN ('queued', 'deferred') AND next_attempt_at <= ?1
+       AND status = 'queued' AND attempts = 0
+     GROUP BY raw_id ORDER BY MIN(next_attempt_at), raw_id LIMIT ?2";
+
+/// Every due message, retries included, the longest waiting first.
+const DUE_ALL: &str = "SELECT raw_id FROM outbound_deliveries
+     WHERE status IN ('queued', 'deferred') AND next_attempt_at <= ?1
+     GROUP BY raw_id ORDER BY MIN(next_attempt_at), raw_id LIMIT ?2";
+
 /// Marks the due deliveries of up to `limit` messages `sending` and returns them.
+/// Fresh mail gets half the slots (rounded up) whenever any is due, the rest go by next
+/// attempt: a backlog of due retries to a dead host never holds back a new reply.
 fn claim_due(conn: &Connection, now: i64, limit: usize) -> Result<Vec<DueMessage>, StoreError> {
-    let raw_ids: Vec<i64> = conn
-        .prepare_cached(
-            "SELECT raw_id FROM outbound_deliveries
-             WHERE status IN ('queued', 'deferred') AND next_attempt_at <= ?1
-             GROUP BY raw_id ORDER BY MIN(next_attempt_at), raw_id LIMIT ?2",
-        )?
-        .query_map(params![now, limit as i64], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+    let mut raw_ids = due_messages(conn, DUE_FRESH, now, limit.div_ceil(2))?;
+    let fresh = raw_ids.len();
+    let others: Vec<i64> = due_messages(conn, DUE_ALL, now, limit)?
+        .into_iter()
+        .filter(|id| !raw_ids.contains(id))
+        .take(limit - fresh)
+        .collect();
+    raw_ids.extend(others);
     raw_ids
         .into_iter()
         .map(|raw_id| claim_message(conn, raw_id, now))
         .collect()
+}
+
+fn due_messages(
+    conn: &Connection,
+    sql: &str,
+    now: i64,
+    limit: usize,
+) -> Result<Vec<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_map(params![now, limit as i64], |r| r.get(0))?
+        .collect::<Result<_, _>>()?)
 }
 
 fn claim_message(conn: &Connection, raw_id: i64, now: i64) -> Result<DueMessage, StoreError> {
@@ -395,6 +421,7 @@ impl Reader {
 mod tests {
     use super::*;
     use crate::pipeline::bounce::FailedRecipient;
+    use crate::store::rows::NewSystemMail;
     use crate::store::testkit::{self, reply};
 
     fn recipient(attempts: i64, expires_at: i64) -> DueRecipient {
@@ -500,5 +527,50 @@ mod tests {
                 ("failed".into(), "5.0.0 bounced".into())
             ]
         );
+    }
+
+    fn system_mail(to: &str, now: i64) -> NewSystemMail {
+        NewSystemMail {
+            raw: b"Subject: x\r\n\r\nx\r\n".to_vec(),
+            mail_from: "support@demo.hs-inbox.com".into(),
+            recipients: vec![to.into()],
+            now,
+            expires_at: now + 86_400,
+        }
+    }
+
+    #[tokio::test]
+    async fn fresh_mail_is_claimed_before_a_backlog_of_due_retries() {
+        let (_dir, _store, writer) = testkit::store();
+        for n in 0..10 {
+            let mail = system_mail(&format!("x{n}@dead.example"), 10);
+            writer.file_system_mail(mail).await.expect("queued");
+        }
+        // The backlog: every one tried once and deferred, due again at 20.
+        let tried = writer.claim_deliveries(10, 100).await.expect("claimed");
+        let updates = tried
+            .iter()
+            .flat_map(|m| &m.recipients)
+            .map(|r| DeliveryUpdate {
+                delivery_id: r.delivery_id,
+                status: DeliveryStatus::Deferred,
+                last_reply: "421 4.4.2 timeout".into(),
+                next_attempt_at: 20,
+            })
+            .collect();
+        writer
+            .record_deliveries(updates, 10)
+            .await
+            .expect("deferred");
+        let fresh = writer
+            .file_system_mail(system_mail("jan@klant.example", 30))
+            .await
+            .expect("queued");
+        let claimed = writer.claim_deliveries(100, 4).await.expect("claimed");
+        let ids: Vec<i64> = claimed.iter().map(|m| m.raw_id).collect();
+        assert_eq!(ids.len(), 4, "{ids:?}");
+        assert!(ids.contains(&fresh), "fresh {fresh} not in {ids:?}");
+        let retries = claimed.iter().filter(|m| m.recipients[0].attempts == 2);
+        assert_eq!(retries.count(), 3);
     }
 }
