@@ -92,6 +92,8 @@ fn reply(i: usize, now: i64) -> NewOutbound {
         subject,
         text,
         thread_index_root: None,
+        in_reply_to: None,
+        references: Vec::new(),
         attachments: Vec::new(),
         raw: raw.into_bytes(),
         mail_from: FROM.into(),

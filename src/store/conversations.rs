@@ -141,6 +141,9 @@ pub(super) struct MessageInsert<'a> {
     pub text: &'a str,
     /// Hex of the Outlook thread root the message carries.
     pub thread_index: Option<&'a str>,
+    /// Its `References` and `In-Reply-To` ids: what a reply to it builds on.
+    pub references: &'a [String],
+    pub in_reply_to: &'a [String],
     pub attachments: &'a [AttachmentInfo],
     /// `None` (our own outbound message): clean, no reasons.
     pub classification: Option<&'a Classification>,
@@ -152,9 +155,10 @@ pub(super) fn insert_message(conn: &Connection, m: &MessageInsert) -> Result<i64
     let mut stmt = conn.prepare_cached(
         "INSERT INTO messages (conversation_id, raw_id, direction, message_id, from_addr,
              from_name, to_json, cc_json, subject, subject_norm, date, received_at, text,
-             thread_index, attachments_json, verdict, reasons, auth_results, spam_score)
+             thread_index, attachments_json, verdict, reasons, auth_results, spam_score,
+             reply_refs)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                 ?18, ?19)",
+                 ?18, ?19, ?20)",
     )?;
     stmt.execute(params![
         m.conversation_id,
@@ -179,6 +183,7 @@ pub(super) fn insert_message(conn: &Connection, m: &MessageInsert) -> Result<i64
         reasons_json(reasons),
         m.classification.and_then(|k| k.auth_results.as_deref()),
         m.classification.and_then(|k| k.score),
+        json_list(reply_refs(m).iter().map(String::as_str)),
     ])?;
     Ok(conn.last_insert_rowid())
 }
@@ -241,6 +246,16 @@ pub(super) fn outbound_message(
     Ok(stmt
         .query_row([message_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?)
+}
+
+/// What a reply's `References` continue: the message's `References`, else its
+/// `In-Reply-To` (RFC 5322 3.6.4).
+fn reply_refs<'a>(m: &MessageInsert<'a>) -> &'a [String] {
+    if m.references.is_empty() {
+        m.in_reply_to
+    } else {
+        m.references
+    }
 }
 
 /// A verdict's reasons as the `reasons` column holds them.

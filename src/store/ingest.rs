@@ -264,6 +264,8 @@ fn insert_message(
             received_at: m.received_at,
             text: &p.text,
             thread_index: p.thread_index_root.as_deref(),
+            references: &p.references,
+            in_reply_to: &p.in_reply_to,
             attachments: &p.attachments,
             classification: Some(classification),
         },

@@ -71,6 +71,8 @@ fn file_outbound(conn: &Connection, m: &NewOutbound) -> Result<FiledOutbound, St
             received_at: m.now,
             text: &m.text,
             thread_index: m.thread_index_root.as_deref(),
+            references: &m.references,
+            in_reply_to: m.in_reply_to.as_slice(),
             attachments: &m.attachments,
             classification: None,
         },
@@ -168,8 +170,8 @@ impl Reader {
             .conn
             .query_row(
                 "SELECT m.id, m.direction, m.message_id, m.from_addr, m.to_json, m.cc_json,
-                        m.subject, m.text, r.body
-                 FROM messages m LEFT JOIN raw_messages r ON r.id = m.raw_id
+                        m.subject, m.text, m.reply_refs
+                 FROM messages m
                  WHERE m.conversation_id = ?1
                  ORDER BY m.direction = 'in' DESC, m.received_at DESC, m.id DESC LIMIT 1",
                 [conversation_id],
@@ -183,7 +185,9 @@ impl Reader {
                         cc: serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or_default(),
                         subject: r.get(6)?,
                         text: r.get(7)?,
-                        raw: r.get(8)?,
+                        references: r
+                            .get::<_, Option<String>>(8)?
+                            .map(|refs| serde_json::from_str(&refs).unwrap_or_default()),
                     })
                 },
             )
@@ -271,5 +275,32 @@ mod tests {
             "{reopened:?}"
         );
         assert_eq!(state(&writer, id).await, (true, "closed".into(), 0));
+    }
+
+    #[tokio::test]
+    async fn a_reply_parent_carries_its_references_without_its_raw_message() {
+        let (_dir, store, writer) = store();
+        let answer = "Message-ID: <a@klant.example>\r\nFrom: jan@klant.example\r\n\
+                      In-Reply-To: <q@klant.example>\r\nSubject: Re: x\r\n\r\nDank\r\n";
+        writer
+            .file_inbound(inbound(QUESTION, "jan@klant.example", 5))
+            .await
+            .expect("filed");
+        let filed = writer
+            .file_inbound(inbound(answer, "jan@klant.example", 6))
+            .await
+            .expect("filed");
+        let id = filed[0].conversation_id;
+        let reader = store.reader().expect("reader");
+        let parent = reader.reply_parent(id).expect("read").expect("a parent");
+        assert_eq!(parent.message_id.as_deref(), Some("a@klant.example"));
+        assert_eq!(parent.references, Some(vec!["q@klant.example".to_string()]));
+        // A row filed before the column existed: the caller reads the raw message.
+        writer
+            .write(|conn| Ok(conn.execute("UPDATE messages SET reply_refs = NULL", [])?))
+            .await
+            .expect("old row");
+        let parent = reader.reply_parent(id).expect("read").expect("a parent");
+        assert_eq!(parent.references, None);
     }
 }

@@ -61,6 +61,9 @@ pub struct NewOutbound {
     pub text: String,
     /// Hex of the Outlook thread root this message carries.
     pub thread_index_root: Option<String>,
+    /// Its `In-Reply-To` and `References` headers.
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
     pub attachments: Vec<AttachmentInfo>,
     /// The whole message as it will be sent.
     pub raw: Vec<u8>,
@@ -172,8 +175,9 @@ pub struct ReplyParent {
     pub cc: Vec<String>,
     pub subject: String,
     pub text: String,
-    /// The whole stored message, to read its `References`.
-    pub raw: Option<Vec<u8>>,
+    /// The ids a reply's `References` continue: the parent's `References`, else its
+    /// `In-Reply-To`. `None` for a message filed before they were kept (read its raw).
+    pub references: Option<Vec<String>>,
 }
 
 /// An outbound message with its conversation, for `outbound list`.

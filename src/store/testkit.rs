@@ -56,6 +56,8 @@ pub fn reply(id: &str) -> NewOutbound {
         subject_norm: "x".into(),
         text: "hi".into(),
         thread_index_root: None,
+        in_reply_to: None,
+        references: Vec::new(),
         attachments: Vec::new(),
         raw: b"Subject: Re: x\r\n\r\nhi\r\n".to_vec(),
         now: 10,
