@@ -295,14 +295,10 @@ fn fail_by_message_id(
     reply: &str,
     now: i64,
 ) -> Result<usize, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "UPDATE outbound_deliveries SET status = 'failed', last_reply = ?2, updated_at = ?3
-             WHERE message_row IN (SELECT id FROM messages
-                                   WHERE direction = 'out' AND message_id = ?1)
-               AND status != 'failed'",
-        )?
-        .execute(params![message_id, reply, now])?)
+    match outbound_message(conn, message_id)? {
+        Some((row, _)) => fail_recipient(conn, row, None, reply, now),
+        None => Ok(0),
+    }
 }
 
 /// Applies an inbound bounce to the first of its Message-IDs that is one of our
@@ -323,7 +319,7 @@ pub(super) fn apply_bounce(
         for failed in &bounce.failed {
             let hit = std::iter::once(&failed.address).chain(failed.original.as_ref());
             for address in hit {
-                let n = fail_recipient(conn, row, address, &failed.status, now)?;
+                let n = fail_recipient(conn, row, Some(address), &failed.status, now)?;
                 if n > 0 {
                     matched = true;
                     changed += n;
@@ -333,7 +329,7 @@ pub(super) fn apply_bounce(
             }
         }
         if !matched {
-            changed += fail_by_message_id(conn, id, &bounce.summary, now)?;
+            changed += fail_recipient(conn, row, None, &bounce.summary, now)?;
         }
         return Ok(Some(BounceApplied {
             outbound_row: row,
@@ -343,17 +339,19 @@ pub(super) fn apply_bounce(
     Ok(None)
 }
 
+/// Fails the unfinished deliveries of an outbound message: to `address` only, or all.
 fn fail_recipient(
     conn: &Connection,
     message_row: i64,
-    address: &str,
+    address: Option<&str>,
     reply: &str,
     now: i64,
 ) -> Result<usize, StoreError> {
     Ok(conn
         .prepare_cached(
             "UPDATE outbound_deliveries SET status = 'failed', last_reply = ?3, updated_at = ?4
-             WHERE message_row = ?1 AND lower(recipient) = ?2 AND status != 'failed'",
+             WHERE message_row = ?1 AND (?2 IS NULL OR lower(recipient) = ?2)
+               AND status != 'failed'",
         )?
         .execute(params![message_row, address, reply, now])?)
 }
