@@ -19,7 +19,7 @@ use inboxgate::clock::system_clock;
 use inboxgate::config;
 use inboxgate::pipeline::parse::{parse, Inbound};
 use inboxgate::pipeline::Target;
-use inboxgate::store::{file_inbound, Change, NewInbound, Store};
+use inboxgate::store::{Change, NewInbound, Store};
 
 const MESSAGES_PER_CONVERSATION: usize = 3;
 const BATCH: usize = 3000;
@@ -167,19 +167,17 @@ async fn fill(store: &Store, conversations: usize) -> anyhow::Result<()> {
             jobs.extend(chunk.iter().map(|&c| (c, m)));
         }
     }
-    for batch in jobs.chunks(BATCH) {
-        let messages: Vec<NewInbound> = batch
-            .iter()
-            .map(|&(c, m)| message(&corpus, c, m, start))
-            .collect();
-        writer
-            .write(move |conn| {
-                for m in &messages {
-                    file_inbound(conn, m)?;
-                }
-                Ok(())
-            })
-            .await?;
+    // A wave is one message of each conversation of a chunk, filed at once so the
+    // writer commits them together; the next wave (their replies) waits for it.
+    for wave in jobs.chunk_by(|a, b| a.1 == b.1) {
+        let mut filing = tokio::task::JoinSet::new();
+        for &(c, m) in wave {
+            let (writer, message) = (writer.clone(), message(&corpus, c, m, start));
+            filing.spawn(async move { writer.file_inbound(message).await });
+        }
+        while let Some(filed) = filing.join_next().await {
+            filed??;
+        }
     }
     eprintln!("filed {total} messages in {:.1?}", started.elapsed());
     // Agents' work: assignments, closed, spam, trash (concurrent jobs share commits).

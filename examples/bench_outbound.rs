@@ -7,8 +7,9 @@
 //! SINK_PORT=2626 COUNT=10000 cargo run --release --example bench_outbound
 //! ```
 //!
-//! Queueing goes through the store's own filing function (`file_outbound`, the one
-//! `compose` and `reply` use) in big transactions, not one CLI process per message.
+//! Queueing goes through the store's own filing operation (`Writer::file_outbound`, the
+//! one `compose` and `reply` use), many at once so they share group transactions, not
+//! one CLI process per message.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -17,8 +18,7 @@ use std::time::{Duration, Instant};
 use inboxgate::clock::system_clock;
 use inboxgate::config;
 use inboxgate::pipeline::parse::Mailbox;
-use inboxgate::store::outbound::{file_outbound, NewOutbound};
-use inboxgate::store::Store;
+use inboxgate::store::{NewOutbound, Store};
 
 const BATCH: usize = 2000;
 const FROM: &str = "support@bench.hs-inbox.com";
@@ -92,6 +92,8 @@ fn reply(i: usize, now: i64) -> NewOutbound {
         subject,
         text,
         thread_index_root: None,
+        in_reply_to: None,
+        references: Vec::new(),
         attachments: Vec::new(),
         raw: raw.into_bytes(),
         mail_from: FROM.into(),
@@ -105,15 +107,15 @@ async fn fill(store: &Store, count: usize) -> anyhow::Result<()> {
     let now = system_clock()();
     let started = Instant::now();
     for chunk in (0..count).collect::<Vec<_>>().chunks(BATCH) {
-        let messages: Vec<NewOutbound> = chunk.iter().map(|&i| reply(i, now)).collect();
-        writer
-            .write(move |conn| {
-                for m in &messages {
-                    file_outbound(conn, m)?;
-                }
-                Ok(())
-            })
-            .await?;
+        // All of a chunk at once: the writer commits them in a few group transactions.
+        let mut filing = tokio::task::JoinSet::new();
+        for &i in chunk {
+            let writer = writer.clone();
+            filing.spawn(async move { writer.file_outbound(reply(i, now)).await });
+        }
+        while let Some(filed) = filing.join_next().await {
+            filed??;
+        }
     }
     drop(writer);
     let _ = tokio::task::spawn_blocking(move || thread.join()).await;

@@ -130,10 +130,7 @@ async fn index_search(writer: crate::store::Writer, mut shutdown: watch::Receive
             _ = tokio::time::sleep(EVERY) => {}
             _ = shutdown.changed() => return,
         }
-        if let Err(e) = writer
-            .write(crate::store::search_index::index_all_pending)
-            .await
-        {
+        if let Err(e) = writer.index_search().await {
             tracing::warn!(error = %e, "search indexing failed; retrying");
         }
     }

@@ -15,6 +15,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::store::DeliveryStatus;
+
 /// Why the SMTP server refused a recipient or a message; the `reason` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -74,29 +76,12 @@ impl Refusal {
     }
 }
 
-/// A delivery attempt's outcome for one recipient; the `outcome` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryOutcome {
-    Sent,
-    Deferred,
-    Failed,
-}
-
-impl DeliveryOutcome {
-    const ALL: [DeliveryOutcome; 3] = [
-        DeliveryOutcome::Sent,
-        DeliveryOutcome::Deferred,
-        DeliveryOutcome::Failed,
-    ];
-
-    fn label(self) -> &'static str {
-        match self {
-            DeliveryOutcome::Sent => "sent",
-            DeliveryOutcome::Deferred => "deferred",
-            DeliveryOutcome::Failed => "failed",
-        }
-    }
-}
+/// The statuses a delivery attempt can leave a recipient in; the `outcome` label.
+const ATTEMPT_OUTCOMES: [DeliveryStatus; 3] = [
+    DeliveryStatus::Sent,
+    DeliveryStatus::Deferred,
+    DeliveryStatus::Failed,
+];
 
 /// A Prometheus histogram with fixed upper bounds.
 pub struct Histogram {
@@ -165,7 +150,7 @@ pub struct Metrics {
     commit_batch_size: Histogram,
     commit_seconds: Histogram,
     commit_failures: AtomicU64,
-    deliveries: [AtomicU64; DeliveryOutcome::ALL.len()],
+    deliveries: [AtomicU64; ATTEMPT_OUTCOMES.len()],
     outbound_claims: AtomicU64,
     /// The token model generation the classifier scores with; -1 before it loads one.
     model_generation: AtomicI64,
@@ -230,12 +215,11 @@ impl Metrics {
         self.commit_failures.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn delivery(&self, outcome: DeliveryOutcome) {
-        let slot = DeliveryOutcome::ALL
-            .iter()
-            .position(|o| *o == outcome)
-            .unwrap_or(0);
-        self.deliveries[slot].fetch_add(1, Ordering::Relaxed);
+    /// Counts one attempt for one recipient by the status it left the delivery in.
+    pub fn delivery(&self, status: DeliveryStatus) {
+        if let Some(slot) = ATTEMPT_OUTCOMES.iter().position(|o| *o == status) {
+            self.deliveries[slot].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The outbound worker looked at the queue and claimed what was due (maybe nothing).
@@ -351,9 +335,9 @@ impl Metrics {
             "counter",
             "Delivery attempts per recipient, by outcome.",
         );
-        for outcome in DeliveryOutcome::ALL {
-            let value = self.deliveries[outcome as usize].load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}{{outcome=\"{}\"}} {value}", outcome.label());
+        for (slot, outcome) in ATTEMPT_OUTCOMES.iter().enumerate() {
+            let value = self.deliveries[slot].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}{{outcome=\"{}\"}} {value}", outcome.as_str());
         }
         let name = "inboxgate_outbound_queue";
         header(

@@ -23,7 +23,7 @@ use crate::clock::Clock;
 use crate::config::{ImapChannel, RemoteServer};
 use crate::pipeline::ingest::{Ingest, Source};
 use crate::pipeline::Target;
-use crate::store::imap::{self as sync_store, BatchFiled, Checkpoint, FetchedBatch, SyncState};
+use crate::store::imap::{BatchFiled, Checkpoint, FetchedBatch, SyncState};
 use crate::store::{StoreError, Writer};
 
 /// Messages fetched and committed together; bounds memory and the work a crash repeats.
@@ -139,9 +139,7 @@ impl Poller {
             }
             let now = (self.clock)();
             let channel = self.config.address.clone();
-            self.writer
-                .write(move |conn| sync_store::record_sync(conn, &channel, now))
-                .await?;
+            self.writer.record_channel_sync(channel, now).await?;
             self.failures = 0;
             self.wait_for_mail(&mut session, &folders, idle).await?;
         }
@@ -213,10 +211,7 @@ impl Poller {
                     fetched,
                 )
                 .await?;
-            let done = self
-                .writer
-                .write(move |conn| sync_store::file_batch(conn, &batch))
-                .await?;
+            let done = self.writer.file_imap_batch(batch).await?;
             filed.stored += done.stored;
             filed.duplicates += done.duplicates;
         }
@@ -237,10 +232,7 @@ impl Poller {
     async fn start_uid(&self, folder: &str, opened: &Folder) -> Result<u32, SyncError> {
         let channel = self.config.address.clone();
         let name = folder.to_string();
-        let saved = self
-            .writer
-            .write(move |conn| sync_store::checkpoint(conn, &channel, &name))
-            .await?;
+        let saved = self.writer.imap_checkpoint(channel, name).await?;
         Ok(match saved {
             Some(cp) if cp.uidvalidity == opened.uidvalidity => cp.last_uid,
             Some(cp) => {
@@ -264,9 +256,7 @@ impl Poller {
             uidvalidity,
             last_uid: 0,
         };
-        self.writer
-            .write(move |conn| sync_store::save_checkpoint(conn, &channel, &name, cp))
-            .await?;
+        self.writer.save_imap_checkpoint(channel, name, cp).await?;
         Ok(())
     }
 
@@ -305,7 +295,7 @@ impl Poller {
         let now = (self.clock)();
         let written = self
             .writer
-            .write(move |conn| sync_store::set_state(conn, &channel, state, now, error.as_deref()))
+            .set_channel_state(channel, state, now, error)
             .await;
         if let Err(e) = written {
             tracing::warn!(channel = %self.config.address, error = %e, "could not record channel state");

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::store::outbound::RecipientDelivery;
+use crate::store::RecipientDelivery;
 
 use crate::store::{ContactRow, ConversationRow, MessageRow, TimelineEntry};
 

@@ -241,8 +241,7 @@ impl Service {
     ) -> Result<Page, InboxError> {
         if filter.search.is_some() {
             // Messages are indexed in batches after they are stored; catch up first.
-            self.writer
-                .write_blocking(crate::store::search_index::index_all_pending)?;
+            self.writer.index_search_blocking()?;
         }
         if let Some(name) = &filter.inbox {
             let canonical = config

@@ -28,35 +28,29 @@ use crate::config::{Config, RemoteServer, TlsMode};
 /// How long one SMTP command may take (RFC 5321 §4.5.3.2 suggests minutes).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The result of one attempt for one recipient, with the reply that decided it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Sent(String),
-    /// 4xx, network or TLS trouble: try again later.
-    Temporary(String),
-    /// 5xx, null MX, no such domain: give up now.
-    Permanent(String),
+/// The result of one attempt for one recipient (the store's type: it maps it to a
+/// delivery status).
+pub use crate::store::Outcome;
+
+/// The outcome an SMTP reply means: 2xx sent, 5xx permanent, else temporary.
+fn outcome_of_reply(reply: &Response<String>) -> Outcome {
+    let text = reply_text(reply);
+    match reply.code {
+        200..=299 => Outcome::Sent(text),
+        500..=599 => Outcome::Permanent(text),
+        _ => Outcome::Temporary(text),
+    }
 }
 
-impl Outcome {
-    fn from_reply(reply: &Response<String>) -> Outcome {
-        let text = reply_text(reply);
-        match reply.code {
-            200..=299 => Outcome::Sent(text),
-            500..=599 => Outcome::Permanent(text),
-            _ => Outcome::Temporary(text),
+/// The outcome a failed SMTP exchange means.
+fn outcome_of_error(error: mail_send::Error) -> Outcome {
+    match error {
+        mail_send::Error::UnexpectedReply(r) => outcome_of_reply(&r),
+        // A refused login is a configuration problem on our side: keep the mail.
+        mail_send::Error::AuthenticationFailed(r) => {
+            Outcome::Temporary(format!("authentication failed: {}", reply_text(&r)))
         }
-    }
-
-    fn from_error(error: mail_send::Error) -> Outcome {
-        match error {
-            mail_send::Error::UnexpectedReply(r) => Outcome::from_reply(&r),
-            // A refused login is a configuration problem on our side: keep the mail.
-            mail_send::Error::AuthenticationFailed(r) => {
-                Outcome::Temporary(format!("authentication failed: {}", reply_text(&r)))
-            }
-            other => Outcome::Temporary(other.to_string()),
-        }
+        other => Outcome::Temporary(other.to_string()),
     }
 }
 
@@ -175,11 +169,11 @@ impl Deliverer {
         match server.tls {
             TlsMode::Implicit | TlsMode::StartTls => {
                 let builder = builder.implicit_tls(server.tls == TlsMode::Implicit);
-                let mut client = builder.connect().await.map_err(Outcome::from_error)?;
+                let mut client = builder.connect().await.map_err(outcome_of_error)?;
                 transaction(&mut client, envelope).await
             }
             TlsMode::None => {
-                let mut client = builder.connect_plain().await.map_err(Outcome::from_error)?;
+                let mut client = builder.connect_plain().await.map_err(outcome_of_error)?;
                 transaction(&mut client, envelope).await
             }
         }
@@ -257,12 +251,12 @@ impl Deliverer {
     ) -> Result<Vec<Outcome>, Outcome> {
         let mut client = SmtpClient::connect(addr, COMMAND_TIMEOUT)
             .await
-            .map_err(Outcome::from_error)?;
-        let greeting = client.read().await.map_err(Outcome::from_error)?;
+            .map_err(outcome_of_error)?;
+        let greeting = client.read().await.map_err(outcome_of_error)?;
         if greeting.code != 220 {
-            return Err(Outcome::from_reply(&greeting));
+            return Err(outcome_of_reply(&greeting));
         }
-        let ehlo = client.ehlo(&self.helo).await.map_err(Outcome::from_error)?;
+        let ehlo = client.ehlo(&self.helo).await.map_err(outcome_of_error)?;
         if !ehlo.has_capability(EXT_START_TLS) {
             return transaction(&mut client, envelope).await;
         }
@@ -270,8 +264,8 @@ impl Deliverer {
         let mut client = client
             .start_tls(&self.opportunistic, name)
             .await
-            .map_err(Outcome::from_error)?;
-        client.ehlo(&self.helo).await.map_err(Outcome::from_error)?;
+            .map_err(outcome_of_error)?;
+        client.ehlo(&self.helo).await.map_err(outcome_of_error)?;
         transaction(&mut client, envelope).await
     }
 }
@@ -292,7 +286,7 @@ async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
     client
         .mail_from(envelope.mail_from, &params)
         .await
-        .map_err(Outcome::from_error)?;
+        .map_err(outcome_of_error)?;
     let mut outcomes = Vec::with_capacity(envelope.recipients.len());
     let mut accepted = Vec::new();
     for (i, rcpt) in envelope.recipients.iter().enumerate() {
@@ -301,7 +295,7 @@ async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
                 accepted.push(i);
                 outcomes.push(Outcome::Temporary("accepted, awaiting DATA".into()));
             }
-            Err(e) => outcomes.push(Outcome::from_error(e)),
+            Err(e) => outcomes.push(outcome_of_error(e)),
         }
     }
     if accepted.is_empty() {
@@ -313,8 +307,8 @@ async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
         return Ok(outcomes);
     }
     let result = match client.data(envelope.raw).await {
-        Ok(reply) => Outcome::from_reply(&reply),
-        Err(e) => Outcome::from_error(e),
+        Ok(reply) => outcome_of_reply(&reply),
+        Err(e) => outcome_of_error(e),
     };
     for i in accepted {
         outcomes[i] = result.clone();

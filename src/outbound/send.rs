@@ -10,7 +10,7 @@ use crate::config::{Channel, ChannelStatus, Config, Inbox, User};
 use crate::inbox::access::{inbox_access, InboxAccess};
 use crate::pipeline::parse::{self, AttachmentInfo, Mailbox};
 use crate::pipeline::subject;
-use crate::store::outbound::{FiledOutbound, NewOutbound, NewSystemMail};
+use crate::store::{FiledOutbound, NewOutbound, NewSystemMail, ReplyParent};
 use crate::store::{Reader, StoreError};
 
 /// A confirmation code is valid this long after it was mailed.
@@ -370,10 +370,7 @@ fn channel_for_from<'a>(
         .ok_or_else(|| SendError::UnknownFrom(from.to_string()))
 }
 
-fn default_reply_to(
-    parent: Option<&crate::store::outbound::ReplyParent>,
-    contact: &str,
-) -> Vec<String> {
+fn default_reply_to(parent: Option<&ReplyParent>, contact: &str) -> Vec<String> {
     match parent {
         Some(p) if p.direction == "in" => vec![p.from.clone()],
         Some(p) if !p.to.is_empty() => p.to.clone(),
@@ -384,24 +381,31 @@ fn default_reply_to(
 fn reply_threading(
     reader: &Reader,
     conversation_id: i64,
-    parent: &crate::store::outbound::ReplyParent,
+    parent: &ReplyParent,
     now: i64,
 ) -> Result<Threading, SendError> {
-    let parent_refs = match &parent.raw {
-        Some(raw) => {
-            let parsed = parse::parse(raw);
-            if parsed.references.is_empty() {
-                parsed.in_reply_to
-            } else {
-                parsed.references
-            }
-        }
-        None => Vec::new(),
+    let parent_refs = match &parent.references {
+        Some(refs) => refs.clone(),
+        None => references_of_raw(reader, parent.message_row)?,
     };
     Ok(Threading {
         in_reply_to: parent.message_id.clone(),
         references: compose::references(&parent_refs, parent.message_id.as_deref()),
         thread_root: thread_root(reader, conversation_id, now)?,
+    })
+}
+
+/// What a reply to a message filed before its references were kept continues: its
+/// `References`, else its `In-Reply-To`, read from the raw message.
+fn references_of_raw(reader: &Reader, message_row: i64) -> Result<Vec<String>, SendError> {
+    let Some(raw) = reader.raw_message(message_row)? else {
+        return Ok(Vec::new());
+    };
+    let parsed = parse::parse(&raw);
+    Ok(if parsed.references.is_empty() {
+        parsed.in_reply_to
+    } else {
+        parsed.references
     })
 }
 
@@ -481,6 +485,8 @@ async fn submit(
         subject: out.subject,
         text,
         thread_index_root: Some(compose::hex(&out.threading.thread_root)),
+        in_reply_to: out.threading.in_reply_to.clone(),
+        references: out.threading.references.clone(),
         attachments: content
             .attachments
             .iter()

@@ -9,11 +9,11 @@ use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::deliver::{Deliverer, Outcome};
+use super::deliver::Deliverer;
 use super::dkim::Signer;
 use super::queue::Queue;
-use crate::metrics::{DeliveryOutcome, Metrics};
-use crate::store::outbound::DueMessage;
+use crate::metrics::Metrics;
+use crate::store::DueMessage;
 
 /// How often the queue is looked at when nothing else wakes the worker.
 const POLL: Duration = Duration::from_secs(1);
@@ -122,24 +122,88 @@ async fn deliver_one(
         None => m.raw.clone(),
     };
     let outcomes = deliverer.deliver(&m.mail_from, &recipients, &raw).await;
-    for (rcpt, outcome) in recipients.iter().zip(&outcomes) {
-        let (status, reply, counted) = match outcome {
-            Outcome::Sent(r) => ("sent", r, DeliveryOutcome::Sent),
-            Outcome::Temporary(r) => ("deferred", r, DeliveryOutcome::Deferred),
-            Outcome::Permanent(r) => ("failed", r, DeliveryOutcome::Failed),
-        };
-        metrics.delivery(counted);
+    // One mapping of outcome to status, for the row, the log and the metrics alike.
+    let updates = queue.after_attempt(&m.recipients, &outcomes);
+    for (rcpt, update) in recipients.iter().zip(&updates) {
+        metrics.delivery(update.status);
         tracing::info!(
             message = m.message_row.unwrap_or_default(),
             raw = m.raw_id,
             recipient = %rcpt,
-            status,
-            reply = %reply,
+            status = update.status.as_str(),
+            reply = %update.last_reply,
             "delivery"
         );
     }
-    if let Err(e) = queue.record(&m.recipients, &outcomes).await {
+    if let Err(e) = queue.record(updates).await {
         // The rows stay `sending` and are re-queued at the next start.
         tracing::error!(error = %e, raw = m.raw_id, "could not record a delivery outcome");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{RemoteServer, TlsMode};
+    use crate::metrics::StoreGauges;
+    use crate::store::{NewSystemMail, Store};
+
+    const NOW: i64 = 1_000_000;
+
+    /// A relay address nothing listens on: every attempt fails temporarily.
+    fn refusing_relay() -> RemoteServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        RemoteServer {
+            host: "127.0.0.1".into(),
+            port,
+            tls: TlsMode::None,
+            username: None,
+            password_file: None,
+            oauth2_token_command: None,
+            ca_file: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_expired_temporary_failure_is_failed_in_the_row_and_the_metrics() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("t.db")).expect("store");
+        let (writer, _thread) = store.start_writer().expect("writer");
+        let queue = Queue::new(writer, Arc::new(|| NOW), Duration::from_secs(10));
+        let mail = NewSystemMail {
+            raw: b"Subject: code\r\n\r\n1234\r\n".to_vec(),
+            mail_from: "support@acme.hs-inbox.test".into(),
+            recipients: vec!["jan@klant.example".into()],
+            now: NOW,
+            // The next try (after 5 minutes) would come after the message expired.
+            expires_at: queue.expiry(NOW),
+        };
+        queue.submit_system(mail).await.expect("queued");
+        let mut config = crate::smtp::testkit::test_config();
+        config.outbound.relay = Some(refusing_relay());
+        let deliverer = Deliverer::from_config(&config).expect("deliverer");
+        let metrics = Metrics::default();
+        let due = queue.claim(1).await.expect("claimed");
+        assert_eq!(due.len(), 1);
+        for message in due {
+            deliver_one(&queue, &deliverer, None, &metrics, message).await;
+        }
+        let reader = store.reader().expect("reader");
+        assert_eq!(
+            reader.deliveries_by_status().expect("statuses"),
+            [("failed".to_string(), 1)]
+        );
+        let text = metrics.render(&StoreGauges::default());
+        assert!(
+            text.contains("inboxgate_outbound_deliveries_total{outcome=\"failed\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("inboxgate_outbound_deliveries_total{outcome=\"deferred\"} 0"),
+            "{text}"
+        );
     }
 }

@@ -128,10 +128,7 @@ impl Ingest {
             .prepare(Source::Smtp(envelope), targets, message)
             .await?;
         let message_id = job.parsed.message_id.clone();
-        let filed = self
-            .writer
-            .write(move |conn| crate::store::file_inbound(conn, &job))
-            .await?;
+        let filed = self.writer.file_inbound(job).await?;
         for f in &filed {
             tracing::info!(
                 message_id = message_id.as_deref().unwrap_or("-"),

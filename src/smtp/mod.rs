@@ -20,7 +20,7 @@ pub mod recipient;
 pub mod reply;
 pub mod session;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
 

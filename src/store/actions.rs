@@ -8,7 +8,8 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{StoreError, Writer};
+use super::error::StoreError;
+use super::writer::Writer;
 
 /// One change to one conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,7 +221,12 @@ fn apply(
             update(
                 conn,
                 "spam = ?2, verdict = ?3, reasons = ?4",
-                params![id, spam, verdict, super::ingest::reasons_json(&[reason])],
+                params![
+                    id,
+                    spam,
+                    verdict,
+                    super::conversations::reasons_json(&[reason])
+                ],
             )?;
             None
         }
@@ -284,6 +290,7 @@ fn delete_forever(conn: &Connection, id: i64) -> Result<(), StoreError> {
         let rows = stmt.query_map([id], |r| r.get(0))?;
         rows.collect::<Result<_, _>>()?
     };
+    super::deliveries::forget_conversation(conn, id)?;
     conn.execute("DELETE FROM messages WHERE conversation_id = ?1", [id])?;
     let first = id << super::read::FTS_ORDINAL_BITS;
     conn.execute(
@@ -390,24 +397,11 @@ fn unassign_removed(conn: &Connection, users: &[String], now: i64) -> Result<usi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::Target;
-    use crate::store::{file_inbound, NewInbound, Store};
+    use crate::store::{NewInbound, Store};
 
     fn inbound(id: &str, from: &str) -> NewInbound {
         let raw = format!("Message-ID: <{id}>\r\nFrom: {from}\r\nSubject: Hi\r\n\r\nHello\r\n");
-        NewInbound {
-            targets: vec![Target {
-                inbox: "Support".into(),
-                channel: "support@demo.hs-inbox.com".into(),
-            }],
-            parsed: crate::pipeline::parse::parse(raw.as_bytes()),
-            raw: raw.into_bytes(),
-            mail_from: from.into(),
-            rcpt_to: vec!["support@demo.hs-inbox.com".into()],
-            received_at: 100,
-            classification: Default::default(),
-            config: None,
-        }
+        crate::store::testkit::inbound(&raw, from, 100)
     }
 
     #[tokio::test]
@@ -418,10 +412,7 @@ mod tests {
         let mut ids = Vec::new();
         for (n, assignee) in ["gone@demo.example", "bob@demo.example"].iter().enumerate() {
             let message = inbound(&format!("m{n}@x"), &format!("c{n}@klant.example"));
-            let filed = writer
-                .write(move |conn| file_inbound(conn, &message))
-                .await
-                .expect("filed");
+            let filed = writer.file_inbound(message).await.expect("filed");
             let id = filed[0].conversation_id;
             writer
                 .change_conversation(

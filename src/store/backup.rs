@@ -7,7 +7,8 @@ use std::time::Duration;
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::Connection;
 
-use super::{Reader, StoreError};
+use super::connection::Reader;
+use super::error::StoreError;
 
 /// Pages copied per step; between steps the writer may commit.
 const PAGES_PER_STEP: std::os::raw::c_int = 1024;

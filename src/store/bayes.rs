@@ -7,7 +7,9 @@ use std::collections::{HashMap, HashSet};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Reader, StoreError, Writer};
+use super::connection::Reader;
+use super::error::StoreError;
+use super::writer::Writer;
 use crate::pipeline::classify::bayes::{tokens, Model};
 
 /// Spam or ham, as trained.

@@ -8,66 +8,61 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::ingest::{file, NewInbound};
-use super::{Reader, StoreError};
+use super::connection::Reader;
+use super::error::StoreError;
+use super::ingest::file;
+pub use super::rows::{BatchFiled, ChannelSync, Checkpoint, FetchedBatch, SyncState};
+use super::writer::Writer;
 
-/// Where a folder's sync stands: the mailbox's UIDVALIDITY and the highest UID filed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Checkpoint {
-    pub uidvalidity: u32,
-    pub last_uid: u32,
-}
+impl Writer {
+    /// The folder's checkpoint, if it was ever synced.
+    pub async fn imap_checkpoint(
+        &self,
+        channel: String,
+        folder: String,
+    ) -> Result<Option<Checkpoint>, StoreError> {
+        self.write(move |conn| checkpoint(conn, &channel, &folder))
+            .await
+    }
 
-/// Messages fetched from one folder, ready to file, with the checkpoint they reach.
-#[derive(Debug, Clone)]
-pub struct FetchedBatch {
-    pub channel: String,
-    pub folder: String,
-    pub checkpoint: Checkpoint,
-    pub messages: Vec<NewInbound>,
-}
+    /// Files every message of the batch and advances the folder's checkpoint, in one
+    /// transaction.
+    pub async fn file_imap_batch(&self, batch: FetchedBatch) -> Result<BatchFiled, StoreError> {
+        self.write(move |conn| file_batch(conn, &batch)).await
+    }
 
-/// How a batch was filed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BatchFiled {
-    pub stored: u64,
-    pub duplicates: u64,
-}
+    /// Records a checkpoint on its own (a folder found empty under a new UIDVALIDITY).
+    pub async fn save_imap_checkpoint(
+        &self,
+        channel: String,
+        folder: String,
+        checkpoint: Checkpoint,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| save_checkpoint(conn, &channel, &folder, checkpoint))
+            .await
+    }
 
-/// A poller's state as `channels status` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncState {
-    Syncing,
-    Idle,
-    Backoff,
-    AuthFailed,
-}
+    /// Sets the channel's poller state; `error` (when given) becomes its last error.
+    pub async fn set_channel_state(
+        &self,
+        channel: String,
+        state: SyncState,
+        now: i64,
+        error: Option<String>,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| set_state(conn, &channel, state, now, error.as_deref()))
+            .await
+    }
 
-impl SyncState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SyncState::Syncing => "syncing",
-            SyncState::Idle => "idle",
-            SyncState::Backoff => "backoff",
-            SyncState::AuthFailed => "auth_failed",
-        }
+    /// Records a completed sync of every folder: the channel is idle until the next one.
+    pub async fn record_channel_sync(&self, channel: String, now: i64) -> Result<(), StoreError> {
+        self.write(move |conn| record_sync(conn, &channel, now))
+            .await
     }
 }
 
-/// One channel's persisted sync status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChannelSync {
-    pub channel: String,
-    pub state: String,
-    pub state_since: i64,
-    pub last_sync_at: Option<i64>,
-    pub last_error: Option<String>,
-    pub last_error_at: Option<i64>,
-    pub ingested: i64,
-}
-
 /// The folder's checkpoint, if it was ever synced.
-pub fn checkpoint(
+fn checkpoint(
     conn: &Connection,
     channel: &str,
     folder: &str,
@@ -86,7 +81,7 @@ pub fn checkpoint(
 }
 
 /// Files every message of the batch and advances the checkpoint, in one transaction.
-pub fn file_batch(conn: &Connection, batch: &FetchedBatch) -> Result<BatchFiled, StoreError> {
+fn file_batch(conn: &Connection, batch: &FetchedBatch) -> Result<BatchFiled, StoreError> {
     let mut filed = BatchFiled::default();
     for message in &batch.messages {
         for f in file(conn, message)? {
@@ -104,7 +99,7 @@ pub fn file_batch(conn: &Connection, batch: &FetchedBatch) -> Result<BatchFiled,
 }
 
 /// Records a checkpoint on its own (a folder found empty under a new UIDVALIDITY).
-pub fn save_checkpoint(
+fn save_checkpoint(
     conn: &Connection,
     channel: &str,
     folder: &str,
@@ -126,7 +121,7 @@ pub fn save_checkpoint(
 }
 
 /// Sets the channel's state; `error` (when given) becomes its last error.
-pub fn set_state(
+fn set_state(
     conn: &Connection,
     channel: &str,
     state: SyncState,
@@ -148,7 +143,7 @@ pub fn set_state(
 }
 
 /// Records a completed sync of every folder: the channel is idle until the next one.
-pub fn record_sync(conn: &Connection, channel: &str, now: i64) -> Result<(), StoreError> {
+fn record_sync(conn: &Connection, channel: &str, now: i64) -> Result<(), StoreError> {
     set_state(conn, channel, SyncState::Idle, now, None)?;
     let mut stmt =
         conn.prepare_cached("UPDATE channel_sync SET last_sync_at = ?2 WHERE channel = ?1")?;

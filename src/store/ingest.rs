@@ -2,49 +2,29 @@
 //! dedupe (B4), contact upsert (B5), threading (B10, via `pipeline::thread`), reopen
 //! (B11), then the rows themselves. One raw copy serves every inbox it was delivered to.
 
-use std::sync::Arc;
-
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::StoreError;
-use crate::config::Config;
+use super::conversations::{
+    self as rows, Direction, MessageInsert, NewConversation, RawCopy, Reopen,
+};
+use super::error::StoreError;
+use super::rows::{Filed, NewInbound};
+use super::writer::Writer;
 use crate::pipeline::classify::{Classification, Finding, Verdict};
 use crate::pipeline::forward::Forwarded;
-use crate::pipeline::parse::{Inbound, Mailbox};
+use crate::pipeline::parse::Mailbox;
 use crate::pipeline::thread::{self, Candidate, ThreadLookup, ThreadMatch};
 use crate::pipeline::Target;
 
-/// A received message ready to be filed.
-#[derive(Debug, Clone)]
-pub struct NewInbound {
-    pub targets: Vec<Target>,
-    pub parsed: Inbound,
-    /// The whole message as stored (our Received header first).
-    pub raw: Vec<u8>,
-    pub mail_from: String,
-    pub rcpt_to: Vec<String>,
-    pub received_at: i64,
-    /// What the checks before the store found (C1, C4, C5); the writer adds blocked
-    /// senders (C2).
-    pub classification: Classification,
-    /// The configuration in force when the message arrived: routing, tickets and the
-    /// forwarded-mail setting of its channels. `None` files without routing or tickets.
-    pub config: Option<Arc<Config>>,
-}
-
-/// Where a message went in one inbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Filed {
-    pub inbox: String,
-    pub conversation_id: i64,
-    /// Row id of the stored message; `None` when it was a duplicate.
-    pub message_row: Option<i64>,
-    /// Threading decision (`in_reply_to`, `new:stranger_reply`, `duplicate`, …).
-    pub decision: &'static str,
+impl Writer {
+    /// Files a received message in its inboxes; resolves after the COMMIT holding it.
+    pub async fn file_inbound(&self, message: NewInbound) -> Result<Vec<Filed>, StoreError> {
+        self.write(move |conn| file(conn, &message)).await
+    }
 }
 
 /// Files `message` into each of its target inboxes. Runs inside the writer transaction.
-pub fn file(conn: &Connection, message: &NewInbound) -> Result<Vec<Filed>, StoreError> {
+pub(super) fn file(conn: &Connection, message: &NewInbound) -> Result<Vec<Filed>, StoreError> {
     let sender = sender_of(message);
     let mut classification = message.classification.clone();
     if let Some(reason) = super::actions::blocked_reason(conn, &sender.address)? {
@@ -54,7 +34,9 @@ pub fn file(conn: &Connection, message: &NewInbound) -> Result<Vec<Filed>, Store
     let mut raw_id = None;
     let mut filed = Vec::with_capacity(message.targets.len());
     for target in &message.targets {
-        if let Some(conversation_id) = known_id(conn, &target.inbox, &message.parsed.dedupe_key)? {
+        if let Some(conversation_id) =
+            rows::known_id(conn, &target.inbox, &message.parsed.dedupe_key)?
+        {
             filed.push(Filed {
                 inbox: target.inbox.clone(),
                 conversation_id,
@@ -76,7 +58,15 @@ pub fn file(conn: &Connection, message: &NewInbound) -> Result<Vec<Filed>, Store
         }
         let raw_id = match raw_id {
             Some(id) => id,
-            None => *raw_id.insert(insert_raw(conn, message)?),
+            None => *raw_id.insert(rows::insert_raw(
+                conn,
+                &RawCopy {
+                    at: message.received_at,
+                    mail_from: &message.mail_from,
+                    rcpt_to: &message.rcpt_to,
+                    body: &message.raw,
+                },
+            )?),
         };
         let forwarded = forwarded_for(message, target);
         let mut classification = classification.clone();
@@ -101,7 +91,7 @@ pub fn file(conn: &Connection, message: &NewInbound) -> Result<Vec<Filed>, Store
         )?);
     }
     if let (Some(bounce), Some(_)) = (&message.parsed.bounce, raw_id) {
-        if let Some(applied) = super::outbound::apply_bounce(conn, bounce, message.received_at)? {
+        if let Some(applied) = super::deliveries::apply_bounce(conn, bounce, message.received_at)? {
             link_bounce(conn, &filed, applied.outbound_row)?;
             if applied.failed > 0 {
                 tracing::info!(
@@ -166,7 +156,7 @@ fn file_in_inbox(
     raw_id: i64,
 ) -> Result<Filed, StoreError> {
     let sender = people.contact;
-    let contact_id = upsert_contact(conn, sender, message.received_at)?;
+    let contact_id = rows::upsert_contact(conn, sender, message.received_at)?;
     let mut lookup = InboxLookup {
         conn,
         inbox: &target.inbox,
@@ -181,11 +171,22 @@ fn file_in_inbox(
         ThreadMatch::Join {
             conversation_id, ..
         } => {
-            touch_conversation(conn, conversation_id, message.received_at)?;
+            rows::add_message_to(conn, conversation_id, message.received_at, Reopen::Yes)?;
             conversation_id
         }
         ThreadMatch::New(_) => {
-            let id = new_conversation(conn, message, classification, target, contact_id)?;
+            let id = rows::new_conversation(
+                conn,
+                &NewConversation {
+                    inbox: &target.inbox,
+                    channel: &target.channel,
+                    subject: &message.parsed.subject,
+                    subject_norm: &message.parsed.subject_norm,
+                    contact_id,
+                    at: message.received_at,
+                    classification: Some(classification),
+                },
+            )?;
             if let Some(config) = &message.config {
                 let conversation = super::route::NewConversation {
                     id,
@@ -207,14 +208,21 @@ fn file_in_inbox(
         raw_id,
         people,
     )?;
-    record_id(
+    rows::record_id(
         conn,
         &target.inbox,
         &message.parsed.dedupe_key,
         conversation_id,
         message_row,
     )?;
-    add_participants(conn, conversation_id, &message.parsed, people)?;
+    let p = &message.parsed;
+    let addresses = [people.author, people.contact]
+        .into_iter()
+        .chain(&p.to)
+        .chain(&p.cc)
+        .chain(people.cc)
+        .map(|m| m.address.as_str());
+    rows::add_participants(conn, conversation_id, addresses)?;
     Ok(Filed {
         inbox: target.inbox.clone(),
         conversation_id,
@@ -228,88 +236,7 @@ fn own_outbound(conn: &Connection, message: &NewInbound) -> Result<Option<i64>, 
     let Some(id) = &message.parsed.message_id else {
         return Ok(None);
     };
-    let mut stmt = conn.prepare_cached(
-        "SELECT conversation_id FROM messages WHERE direction = 'out' AND message_id = ?1 LIMIT 1",
-    )?;
-    Ok(stmt.query_row([id], |r| r.get(0)).optional()?)
-}
-
-fn known_id(conn: &Connection, inbox: &str, key: &str) -> Result<Option<i64>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT conversation_id FROM known_ids WHERE inbox = ?1 AND message_id = ?2",
-    )?;
-    Ok(stmt
-        .query_row(params![inbox, key], |r| r.get(0))
-        .optional()?)
-}
-
-fn insert_raw(conn: &Connection, m: &NewInbound) -> Result<i64, StoreError> {
-    let rcpt = serde_json::to_string(&m.rcpt_to).unwrap_or_else(|_| "[]".into());
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO raw_messages (received_at, mail_from, rcpt_to, size, body)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
-    stmt.execute(params![
-        m.received_at,
-        m.mail_from,
-        rcpt,
-        m.raw.len() as i64,
-        m.raw
-    ])?;
-    Ok(conn.last_insert_rowid())
-}
-
-/// Creates the contact, or fills in a display name it did not have yet.
-pub(super) fn upsert_contact(
-    conn: &Connection,
-    sender: &Mailbox,
-    now: i64,
-) -> Result<i64, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO contacts (email, name, created_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (email) DO UPDATE SET name = COALESCE(contacts.name, excluded.name)
-         RETURNING id",
-    )?;
-    Ok(stmt.query_row(params![sender.address, sender.name, now], |r| r.get(0))?)
-}
-
-fn touch_conversation(conn: &Connection, id: i64, now: i64) -> Result<(), StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "UPDATE conversations SET status = 'open', message_count = message_count + 1,
-             last_message_at = MAX(last_message_at, ?2)
-         WHERE id = ?1",
-    )?;
-    stmt.execute(params![id, now])?;
-    Ok(())
-}
-
-/// A new conversation takes its message's verdict: spam goes to Spam (C1, C4), a blocked
-/// sender's to Filtered (C2).
-fn new_conversation(
-    conn: &Connection,
-    m: &NewInbound,
-    classification: &Classification,
-    target: &Target,
-    contact_id: i64,
-) -> Result<i64, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO conversations (inbox, channel, subject, subject_norm, contact_id,
-             created_at, last_message_at, message_count, spam, filtered, verdict, reasons)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1, ?7, ?8, ?9, ?10)",
-    )?;
-    stmt.execute(params![
-        target.inbox,
-        target.channel,
-        m.parsed.subject,
-        m.parsed.subject_norm,
-        contact_id,
-        m.received_at,
-        classification.verdict == Verdict::Spam,
-        classification.verdict == Verdict::Filtered,
-        classification.verdict.as_str(),
-        reasons_json(&classification.reasons),
-    ])?;
-    Ok(conn.last_insert_rowid())
+    Ok(rows::outbound_message(conn, id)?.map(|(_, conversation_id)| conversation_id))
 }
 
 fn insert_message(
@@ -321,79 +248,28 @@ fn insert_message(
     people: &People,
 ) -> Result<i64, StoreError> {
     let p = &m.parsed;
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO messages (conversation_id, raw_id, direction, message_id, from_addr,
-             from_name, to_json, cc_json, subject, subject_norm, date, received_at, text,
-             thread_index, attachments_json, verdict, reasons, auth_results, spam_score)
-         VALUES (?1, ?2, 'in', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                 ?17, ?18)",
-    )?;
-    stmt.execute(params![
-        conversation_id,
-        raw_id,
-        p.message_id,
-        people.author.address,
-        people.author.name,
-        addresses_json(&p.to),
-        addresses_json(people.cc),
-        p.subject,
-        p.subject_norm,
-        p.date,
-        m.received_at,
-        p.text,
-        p.thread_index_root,
-        serde_json::to_string(&p.attachments).unwrap_or_else(|_| "[]".into()),
-        classification.verdict.as_str(),
-        reasons_json(&classification.reasons),
-        classification.auth_results,
-        classification.score,
-    ])?;
-    Ok(conn.last_insert_rowid())
-}
-
-pub(super) fn reasons_json(reasons: &[String]) -> String {
-    serde_json::to_string(reasons).unwrap_or_else(|_| "[]".into())
-}
-
-fn addresses_json(list: &[Mailbox]) -> String {
-    let addresses: Vec<&str> = list.iter().map(|m| m.address.as_str()).collect();
-    serde_json::to_string(&addresses).unwrap_or_else(|_| "[]".into())
-}
-
-pub(super) fn record_id(
-    conn: &Connection,
-    inbox: &str,
-    key: &str,
-    conversation_id: i64,
-    message_row: i64,
-) -> Result<(), StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT OR IGNORE INTO known_ids (inbox, message_id, conversation_id, message_row)
-         VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    stmt.execute(params![inbox, key, conversation_id, message_row])?;
-    Ok(())
-}
-
-fn add_participants(
-    conn: &Connection,
-    conversation_id: i64,
-    p: &Inbound,
-    people: &People,
-) -> Result<(), StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT OR IGNORE INTO participants (conversation_id, address) VALUES (?1, ?2)",
-    )?;
-    let authors = [people.author, people.contact];
-    for address in authors
-        .into_iter()
-        .chain(&p.to)
-        .chain(&p.cc)
-        .chain(people.cc)
-    {
-        stmt.execute(params![conversation_id, address.address])?;
-    }
-    Ok(())
+    rows::insert_message(
+        conn,
+        &MessageInsert {
+            conversation_id,
+            raw_id,
+            direction: Direction::In,
+            message_id: p.message_id.as_deref(),
+            from: people.author,
+            to: p.to.iter().map(|a| a.address.as_str()).collect(),
+            cc: people.cc.iter().map(|a| a.address.as_str()).collect(),
+            subject: &p.subject,
+            subject_norm: &p.subject_norm,
+            date: p.date,
+            received_at: m.received_at,
+            text: &p.text,
+            thread_index: p.thread_index_root.as_deref(),
+            references: &p.references,
+            in_reply_to: &p.in_reply_to,
+            attachments: &p.attachments,
+            classification: Some(classification),
+        },
+    )
 }
 
 /// The threading rules' view of one inbox, over the write transaction.

@@ -5,59 +5,55 @@
 //! (group commit); readers (the CLI, the API) open their own connections, so they
 //! work while the daemon runs. Raw messages are kept whole so they can be served and
 //! re-parsed.
+//!
+//! The rest of the crate sees typed operations only: `Writer` methods (file this
+//! message, claim deliveries, apply this change…) and `Reader` methods (views), defined
+//! next to the tables they touch; never a connection. The modules form layers, each
+//! using only those below it: `error`, `rows` (the shared row types), `schema`,
+//! `connection`, `writer`; then one module per group of tables (`conversations`,
+//! `deliveries`, `route`, `actions`, `bayes`, `search_index`, `read`); then filing
+//! (`ingest`, `outbound`), and what builds on it (`from_addresses`, `imap`).
 
 mod actions;
 mod backup;
 pub mod bayes;
 mod checkpoint;
+mod connection;
+mod conversations;
+mod deliveries;
+mod error;
+mod from_addresses;
 pub mod imap;
 mod ingest;
-pub mod outbound;
+mod outbound;
 mod read;
 mod route;
+mod rows;
 mod schema;
-pub mod search_index;
+mod search_index;
+#[cfg(test)]
+mod testkit;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode, OpenFlags};
+use rusqlite::OpenFlags;
 
 pub use actions::Change;
 pub use backup::BackupReport;
-pub use ingest::{file as file_inbound, Filed, NewInbound};
-pub use read::{
-    fts_query, AssigneeFilter, ContactRow, ConversationRow, Cursor, ListFilter,
-    MessageInConversation, MessageRow, Sort, TicketRow, TimelineEntry, View,
+pub use connection::Reader;
+pub use deliveries::{after_attempt, backoff_secs};
+pub use error::StoreError;
+pub use read::{fts_query, AssigneeFilter, Cursor, ListFilter, Sort, View};
+pub use rows::{
+    BatchFiled, ChannelSync, Checkpoint, ContactRow, ConversationRow, DeliveryStatus,
+    DeliveryUpdate, DueMessage, DueRecipient, FetchedBatch, Filed, FiledOutbound,
+    MessageInConversation, MessageRow, NewInbound, NewOutbound, NewSystemMail, OutboundRow,
+    Outcome, RecipientDelivery, ReplyParent, SyncState, TicketRow, TimelineEntry,
 };
 pub use writer::Writer;
 
-/// A storage failure, classified the way callers branch on it.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StoreError {
-    /// The disk (or quota) is full: callers answer 452 4.3.1 and retry later.
-    #[error("storage full: {0}")]
-    Full(String),
-    #[error("database error: {0}")]
-    Sqlite(String),
-    #[error("the store writer has stopped")]
-    WriterGone,
-    #[error("{0}")]
-    Invalid(String),
-    /// The change no longer applies (the conversation is gone, or not in trash).
-    #[error("{0}")]
-    Conflict(String),
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        match e.sqlite_error_code() {
-            Some(ErrorCode::DiskFull) => StoreError::Full(e.to_string()),
-            _ => StoreError::Sqlite(e.to_string()),
-        }
-    }
-}
+use connection::open_connection;
 
 /// Where the database lives; hands out the writer and reader connections.
 #[derive(Debug, Clone)]
@@ -107,32 +103,6 @@ impl Store {
     }
 }
 
-/// A read connection with the typed queries of `read`.
-pub struct Reader {
-    conn: Connection,
-}
-
-impl Reader {
-    /// Opens an existing database read-only (the CLI must not create one by accident).
-    pub fn open(path: &Path) -> Result<Reader, StoreError> {
-        if !path.exists() {
-            return Err(StoreError::Invalid(format!(
-                "no database at {} (has the daemon run with this config?)",
-                path.display()
-            )));
-        }
-        let conn = open_connection(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version > schema::latest_version() {
-            return Err(StoreError::Invalid(format!(
-                "database schema {version} is newer than this build ({})",
-                schema::latest_version()
-            )));
-        }
-        Ok(Reader { conn })
-    }
-}
-
 /// Fails early, with the operating system's reason, when the data directory cannot be
 /// written (read-only mount, wrong owner) instead of SQLite's vaguer "unable to open".
 /// The probe's name is this process's and this call's own, and it is created with
@@ -152,14 +122,4 @@ fn check_writable(dir: &Path) -> Result<(), StoreError> {
                 dir.display()
             ))
         })
-}
-
-fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    // Statement journals and sorts stay in memory: no temp file per commit.
-    conn.pragma_update(None, "temp_store", "MEMORY")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    Ok(conn)
 }

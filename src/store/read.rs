@@ -6,9 +6,11 @@ use std::collections::HashSet;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, OptionalExtension, Row};
 
-use super::outbound::RecipientDelivery;
-use super::{Reader, StoreError};
-use crate::pipeline::parse::AttachmentInfo;
+use super::connection::Reader;
+use super::error::StoreError;
+use super::rows::{
+    ContactRow, ConversationRow, MessageInConversation, MessageRow, TicketRow, TimelineEntry,
+};
 
 /// The agent views of SPEC F1, as the contract names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,103 +166,6 @@ pub struct ListFilter {
     pub cursor: Option<Cursor>,
     /// Full-text query over subject, body text and sender.
     pub search: Option<String>,
-}
-
-/// One conversation as lists show it (SPEC F3).
-#[derive(Debug, Clone)]
-pub struct ConversationRow {
-    pub id: i64,
-    pub inbox: String,
-    pub channel: String,
-    pub subject: String,
-    pub status: String,
-    pub assignee: Option<String>,
-    pub contact_id: i64,
-    pub contact_email: String,
-    pub contact_name: Option<String>,
-    pub spam: bool,
-    pub filtered: bool,
-    pub trashed: bool,
-    pub trashed_at: Option<i64>,
-    pub message_count: i64,
-    pub last_message_at: i64,
-    pub participant_count: i64,
-    /// Direction and subject of the newest message (reply/forward indicator).
-    pub last_direction: Option<String>,
-    pub last_subject: Option<String>,
-    /// Start of the newest message's text.
-    pub preview: String,
-    /// Start of the newest internal comment.
-    pub comment_preview: Option<String>,
-    /// The classification of the message that opened it, or of an agent's mark.
-    pub verdict: String,
-    pub reasons: Vec<String>,
-    pub ticket: Option<TicketRow>,
-}
-
-/// A conversation's ticket (D4).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TicketRow {
-    pub id: i64,
-    pub pipeline: String,
-    pub stage: String,
-    pub owner: Option<String>,
-    pub status: String,
-}
-
-/// One entry of a conversation's timeline: who did what, when.
-#[derive(Debug, Clone)]
-pub struct TimelineEntry {
-    pub id: i64,
-    pub at: i64,
-    pub actor: String,
-    pub action: String,
-    pub detail: Option<String>,
-}
-
-/// A contact record (SPEC F8).
-#[derive(Debug, Clone)]
-pub struct ContactRow {
-    pub id: i64,
-    pub email: String,
-    pub name: Option<String>,
-    pub created_at: i64,
-    /// The user conversations go to under `assign_to = "contact_owner"` (D3).
-    pub owner: Option<String>,
-}
-
-/// A message with the conversation it belongs to (for access checks).
-#[derive(Debug, Clone)]
-pub struct MessageInConversation {
-    pub conversation_id: i64,
-    pub inbox: String,
-    pub message: MessageRow,
-}
-
-/// One message of a conversation.
-#[derive(Debug, Clone)]
-pub struct MessageRow {
-    pub id: i64,
-    pub direction: String,
-    pub from: String,
-    pub from_name: Option<String>,
-    pub to: Vec<String>,
-    pub cc: Vec<String>,
-    pub subject: String,
-    pub message_id: Option<String>,
-    pub date: Option<i64>,
-    pub received_at: i64,
-    pub text: String,
-    pub attachments: Vec<AttachmentInfo>,
-    /// Classification (inbound; outbound messages are `clean`).
-    pub verdict: String,
-    pub reasons: Vec<String>,
-    pub auth_results: Option<String>,
-    pub spam_score: Option<f64>,
-    /// A bounce: the row of the outbound message it returned.
-    pub bounce_of: Option<i64>,
-    /// Outbound messages: each recipient's delivery (empty for inbound ones).
-    pub deliveries: Vec<RecipientDelivery>,
 }
 
 const CONVERSATION_COLUMNS: &str = "c.id, c.inbox, c.channel, c.subject, c.status, c.assignee,
@@ -744,8 +649,8 @@ fn json_list(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::Target;
-    use crate::store::{file_inbound, NewInbound, Store};
+    use crate::store::ingest::file as file_inbound;
+    use crate::store::{NewInbound, Store};
 
     fn inbound(n: usize) -> NewInbound {
         let word = if n.is_multiple_of(3) {
@@ -753,22 +658,11 @@ mod tests {
         } else {
             "vraag"
         };
+        let from = format!("c{n}@klant.example");
         let raw = format!(
-            "Message-ID: <s{n}@x>\r\nFrom: c{n}@klant.example\r\nSubject: Nummer {n}\r\n\r\nMijn {word} {n}\r\n"
+            "Message-ID: <s{n}@x>\r\nFrom: {from}\r\nSubject: Nummer {n}\r\n\r\nMijn {word} {n}\r\n"
         );
-        NewInbound {
-            targets: vec![Target {
-                inbox: "Support".into(),
-                channel: "support@demo.hs-inbox.com".into(),
-            }],
-            parsed: crate::pipeline::parse::parse(raw.as_bytes()),
-            raw: raw.into_bytes(),
-            mail_from: format!("c{n}@klant.example"),
-            rcpt_to: vec!["support@demo.hs-inbox.com".into()],
-            received_at: 1000 + n as i64,
-            classification: Default::default(),
-            config: None,
-        }
+        crate::store::testkit::inbound(&raw, &from, 1000 + n as i64)
     }
 
     #[tokio::test]

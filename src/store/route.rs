@@ -7,7 +7,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::StoreError;
+use super::error::StoreError;
 use crate::config::{AssignTo, Channel, Config, Inbox, Routing, Tickets};
 use crate::pipeline::classify::Classification;
 use crate::pipeline::route::{self, Candidate};

@@ -264,6 +264,12 @@ CREATE TABLE bayes_trained (                -- what each stored message was trai
     class       TEXT NOT NULL CHECK (class IN ('spam', 'ham'))
 );
 "#,
+    // A reply's References build on its parent's (RFC 5322 3.6.4): kept at filing time,
+    // so composing a reply does not parse the parent again. NULL on rows filed before;
+    // a reply to one of those reads the raw message once.
+    r#"
+ALTER TABLE messages ADD COLUMN reply_refs TEXT;  -- JSON: References, else In-Reply-To
+"#,
 ];
 
 /// How long a process starting beside others waits to switch a new database to WAL.

@@ -4,14 +4,15 @@
 
 use rusqlite::{params, Connection};
 
-use super::StoreError;
+use super::error::StoreError;
+use super::writer::Writer;
 
 /// Messages indexed per transaction.
 const BATCH: i64 = 2000;
 
 /// Indexes up to one batch of messages not yet in `messages_fts`; returns how many.
 /// A row's rowid is `conversation_id << 24 | ordinal` (see the FTS migration).
-pub fn index_pending(conn: &Connection) -> Result<usize, StoreError> {
+fn index_pending(conn: &Connection) -> Result<usize, StoreError> {
     let last: i64 = conn.query_row(
         "SELECT last_message FROM fts_progress WHERE id = 1",
         [],
@@ -42,8 +43,20 @@ pub fn index_pending(conn: &Connection) -> Result<usize, StoreError> {
     Ok(indexed)
 }
 
+impl Writer {
+    /// Indexes every message stored since the last run; returns how many.
+    pub async fn index_search(&self) -> Result<usize, StoreError> {
+        self.write(index_all_pending).await
+    }
+
+    /// `index_search` for callers outside the async runtime (a search catching up).
+    pub fn index_search_blocking(&self) -> Result<usize, StoreError> {
+        self.write_blocking(index_all_pending)
+    }
+}
+
 /// Indexes everything pending, batch by batch (one call per writer job).
-pub fn index_all_pending(conn: &Connection) -> Result<usize, StoreError> {
+pub(super) fn index_all_pending(conn: &Connection) -> Result<usize, StoreError> {
     let mut total = 0;
     loop {
         let n = index_pending(conn)?;

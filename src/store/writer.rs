@@ -13,7 +13,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::CheckpointGuard;
-use super::StoreError;
+use super::error::StoreError;
 use crate::metrics::Metrics;
 
 /// Most jobs committed in one transaction.
@@ -55,7 +55,7 @@ impl Writer {
     }
 
     /// `write` for callers outside the async runtime (the CLI, blocking-pool threads).
-    pub fn write_blocking<T, F>(&self, work: F) -> Result<T, StoreError>
+    pub(super) fn write_blocking<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -75,7 +75,7 @@ impl Writer {
     }
 
     /// Runs `work` in the next group transaction; resolves after its COMMIT.
-    pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    pub(super) async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
