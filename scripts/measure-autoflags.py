@@ -10,7 +10,8 @@ message they return, and what the ham was wrongly taken for.
 Truth: a tsv row with reason `vacation` is an auto-reply, `feedback` a feedback report,
 any other row a bounce; maildir/not/ holds mail that is none of these. Ham (none of the
 three classes): the SpamAssassin easy ham, the notmuch list threads (default, lkml) and
-the project's own fixtures/. In the easy ham, a message with a List-Id, List-Post or
+the project's own fixtures/ (mail from people, and the people's replies and forwards
+in fixtures/autoflags/). In the easy ham, a message with a List-Id, List-Post or
 Mailing-List header is list mail and must come out `bulk`. Precision counts every
 message flagged with a class, in the bounce corpus and in the ham."""
 
@@ -78,8 +79,9 @@ def ham_sources():
         "easy-ham-1": sorted(os.path.join(HAM, n) for n in os.listdir(HAM)),
         "notmuch default+lkml": files_under(os.path.join(THREADS, "default"),
                                             os.path.join(THREADS, "lkml")),
+        # fixtures/autoflags/ also holds bounces, a delay warning and an out-of-office.
         "fixtures/": [p for p in files_under(FIXTURES) if p.endswith(".eml")
-                      and not os.path.basename(p).startswith(("bounce-", "auto-"))],
+                      and not os.path.basename(p).startswith(("bounce-", "delay-", "out-of-office-"))],
     }
 
 
