@@ -74,10 +74,14 @@ pub fn detect(message: &Message, mail_from: Option<&str>) -> Option<Bounce> {
     }
     let from_system = is_null_sender(message, mail_from) || daemon_sender(message);
     let is_dsn = report.is_some() || is_report(message);
-    if !is_dsn && !(from_system && returned.is_some()) {
+    let returns_original = from_system && returned.is_some();
+    if !(is_dsn || returns_original) {
         let by_subject =
             bounce_subject(message.subject().unwrap_or("")).is_some() && !has_from_address(message);
         return (from_system || by_subject).then(|| plain_notice(message))?;
+    }
+    if !is_dsn && still_trying(split_notice(&body_text(message)).0) {
+        return None;
     }
     let mut message_ids = returned.unwrap_or_default();
     message_ids.extend(id_list(message.in_reply_to()));
@@ -92,17 +96,15 @@ pub fn detect(message: &Message, mail_from: Option<&str>) -> Option<Bounce> {
 }
 
 /// A bounce that is plain text only: the mail system's notice, then (usually) a copy
-/// of the message it could not deliver.
-/// Either its words or its subject must say that delivery failed; a warning that the
-/// system is still trying fails nothing.
+/// of the message it could not deliver. Either its words or its subject must say that
+/// delivery failed; a warning that the system is still trying fails nothing.
 fn plain_notice(message: &Message) -> Option<Bounce> {
     let text = body_text(message);
     let (notice, copy) = split_notice(&text);
     let lower = notice.to_lowercase();
     let says_failed = NOTICE_PHRASES.iter().any(|p| lower.contains(p))
         || bounce_subject(message.subject().unwrap_or("")).is_some();
-    let still_trying = DELAY_PHRASES.iter().any(|p| lower.contains(p));
-    if !says_failed || still_trying {
+    if !says_failed || still_trying(notice) {
         return None;
     }
     let failed = notice_recipients(notice);
@@ -176,6 +178,12 @@ const NOTICE_PHRASES: &[&str] = &[
     "no se pudo entregar",
     "n'a pas pu être remis",
 ];
+
+/// Whether a notice warns that delivery goes on (a delay, not a failure).
+fn still_trying(notice: &str) -> bool {
+    let lower = notice.to_lowercase();
+    DELAY_PHRASES.iter().any(|p| lower.contains(p))
+}
 
 /// How warnings about delayed mail say that delivery goes on (lower case).
 const DELAY_PHRASES: &[&str] = &[
@@ -706,5 +714,57 @@ Content-Type: multipart/mixed; boundary=F\r\n\r\n--F\r\nContent-Type: text/plain
         if seen == 0 {
             eprintln!("bounce corpus not present; skipped");
         }
+    }
+
+    #[test]
+    fn notice_lines_name_recipients_the_way_mtas_write_them() {
+        for (line, want) in [
+            ("<jan@klant.example>:", Some(("jan@klant.example", ""))),
+            ("  jan@klant.example", Some(("jan@klant.example", ""))),
+            ("<Jan@Klant.Example>", Some(("jan@klant.example", ""))),
+            (
+                "jan@klant.example (jan@klant.example)",
+                Some(("jan@klant.example", "")),
+            ),
+            (
+                "jan@klant.example [User unknown]",
+                Some(("jan@klant.example", "User unknown")),
+            ),
+            (
+                "<jan@klant.example>: host mx said: 550 no such user",
+                Some(("jan@klant.example", "host mx said: 550 no such user")),
+            ),
+            (
+                "There was an error delivering your mail to <jan@klant.example>.",
+                None,
+            ),
+            ("To: jan@klant.example", None),
+            (">>> RCPT To:<jan@klant.example>", None),
+            ("jan@localhost", None),
+        ] {
+            let got = recipient_line(line);
+            let got = got.as_ref().map(|(a, s)| (a.as_str(), *s));
+            assert_eq!(got, want, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn the_copy_starts_at_an_announcement_not_at_a_sentence() {
+        let text = "The original message was received at Mon, 23 Nov 2026\n\
+                    <jan@klant.example>\n\
+                    ----- Original message follows -----\n\
+                    Message-ID: <out-1@demo.example>\n";
+        let (notice, copy) = split_notice(text);
+        assert!(notice.contains("<jan@klant.example>"), "{notice:?}");
+        assert_eq!(quoted_ids(copy), ["out-1@demo.example"]);
+    }
+
+    #[test]
+    fn a_delay_warning_returning_the_original_fails_nothing() {
+        let warning = "From: MAILER-DAEMON@mx.klant.example\r\nSubject: Warning: message delayed\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=W\r\n\r\n--W\r\n\
+Content-Type: text/plain\r\n\r\nYour message has not been delivered yet. Delivery attempts will continue.\r\n\
+--W\r\nContent-Type: message/rfc822\r\n\r\nMessage-ID: <out-1@demo.example>\r\nSubject: x\r\n\r\nhi\r\n--W--\r\n";
+        assert_eq!(detect_raw(warning.as_bytes(), Some("")), None);
     }
 }
