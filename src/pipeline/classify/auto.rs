@@ -159,20 +159,49 @@ fn auto_reply_subject(message: &Received<'_>) -> Option<Finding> {
         .map(|s| Finding::new(Verdict::AutoReply, format!("subject:{s}")))
 }
 
-/// Whether `phrase` stands in `subject` the way automatic replies put it: opening the
-/// subject (after `[`, `(`, `*`), closing it, or as a label before `:` — not inside a
-/// person's sentence ("question about your out of office hours").
+/// Whether `phrase` stands in `subject` the way automatic replies put it, not inside a
+/// person's sentence ("out of office hours support", "question about being out of
+/// office"): as a label (`Automatic reply: …`, `[Ticket #12] AutoReply: …`, `Out of office - back Monday`,
+/// `Out of Office AutoReply: …`), set off at the end (`Order 12 [Out of office]`), or
+/// stated (`Jan Jansen is out of the office.`).
 fn names_itself(subject: &str, phrase: &str) -> bool {
     subject.match_indices(phrase).any(|(at, _)| {
-        let before = subject[..at].trim_end_matches([' ', '[', '(', '*', '-']);
+        let before = subject[..at].trim_end();
         let after = subject[at + phrase.len()..].trim_start();
-        before.is_empty()
-            || after
-                .trim_start_matches(['.', '!', ')', ']', ' '])
-                .is_empty()
-            || after.starts_with([':', ']', ')'])
+        let opens = before
+            .trim_end_matches(['[', '(', '*'])
+            .trim_end()
+            .is_empty();
+        let labelled =
+            after.is_empty() || after.starts_with([':', ']', ')', '*', '-', '.', '!', ',']);
+        let announced = AFTER_OPENING.iter().any(|w| after.starts_with(w));
+        let set_off = before.ends_with(['[', '(', '*', '-', ':', '|']);
+        let stated = STATING.iter().any(|w| before.ends_with(w));
+        let label = after.starts_with(':');
+        label || (opens && (labelled || announced)) || (set_off && labelled) || stated
     })
 }
+
+/// Words that follow an opening out-of-office phrase in automatic subjects.
+const AFTER_OPENING: &[&str] = &[
+    "autoreply",
+    "auto reply",
+    "auto-reply",
+    "reply",
+    "re:",
+    "until",
+    "till",
+    "from",
+    "notice",
+    "notification",
+    "message",
+    "returning",
+];
+
+/// How a subject states someone's absence ("Jan Jansen is out of the office").
+const STATING: &[&str] = &[
+    " is", " am", " are", "i'm", " ist", " bin", " est", " är", " er", " è",
+];
 
 /// Out-of-office and automatic-reply subjects in the languages our users' customers
 /// write in (lower case).
@@ -377,7 +406,13 @@ mod tests {
             ("[Auto-Reply] order 12", true),
             ("Jan Jansen is out of the office.", true),
             ("Abwesenheitsnotiz: Bestellung", true),
+            ("Order 12 [Out of office]", true),
+            ("[support #33575] AutoReply: FYI", true),
+            ("Out of office until Monday 30 November", true),
+            ("Jan Jansen is out of the office until 27 November", true),
             ("Question about your out of office hours", false),
+            ("Out of office hours support request", false),
+            ("Question about being out of office", false),
             ("Re: Jan is out of the office", false),
             ("AW: Abwesenheitsnotiz: Bestellung", false),
             ("SV: Automatiskt svar: order", false),
