@@ -86,7 +86,7 @@ pub fn detect(message: &Message, mail_from: Option<&str>) -> Option<Bounce> {
     let mut message_ids = returned.unwrap_or_default();
     message_ids.extend(id_list(message.in_reply_to()));
     message_ids.extend(id_list(message.references()));
-    message_ids.dedup();
+    unique(&mut message_ids);
     let failed = report.as_deref().map(failed_recipients).unwrap_or_default();
     Some(Bounce {
         summary: summary(message, &failed),
@@ -111,12 +111,18 @@ fn plain_notice(message: &Message) -> Option<Bounce> {
     let mut message_ids = quoted_ids(copy);
     message_ids.extend(id_list(message.in_reply_to()));
     message_ids.extend(id_list(message.references()));
-    message_ids.dedup();
+    unique(&mut message_ids);
     Some(Bounce {
         summary: summary(message, &failed),
         message_ids,
         failed,
     })
+}
+
+/// Drops repeated ids, keeping the first of each (the returned message's own first).
+fn unique(ids: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    ids.retain(|id| seen.insert(id.clone()));
 }
 
 fn summary(message: &Message, failed: &[FailedRecipient]) -> String {
