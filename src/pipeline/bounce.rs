@@ -87,6 +87,9 @@ pub fn detect(message: &Message, mail_from: Option<&str>) -> Option<Bounce> {
     message_ids.extend(id_list(message.in_reply_to()));
     message_ids.extend(id_list(message.references()));
     unique(&mut message_ids);
+    if report.as_deref().is_some_and(reports_no_failure) {
+        return None;
+    }
     let failed = report.as_deref().map(failed_recipients).unwrap_or_default();
     Some(Bounce {
         summary: summary(message, &failed),
@@ -524,6 +527,21 @@ fn returned_ids(part: &MessagePart) -> Vec<String> {
     }
 }
 
+/// A report whose recipients are all `delayed`, `delivered`, `relayed` or `expanded`:
+/// a warning or a success notice, which fails no delivery.
+fn reports_no_failure(report: &str) -> bool {
+    let actions: Vec<String> = unfold(report)
+        .iter()
+        .filter_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim()
+                .eq_ignore_ascii_case("action")
+                .then(|| value.trim().to_ascii_lowercase())
+        })
+        .collect();
+    !actions.is_empty() && actions.iter().all(|a| a != "failed")
+}
+
 /// The per-recipient blocks of a `message/delivery-status` body whose Action is failed.
 pub fn failed_recipients(report: &str) -> Vec<FailedRecipient> {
     unfold(report)
@@ -772,5 +790,13 @@ MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=W\r\n\r\n--W\r\n\
 Content-Type: text/plain\r\n\r\nYour message has not been delivered yet. Delivery attempts will continue.\r\n\
 --W\r\nContent-Type: message/rfc822\r\n\r\nMessage-ID: <out-1@demo.example>\r\nSubject: x\r\n\r\nhi\r\n--W--\r\n";
         assert_eq!(detect_raw(warning.as_bytes(), Some("")), None);
+    }
+
+    #[test]
+    fn a_delay_report_fails_nothing() {
+        let delayed = POSTFIX_DSN
+            .replace("Action: failed", "Action: delayed")
+            .replace("Status: 5.1.1", "Status: 4.2.2");
+        assert_eq!(detect_raw(delayed.as_bytes(), Some("")), None);
     }
 }
