@@ -21,7 +21,8 @@ pub struct ClassifyArgs {
     /// Message files (RFC 5322, one message each).
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// One JSON object per line: {file, verdict, reasons, score}.
+    /// One JSON object per line: {file, verdict, reasons, score, bounce}; `bounce` is
+    /// null, or the returned message's ids and the failed recipients the bounce names.
     #[arg(long)]
     json: bool,
 }
@@ -53,6 +54,10 @@ pub fn run(config: &Config, args: ClassifyArgs) -> anyhow::Result<ExitCode> {
                 "verdict": c.verdict.as_str(),
                 "reasons": c.reasons,
                 "score": c.score,
+                "bounce": parsed.bounce.as_ref().map(|b| json!({
+                    "message_ids": b.message_ids,
+                    "failed": b.failed.iter().map(|f| &f.address).collect::<Vec<_>>(),
+                })),
             });
             println!("{line}");
         } else {

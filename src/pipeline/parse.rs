@@ -5,7 +5,7 @@
 //! themselves are kept by the store, so anything not extracted here can be re-parsed.
 
 use base64::Engine;
-use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
+use mail_parser::{Address, HeaderValue, Message, MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};
 
 use super::subject;
@@ -83,18 +83,31 @@ impl Inbound {
 
 /// Parses a received message and recognizes bounces; `mail_from` is the envelope
 /// sender when known (see `bounce::detect`).
+///
+/// The bytes are parsed once; bounce recognition reads the same parsed message.
 pub fn parse_received(raw: &[u8], mail_from: Option<&str>) -> Inbound {
-    let mut parsed = parse(raw);
-    super::bounce::recognize(&mut parsed, raw, mail_from);
-    parsed
+    parse_then(raw, |message, inbound| {
+        super::bounce::recognize(inbound, message, mail_from)
+    })
 }
 
 /// Parses `raw` (the message as the client sent it, without our trace header).
 pub fn parse(raw: &[u8]) -> Inbound {
-    let dedupe_hash = content_hash(raw);
+    parse_then(raw, |_, _| {})
+}
+
+/// Parses `raw` into an [`Inbound`], then lets `more` read the parsed message too.
+fn parse_then(raw: &[u8], more: impl FnOnce(&Message, &mut Inbound)) -> Inbound {
     let Some(message) = MessageParser::default().parse(raw) else {
-        return unparsable(raw, dedupe_hash);
+        return unparsable(raw, content_hash(raw));
     };
+    let mut inbound = inbound_of(&message, raw);
+    more(&message, &mut inbound);
+    inbound
+}
+
+fn inbound_of(message: &Message, raw: &[u8]) -> Inbound {
+    let dedupe_hash = content_hash(raw);
     let message_id = message.message_id().and_then(clean_id);
     let subject = message.subject().unwrap_or_default().trim().to_string();
     let mut inbound = Inbound {
@@ -117,7 +130,7 @@ pub fn parse(raw: &[u8]) -> Inbound {
             .unwrap_or_default(),
         attachments: message.attachments().map(attachment_info).collect(),
         bounce: None,
-        headers: header_fields(&message),
+        headers: header_fields(message),
         forwarded: None,
     };
     inbound.forwarded = super::forward::detect(&inbound.subject, &inbound.text);
@@ -128,7 +141,7 @@ pub fn parse(raw: &[u8]) -> Inbound {
 /// its first ones).
 const MAX_HEADER_FIELDS: usize = 500;
 
-fn header_fields(message: &mail_parser::Message) -> Vec<(String, String)> {
+fn header_fields(message: &Message) -> Vec<(String, String)> {
     let Some(part) = message.parts.first() else {
         return Vec::new();
     };

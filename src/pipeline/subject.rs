@@ -26,6 +26,16 @@ pub fn normalize(subject: &str) -> String {
         .to_lowercase()
 }
 
+/// Whether the subject opens with a reply or forward prefix (after `[tags]`): a
+/// person writing back, or passing something on.
+pub fn has_reply_prefix(subject: &str) -> bool {
+    let mut rest = subject.trim();
+    while let Some(next) = strip_tag(rest) {
+        rest = next.trim_start();
+    }
+    strip_prefix(rest).is_some()
+}
+
 /// `[ticket #12] rest` → `rest`.
 fn strip_tag(s: &str) -> Option<&str> {
     let inner = s.strip_prefix('[')?;

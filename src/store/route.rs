@@ -22,13 +22,14 @@ pub struct NewConversation<'a> {
 }
 
 /// Assigns the conversation and creates its ticket as the channel says. Only mail from
-/// people is routed (C5): never spam, filtered, automatic replies, bounces or bulk.
+/// people is routed (C5): never spam, filtered, automatic replies, bounces or bulk,
+/// and never mail from the null sender.
 pub fn new_conversation(
     conn: &Connection,
     config: &Config,
     conversation: &NewConversation,
 ) -> Result<(), StoreError> {
-    if !conversation.classification.verdict.routable() {
+    if !conversation.classification.routable() {
         return Ok(());
     }
     let Some((inbox, channel)) = config

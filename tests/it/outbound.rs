@@ -1158,3 +1158,59 @@ async fn a_relay_changed_by_reload_gets_the_next_mail() {
         "nothing went to the old relay"
     );
 }
+
+/// Issue 12, finding 5: a plain-text bounce (qmail: no report part, only the notice and
+/// a copy of the message) of our reply fails the recipient it names, leaves the other
+/// one sent, is linked to the reply it returns, and is neither assigned nor ticketed.
+#[tokio::test]
+async fn qmail_plain_text_bounce_fails_the_recipient_it_names() {
+    let sink = Sink::plain();
+    let d = daemon_relaying_to(&sink).await;
+    let first = inbound(
+        "plain-q@klant.example",
+        "Jan <jan@klant.example>",
+        SUPPORT,
+        "Where is my order?",
+        "",
+    );
+    assert!(d
+        .send("jan@klant.example", &[SUPPORT], &first)
+        .await
+        .starts_with("250"));
+    let conversation = conversation_with(&d, "plain-q@klant.example")["id"]
+        .as_i64()
+        .unwrap();
+    let sent = reply(&d, conversation, &["--cc", "boss@klant.example"]);
+    let row = sent["id"].as_i64().unwrap();
+    wait_delivery(&d, conversation, row, "sent").await;
+    let our_id = sent["message_id"].as_str().unwrap();
+
+    let template = String::from_utf8(fixture("autoflags/bounce-qmail.eml")).unwrap();
+    let bounce = template.replace("out-qmail-1@demo.hs-inbox.com", our_id);
+    assert!(d
+        .send("", &[SUPPORT], bounce.as_bytes())
+        .await
+        .starts_with("250"));
+    let failed = wait_delivery(&d, conversation, row, "failed").await;
+    let recipients = failed["recipients"].as_array().unwrap();
+    let status = |address: &str| {
+        recipients
+            .iter()
+            .find(|r| r["address"] == address)
+            .unwrap_or_else(|| panic!("{address} is a recipient: {failed:#}"))
+            .clone()
+    };
+    assert_eq!(status("jan@klant.example")["status"], "failed");
+    assert_eq!(
+        status("jan@klant.example")["last_reply"],
+        "Sorry, no mailbox here by that name. (#5.1.1)"
+    );
+    assert_eq!(status("boss@klant.example")["status"], "sent");
+    let shown = conversation_with(&d, "20261123081402.4711.qmail@mx2.klant.example");
+    let message = &shown["messages"][0];
+    assert_eq!(message["classification"]["verdict"], "bounce", "{shown:#}");
+    assert_eq!(message["bounce_of"], row, "{shown:#}");
+    assert_eq!(shown["assignee"], Value::Null);
+    assert_eq!(shown["ticket"], Value::Null);
+    d.stop().await;
+}

@@ -328,3 +328,27 @@ async fn removed_users_lose_their_conversations_and_contacts_at_reload() {
     );
     d.stop().await;
 }
+
+/// Issue 12, finding 5: mail from the null reverse path (`MAIL FROM:<>`) comes from a
+/// mail system, never from a person, whatever the classifier makes of its text: it is
+/// stored but neither auto-assigned nor given a ticket.
+#[tokio::test]
+async fn null_sender_is_never_auto_assigned() {
+    let d = start(&format!(
+        "{ROUND_ROBIN}\n  tickets = {{ auto_create = true, pipeline = \"Support\", stage = \"New\" }}"
+    ))
+    .await;
+    // No bounce subject, no daemon sender, no report part: only the envelope says it.
+    let notice = message(1, "notices@mx.klant.example", "");
+    let reply = d.send("", &[SUPPORT], &notice).await;
+    assert!(reply.starts_with("250"), "{reply}");
+    let open = d.list(&["--view", "all_open"]);
+    let c = d.show(conversation_with_subject(&open, "Question 1"));
+    assert_eq!(c["assignee"], Value::Null, "{c}");
+    assert_eq!(c["ticket"], Value::Null, "{c}");
+    // The same text from a person is routed and gets its ticket.
+    let person = ask(&d, 2, "jan@klant.example").await;
+    assert_eq!(person["assignee"], "alice@demo.example");
+    assert_eq!(person["ticket"]["stage"], "New");
+    d.stop().await;
+}

@@ -101,6 +101,9 @@ pub struct Classification {
     pub auth_results: Option<String>,
     /// The content score (header and body features plus the token model), when computed.
     pub score: Option<f64>,
+    /// Sent from the null reverse path (`MAIL FROM:<>`, or `Return-Path: <>` when the
+    /// envelope is unknown): a mail system wrote it, whatever the verdict says.
+    pub null_sender: bool,
 }
 
 impl Classification {
@@ -110,6 +113,12 @@ impl Classification {
             classification.add(finding);
         }
         classification
+    }
+
+    /// Only mail from people is auto-assigned and gets a ticket (C5, D1): a routable
+    /// verdict, and never from the null sender.
+    pub fn routable(&self) -> bool {
+        self.verdict.routable() && !self.null_sender
     }
 
     /// Adds a finding: a stronger verdict wins, and its reason goes first.
@@ -189,6 +198,10 @@ impl Classifier {
         findings.extend(content);
         let mut classification = Classification::from_findings(findings);
         classification.score = Some(score);
+        classification.null_sender = auto::null_sender(message);
+        if classification.null_sender {
+            classification.add(Finding::new(Verdict::Clean, "null_sender"));
+        }
         for finding in spamd::findings(settings.spamd.as_ref(), message).await {
             classification.add(finding);
         }
@@ -296,6 +309,12 @@ mod tests {
         );
         assert!(!c.verdict.routable());
         assert!(Classification::default().verdict.routable());
+        assert!(Classification::default().routable());
+        let from_the_null_sender = Classification {
+            null_sender: true,
+            ..Classification::default()
+        };
+        assert!(!from_the_null_sender.routable());
     }
 
     #[test]
