@@ -1,0 +1,120 @@
+//! The HTTP API against hostile callers: the failed-token limit cannot lock out valid
+//! tokens or a whole office behind a proxy, every error under `/api/v1` is JSON, and
+//! tokens can be listed and revoked (a revoked token is refused at once).
+
+use serde_json::Value;
+
+use crate::support::*;
+
+const BOB: &str = "bob@demo.example";
+const ALICE: &str = "alice@demo.example";
+const ROOT: &str = "root@demo.example";
+
+/// A daemon whose `[api]` trusts `proxies` for `X-Forwarded-For`.
+async fn daemon_trusting(proxies: &str) -> Daemon {
+    Daemon::start_edited(|text, _| {
+        text.replacen(
+            "[api]\nlisten = \"127.0.0.1:0\"\n",
+            &format!("[api]\nlisten = \"127.0.0.1:0\"\ntrusted_proxies = [{proxies}]\n"),
+            1,
+        )
+    })
+    .await
+}
+
+/// `token` with its last character changed: the same id, a wrong secret.
+fn forged(token: &str) -> String {
+    let last = if token.ends_with('0') { '1' } else { '0' };
+    format!("{}{last}", &token[..token.len() - 1])
+}
+
+/// `GET /api/v1/me` with `token`, as if forwarded for `client` (none: no header).
+async fn me_from(api: &Api, token: &str, client: Option<&str>) -> (u16, Value) {
+    let mut request = api
+        .http
+        .get(format!("{}/api/v1/me", api.base))
+        .bearer_auth(token);
+    if let Some(client) = client {
+        request = request.header("X-Forwarded-For", client);
+    }
+    let response = request.send().await.expect("http request");
+    let status = response.status().as_u16();
+    let body = response.bytes().await.expect("body");
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+async fn fail_ten_times(api: &Api, token: &str, client: Option<&str>) {
+    for attempt in 0..10 {
+        let (status, body) = me_from(api, token, client).await;
+        assert_eq!(status, 401, "attempt {attempt}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn valid_token_is_never_rate_limited_after_failures_from_its_address() {
+    let d = Daemon::start().await;
+    let api = d.api();
+    let bob = d.token(BOB);
+    let alice = d.token(ALICE);
+    fail_ten_times(&api, &forged(&bob), None).await;
+    fail_ten_times(&api, "not-a-token", None).await;
+    let (status, body) = me_from(&api, &forged(&bob), None).await;
+    assert_eq!((status, body["code"].as_str()), (429, Some("rate_limited")));
+    let (status, body) = me_from(&api, "not-a-token", None).await;
+    assert_eq!((status, body["code"].as_str()), (429, Some("rate_limited")));
+    // The real holder of the guessed token, and everyone else at the address, get in.
+    assert_eq!(me_from(&api, &bob, None).await.1["email"], BOB);
+    assert_eq!(me_from(&api, &alice, None).await.1["email"], ALICE);
+    // Guesses at another token id are counted apart from token 1's.
+    let (status, _) = me_from(&api, &forged(&alice), None).await;
+    assert_eq!(status, 401);
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn failures_behind_a_trusted_proxy_are_counted_per_forwarded_client() {
+    let d = daemon_trusting("\"127.0.0.1\", \"10.0.0.2\"").await;
+    let api = d.api();
+    let bob = d.token(BOB);
+    fail_ten_times(&api, "not-a-token", Some("203.0.113.5")).await;
+    let (status, _) = me_from(&api, "not-a-token", Some("203.0.113.5")).await;
+    assert_eq!(status, 429, "the guessing client is held back");
+    // Through a second trusted proxy the client is still the right-most untrusted hop.
+    let (status, _) = me_from(
+        &api,
+        "not-a-token",
+        Some("198.51.100.1, 203.0.113.5, 10.0.0.2"),
+    )
+    .await;
+    assert_eq!(status, 429, "the same client through two proxies");
+    let (status, _) = me_from(&api, "not-a-token", Some("203.0.113.6")).await;
+    assert_eq!(status, 401, "another client behind the same proxy is not");
+    let (status, _) = me_from(&api, "not-a-token", None).await;
+    assert_eq!(status, 401, "nor the proxy itself");
+    assert_eq!(
+        me_from(&api, &bob, Some("203.0.113.5")).await.1["email"],
+        BOB
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
+    // Loopback (the test's peer) is not trusted; only a distant proxy is.
+    let d = daemon_trusting("\"192.0.2.1\"").await;
+    let api = d.api();
+    let bob = d.token(BOB);
+    for attempt in 0..10 {
+        let claimed = format!("203.0.113.{attempt}");
+        let (status, _) = me_from(&api, "not-a-token", Some(&claimed)).await;
+        assert_eq!(status, 401, "attempt {attempt}");
+    }
+    let (status, body) = me_from(&api, "not-a-token", Some("203.0.113.99")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (429, Some("rate_limited")),
+        "a made-up X-Forwarded-For does not escape the count of the real peer"
+    );
+    assert_eq!(me_from(&api, &bob, None).await.1["email"], BOB);
+    d.stop().await;
+}
