@@ -8,6 +8,7 @@
 
 mod auth;
 mod error;
+mod extract;
 mod handlers;
 pub mod openapi;
 
@@ -179,6 +180,7 @@ pub fn router(service: Arc<Service>, metrics: Arc<Metrics>) -> Router {
     routes()
         .into_iter()
         .fold(Router::new(), |router, r| router.route(r.path, r.handler))
+        .method_not_allowed_fallback(handlers::wrong_method)
         .route("/metrics", on(MethodFilter::GET, handlers::metrics))
         .fallback(handlers::no_route)
         .with_state(state)

@@ -118,3 +118,129 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
     assert_eq!(me_from(&api, &bob, None).await.1["email"], BOB);
     d.stop().await;
 }
+
+/// One hostile request and the error it must get.
+struct ErrorCase {
+    method: &'static str,
+    path: &'static str,
+    content_type: Option<&'static str>,
+    body: Vec<u8>,
+    status: u16,
+    code: &'static str,
+}
+
+fn error_case(
+    method: &'static str,
+    path: &'static str,
+    content_type: Option<&'static str>,
+    body: &[u8],
+    (status, code): (u16, &'static str),
+) -> ErrorCase {
+    ErrorCase {
+        method,
+        path,
+        content_type,
+        body: body.to_vec(),
+        status,
+        code,
+    }
+}
+
+#[tokio::test]
+async fn every_api_error_is_json() {
+    let d = Daemon::start().await;
+    let api = d.api();
+    let token = d.token(BOB);
+    let json = Some("application/json");
+    let huge = vec![b' '; 3 * 1024 * 1024];
+    let cases = [
+        error_case("GET", "/api/v1/contacts/%FF", None, b"", (400, "invalid")),
+        error_case(
+            "GET",
+            "/api/v1/messages/%FF/attachments/%FE",
+            None,
+            b"",
+            (400, "invalid"),
+        ),
+        error_case("POST", "/api/v1/compose", json, &huge, (413, "too_large")),
+        error_case(
+            "POST",
+            "/api/v1/compose",
+            json,
+            b"{not json",
+            (400, "invalid"),
+        ),
+        error_case(
+            "POST",
+            "/api/v1/compose",
+            Some("text/plain"),
+            b"{}",
+            (415, "unsupported_media_type"),
+        ),
+        error_case(
+            "POST",
+            "/api/v1/conversations/1/close",
+            Some("application/x-www-form-urlencoded"),
+            b"a=b",
+            (415, "unsupported_media_type"),
+        ),
+        error_case(
+            "GET",
+            "/api/v1/conversations?limit=many",
+            None,
+            b"",
+            (400, "invalid"),
+        ),
+        error_case(
+            "GET",
+            "/api/v1/conversations?%FF=%FF",
+            None,
+            b"",
+            (400, "invalid"),
+        ),
+        error_case("GET", "/api/v1/nowhere", None, b"", (404, "not_found")),
+        error_case(
+            "PATCH",
+            "/api/v1/me",
+            None,
+            b"",
+            (405, "method_not_allowed"),
+        ),
+        error_case(
+            "DELETE",
+            "/api/v1/inboxes",
+            None,
+            b"",
+            (405, "method_not_allowed"),
+        ),
+    ];
+    for case in cases {
+        let method = reqwest::Method::from_bytes(case.method.as_bytes()).expect("method");
+        let mut request = api
+            .http
+            .request(method, format!("{}{}", api.base, case.path))
+            .bearer_auth(&token)
+            .body(case.body.clone());
+        if let Some(content_type) = case.content_type {
+            request = request.header("Content-Type", content_type);
+        }
+        let what = format!("{} {}", case.method, case.path);
+        let response = request.send().await.expect("http request");
+        let status = response.status().as_u16();
+        let content_type = response.headers().get("content-type").cloned();
+        let body: Value =
+            serde_json::from_slice(&response.bytes().await.expect("body")).unwrap_or(Value::Null);
+        assert_eq!(status, case.status, "{what}: {body}");
+        assert_eq!(
+            content_type.as_ref().and_then(|v| v.to_str().ok()),
+            Some("application/json"),
+            "{what}"
+        );
+        assert_eq!(body["code"], case.code, "{what}: {body}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{what}: {body}"
+        );
+    }
+    d.stop().await;
+}
