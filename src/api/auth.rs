@@ -68,6 +68,44 @@ impl FailureLimiter {
     }
 }
 
+/// Seconds between two writes of one token's `last_used_at`.
+pub const LAST_USE_PRECISION: i64 = 60;
+
+/// When each token's last use was last written (service clock), so a busy token is
+/// written at most once a minute.
+#[derive(Default)]
+pub struct TokenUses(Mutex<HashMap<i64, i64>>);
+
+impl TokenUses {
+    /// Whether a use of token `id` at `now` should be written; remembers it if so.
+    fn due(&self, id: i64, now: i64) -> bool {
+        let Ok(mut map) = self.0.lock() else {
+            return false;
+        };
+        match map.get(&id) {
+            Some(last) if now - last < LAST_USE_PRECISION => false,
+            _ => {
+                map.insert(id, now);
+                true
+            }
+        }
+    }
+}
+
+/// Records a use of token `id` off the request's path, when due.
+fn note_use(state: &Arc<ApiState>, id: i64) {
+    let now = state.service.now();
+    if !state.token_uses.due(id, now) {
+        return;
+    }
+    let service = state.service.clone();
+    tokio::spawn(async move {
+        if let Err(error) = service.token_used(id, now).await {
+            tracing::warn!(%error, id, "api: could not record a token's use");
+        }
+    });
+}
+
 /// The client's address: the peer, unless the peer is a trusted proxy, then the
 /// right-most `X-Forwarded-For` address that is not itself a trusted proxy.
 pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
@@ -117,7 +155,8 @@ impl FromRequestParts<Arc<ApiState>> for Agent {
         let user = tokio::task::spawn_blocking(move || service.authenticate(&presented))
             .await
             .map_err(|_| ApiError::internal())??;
-        if let Some(email) = user {
+        if let Some((id, email)) = user {
+            note_use(state, id);
             return Ok(Agent(Caller::User(email)));
         }
         let key = failure_key(parts, state, token);
@@ -162,6 +201,15 @@ mod tests {
         assert!(!limiter.allowed(key, start + Duration::from_secs(1)));
         assert!(limiter.allowed(other, start), "other keys unaffected");
         assert!(limiter.allowed(key, start + WINDOW));
+    }
+
+    #[test]
+    fn a_token_use_is_written_at_most_once_a_minute() {
+        let uses = TokenUses::default();
+        assert!(uses.due(1, 1000));
+        assert!(!uses.due(1, 1000 + LAST_USE_PRECISION - 1));
+        assert!(uses.due(2, 1001), "another token is due on its own");
+        assert!(uses.due(1, 1000 + LAST_USE_PRECISION));
     }
 
     fn forwarded(value: &str) -> HeaderMap {

@@ -386,6 +386,23 @@ pub async fn blocked_senders(State(state): St, Agent(caller): Agent) -> ApiResul
     ok(Value::Array(list))
 }
 
+/// `GET /api/v1/tokens`.
+pub async fn tokens(State(state): St, Agent(caller): Agent) -> ApiResult {
+    let list = blocking(&state, move |s| s.tokens(&caller, None)).await?;
+    ok(Value::Array(list.iter().map(json::token).collect()))
+}
+
+/// `DELETE /api/v1/tokens/{id}`.
+pub async fn revoke_token(
+    State(state): St,
+    Agent(caller): Agent,
+    ApiPath(key): ApiPath<String>,
+) -> ApiResult {
+    let id = id(&key)?;
+    state.service.revoke_token(&caller, id).await?;
+    ok(json!({ "id": id, "revoked": true }))
+}
+
 pub async fn block_sender(state: St, agent: Agent, address: ApiPath<String>) -> ApiResult {
     set_blocked(state, agent.0, address.0, true).await
 }

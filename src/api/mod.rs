@@ -29,6 +29,7 @@ pub use auth::FailureLimiter;
 pub struct ApiState {
     pub service: Arc<Service>,
     pub limiter: FailureLimiter,
+    pub token_uses: auth::TokenUses,
     pub metrics: Arc<Metrics>,
 }
 
@@ -139,6 +140,12 @@ pub fn routes() -> Vec<Route> {
             "/api/v1/senders/blocked/{address}",
             on(MethodFilter::DELETE, unblock_sender),
         ),
+        route(Method::GET, "/api/v1/tokens", on(MethodFilter::GET, tokens)),
+        route(
+            Method::DELETE,
+            "/api/v1/tokens/{id}",
+            on(MethodFilter::DELETE, revoke_token),
+        ),
     ];
     for (name, path) in ACTION_ROUTES {
         routes.push(route(
@@ -175,6 +182,7 @@ pub fn router(service: Arc<Service>, metrics: Arc<Metrics>) -> Router {
     let state = Arc::new(ApiState {
         service,
         limiter: FailureLimiter::default(),
+        token_uses: auth::TokenUses::default(),
         metrics,
     });
     routes()

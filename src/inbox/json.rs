@@ -234,3 +234,13 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
     }
 }
+
+/// An API token as listed (never its secret or hash).
+pub fn token(t: &crate::store::TokenRow) -> Value {
+    json!({
+        "id": t.id,
+        "user": t.user,
+        "created_at": rfc3339(t.created_at),
+        "last_used_at": t.last_used_at.map(rfc3339),
+    })
+}

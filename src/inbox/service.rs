@@ -683,15 +683,64 @@ impl Service {
         Ok(super::token::format(id, &secret))
     }
 
-    /// The user a bearer token belongs to, if it is valid.
-    pub fn authenticate(&self, token: &str) -> Result<Option<String>, InboxError> {
+    /// The id and user of a bearer token, if it is valid. Reads the store every time, so
+    /// a revoked token is refused at once.
+    pub fn authenticate(&self, token: &str) -> Result<Option<(i64, String)>, InboxError> {
         let Some((id, secret)) = super::token::split(token) else {
             return Ok(None);
         };
         let stored = self.read(|r| r.api_token(id))?;
         Ok(stored
             .filter(|(_, hash)| super::token::matches(secret, hash))
-            .map(|(user, _)| user))
+            .map(|(user, _)| (id, user)))
+    }
+
+    /// Records that token `id` was used at `at`.
+    pub async fn token_used(&self, id: i64, at: i64) -> Result<(), InboxError> {
+        Ok(self.writer.touch_api_token(id, at).await?)
+    }
+
+    /// The tokens `caller` may see: all for the operator and super admins, else their
+    /// own; `user` narrows the list to one user's.
+    pub fn tokens(
+        &self,
+        caller: &Caller,
+        user: Option<&str>,
+    ) -> Result<Vec<crate::store::TokenRow>, InboxError> {
+        let own = self.own_tokens_only(caller)?;
+        let user = match (own, user) {
+            (Some(me), Some(asked)) if !me.eq_ignore_ascii_case(asked) => return Ok(Vec::new()),
+            (Some(me), _) => Some(me),
+            (None, asked) => asked,
+        };
+        self.read(|r| r.api_tokens(user))
+    }
+
+    /// Revokes token `id`: any for the operator and super admins, else only the
+    /// caller's own; another's is "not found".
+    pub async fn revoke_token(&self, caller: &Caller, id: i64) -> Result<(), InboxError> {
+        let own = self.own_tokens_only(caller)?;
+        let owner = self.read(|r| r.api_token(id))?.map(|(user, _)| user);
+        let visible = match (&owner, own) {
+            (Some(owner), Some(me)) => owner.eq_ignore_ascii_case(me),
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if !visible || !self.writer.delete_api_token(id).await? {
+            return Err(InboxError::NotFound(format!("token {id}")));
+        }
+        Ok(())
+    }
+
+    /// `Some(email)` when `caller` may manage only their own tokens.
+    fn own_tokens_only<'a>(&self, caller: &'a Caller) -> Result<Option<&'a str>, InboxError> {
+        match caller {
+            Caller::Operator => Ok(None),
+            Caller::User(email) => {
+                let user = self.acting_user(caller)?;
+                Ok((!user.super_admin).then_some(email.as_str()))
+            }
+        }
     }
 }
 

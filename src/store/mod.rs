@@ -29,7 +29,7 @@ pub use backup::BackupReport;
 pub use ingest::{file as file_inbound, Filed, NewInbound};
 pub use read::{
     fts_query, AssigneeFilter, ContactRow, ConversationRow, Cursor, ListFilter,
-    MessageInConversation, MessageRow, Sort, TicketRow, TimelineEntry, View,
+    MessageInConversation, MessageRow, Sort, TicketRow, TimelineEntry, TokenRow, View,
 };
 pub use writer::Writer;
 

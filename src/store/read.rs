@@ -218,6 +218,15 @@ pub struct TimelineEntry {
     pub detail: Option<String>,
 }
 
+/// An API token as listed: never its secret or hash.
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub id: i64,
+    pub user: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
 /// A contact record (SPEC F8).
 #[derive(Debug, Clone)]
 pub struct ContactRow {
@@ -654,6 +663,23 @@ impl Reader {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?)
+    }
+
+    /// API tokens (never their hashes), oldest first; only `user`'s when given.
+    pub fn api_tokens(&self, user: Option<&str>) -> Result<Vec<TokenRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, user_email, created_at, last_used_at FROM api_tokens
+             WHERE ?1 IS NULL OR user_email = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([user], |r| {
+            Ok(TokenRow {
+                id: r.get(0)?,
+                user: r.get(1)?,
+                created_at: r.get(2)?,
+                last_used_at: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Blocked sender addresses with when and by whom.

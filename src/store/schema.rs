@@ -262,6 +262,11 @@ CREATE TABLE bayes_trained (                -- what each stored message was trai
     class       TEXT NOT NULL CHECK (class IN ('spam', 'ham'))
 );
 "#,
+    // Token revocation lists tokens with when each was last used (written at most once
+    // a minute per token); a revoked token's row is deleted.
+    r#"
+ALTER TABLE api_tokens ADD COLUMN last_used_at INTEGER;
+"#,
 ];
 
 /// Brings the database up to the newest schema.

@@ -244,3 +244,114 @@ async fn every_api_error_is_json() {
     }
     d.stop().await;
 }
+
+/// The id a token names (`igt_<id>_<secret>`).
+fn token_id(token: &str) -> i64 {
+    inboxgate::inbox::token::split(token).expect("our token").0
+}
+
+#[tokio::test]
+async fn revoked_token_is_refused_at_once() {
+    let d = Daemon::start().await;
+    let api = d.api();
+    let bob = d.token(BOB);
+    let alice = d.token(ALICE);
+    assert_eq!(api.ok("/api/v1/me", &bob).await["email"], BOB);
+    let id = token_id(&bob).to_string();
+    let said = d.cli(&["users", "token", "revoke", &id]);
+    assert!(said.contains("revoked"), "{said}");
+    let (status, body) = api.get("/api/v1/me", &bob).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
+    assert_eq!(api.ok("/api/v1/me", &alice).await["email"], ALICE);
+    let again = d.cli_output(&["users", "token", "revoke", &id]);
+    assert!(
+        !again.status.success(),
+        "a token revoked twice is not found"
+    );
+    d.stop().await;
+}
+
+/// `users token list --json` from the real CLI.
+fn token_list(d: &Daemon, args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["users", "token", "list", "--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str::<Value>(&d.cli(&all))
+        .expect("json")
+        .as_array()
+        .expect("array")
+        .clone()
+}
+
+#[tokio::test]
+async fn token_list_shows_last_use() {
+    let d = Daemon::start().await;
+    let api = d.api();
+    let bob = d.token(BOB);
+    let _alice = d.token(ALICE);
+    let listed = token_list(&d, &[BOB]);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["id"], token_id(&bob));
+    assert_eq!(listed[0]["user"], BOB);
+    assert!(listed[0]["created_at"].is_string());
+    assert!(listed[0]["last_used_at"].is_null(), "never used yet");
+    assert_eq!(token_list(&d, &[]).len(), 2);
+    api.ok("/api/v1/me", &bob).await;
+    let used_at = inboxgate::inbox::json::rfc3339(d.now());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while token_list(&d, &[BOB])[0]["last_used_at"] != used_at.as_str() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "last use never recorded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let table = d.cli(&["users", "token", "list"]);
+    let secret = bob.rsplit('_').next().expect("secret");
+    assert!(table.contains(BOB) && table.contains(&used_at), "{table}");
+    assert!(!table.contains(secret), "the secret is never listed");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_api_lists_and_revokes_by_access_rules() {
+    let d = Daemon::start().await;
+    let api = d.api();
+    let bob = d.token(BOB);
+    let alice = d.token(ALICE);
+    let root = d.token(ROOT);
+    let (status, own) = api.get("/api/v1/tokens", &bob).await;
+    assert_eq!(status, 200, "{own}");
+    let own = own.as_array().expect("array").clone();
+    assert_eq!(own.len(), 1, "an agent sees only their own: {own:?}");
+    assert_eq!(own[0]["id"], token_id(&bob));
+    assert!(own[0].get("hash").is_none() && !own[0].to_string().contains(bob.as_str()));
+    let all = api.ok("/api/v1/tokens", &root).await;
+    assert_eq!(
+        all.as_array().map(Vec::len),
+        Some(3),
+        "a super admin sees all: {all}"
+    );
+    let path = |token: &str| format!("/api/v1/tokens/{}", token_id(token));
+    let (status, body) = api.call("DELETE", &path(&alice), Some(&bob), None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("not_found")),
+        "another's token"
+    );
+    assert_eq!(api.ok("/api/v1/me", &alice).await["email"], ALICE);
+    let (status, body) = api.call("DELETE", &path(&alice), Some(&alice), None).await;
+    assert_eq!(
+        (status, body["revoked"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    assert_eq!(api.get("/api/v1/me", &alice).await.0, 401);
+    let (status, _) = api.call("DELETE", &path(&bob), Some(&root), None).await;
+    assert_eq!(status, 200, "a super admin revokes any");
+    assert_eq!(api.get("/api/v1/me", &bob).await.0, 401);
+    let (status, _) = api
+        .call("DELETE", "/api/v1/tokens/9999", Some(&root), None)
+        .await;
+    assert_eq!(status, 404);
+    d.stop().await;
+}
