@@ -1,7 +1,11 @@
 //! Bearer-token authentication. A token names its user (`inbox::token`); a request
-//! without a valid one gets 401. Failed attempts are counted per client address, and
-//! an address with too many recent failures gets 429 until its window passes, so
-//! tokens cannot be guessed at speed. Tokens never reach the logs.
+//! without a valid one gets 401. A valid token always passes. Failed attempts are
+//! counted by what the failing caller controls: the token id it names (`igt_<id>_…`),
+//! or, for a token that names none, the client address — the TCP peer, or the
+//! right-most untrusted `X-Forwarded-For` address when the peer is one of
+//! `[api] trusted_proxies`. A key with too many recent failures gets 429 instead of
+//! 401 until its window passes, so one stranger cannot lock out a whole office behind
+//! a proxy. Tokens never reach the logs.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -11,34 +15,44 @@ use std::time::{Duration, Instant};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
 
 use super::error::ApiError;
 use super::ApiState;
 use crate::inbox::{Caller, TokenOwner};
 
-/// Failed attempts allowed per address within [`WINDOW`].
+/// Failed attempts allowed per key within [`WINDOW`].
 pub const MAX_FAILURES: u32 = 10;
 pub const WINDOW: Duration = Duration::from_secs(60);
 
-/// Counts failed authentications per client address.
+/// What failed attempts are counted against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKey {
+    /// The token id a presented token names.
+    TokenId(i64),
+    /// The client address of a token that names no id.
+    Client(IpAddr),
+}
+
+/// Counts failed authentications per [`FailureKey`].
 #[derive(Default)]
 pub struct FailureLimiter {
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    failures: Mutex<HashMap<FailureKey, (u32, Instant)>>,
 }
 
 impl FailureLimiter {
-    /// Whether `ip` may try now.
-    pub fn allowed(&self, ip: IpAddr, now: Instant) -> bool {
+    /// Whether `key` may fail again now without being held back.
+    pub fn allowed(&self, key: FailureKey, now: Instant) -> bool {
         let Ok(map) = self.failures.lock() else {
             return true;
         };
-        match map.get(&ip) {
+        match map.get(&key) {
             Some((count, since)) => *count < MAX_FAILURES || now.duration_since(*since) >= WINDOW,
             None => true,
         }
     }
 
-    pub fn record_failure(&self, ip: IpAddr, now: Instant) {
+    pub fn record_failure(&self, key: FailureKey, now: Instant) {
         let Ok(mut map) = self.failures.lock() else {
             return;
         };
@@ -46,12 +60,73 @@ impl FailureLimiter {
         if map.len() > 10_000 {
             map.retain(|_, (_, since)| now.duration_since(*since) < WINDOW);
         }
-        let entry = map.entry(ip).or_insert((0, now));
+        let entry = map.entry(key).or_insert((0, now));
         if now.duration_since(entry.1) >= WINDOW {
             *entry = (0, now);
         }
         entry.0 += 1;
     }
+}
+
+/// Seconds between two writes of one token's `last_used_at`.
+pub const LAST_USE_PRECISION: i64 = 60;
+
+/// When each token's last use was last written (service clock), so a busy token is
+/// written at most once a minute.
+#[derive(Default)]
+pub struct TokenUses(Mutex<HashMap<i64, i64>>);
+
+impl TokenUses {
+    /// Whether a use of token `id` at `now` should be written; remembers it if so.
+    fn due(&self, id: i64, now: i64) -> bool {
+        let Ok(mut map) = self.0.lock() else {
+            return false;
+        };
+        match map.get(&id) {
+            Some(last) if now - last < LAST_USE_PRECISION => false,
+            _ => {
+                map.insert(id, now);
+                true
+            }
+        }
+    }
+}
+
+/// Records a use of token `id` off the request's path, when due.
+fn note_use(state: &Arc<ApiState>, id: i64) {
+    let now = state.service.now();
+    if !state.token_uses.due(id, now) {
+        return;
+    }
+    let service = state.service.clone();
+    tokio::spawn(async move {
+        if let Err(error) = service.token_used(id, now).await {
+            tracing::warn!(%error, id, "api: could not record a token's use");
+        }
+    });
+}
+
+/// The client's address: the peer, unless the peer is a trusted proxy, then the
+/// right-most `X-Forwarded-For` address that is not itself a trusted proxy.
+pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    for hop in hops.iter().rev() {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) if trusted.contains(&ip) => continue,
+            Ok(ip) => return ip,
+            // A hop we cannot read: nothing left of it can be believed.
+            Err(_) => break,
+        }
+    }
+    peer
 }
 
 /// The authenticated agent of a request.
@@ -64,15 +139,6 @@ impl FromRequestParts<Arc<ApiState>> for Agent {
         parts: &mut Parts,
         state: &Arc<ApiState>,
     ) -> Result<Agent, ApiError> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        let now = Instant::now();
-        if !state.limiter.allowed(ip, now) {
-            return Err(ApiError::rate_limited());
-        }
         let token = parts
             .headers
             .get(AUTHORIZATION)
@@ -85,23 +151,46 @@ impl FromRequestParts<Arc<ApiState>> for Agent {
             ));
         };
         let service = state.service.clone();
-        let token = token.to_string();
-        let user = tokio::task::spawn_blocking(move || service.authenticate(&token))
+        let presented = token.to_string();
+        let user = tokio::task::spawn_blocking(move || service.authenticate(&presented))
             .await
             .map_err(|_| ApiError::internal())??;
         match user {
-            TokenOwner::User(email) => Ok(Agent(Caller::User(email))),
-            // The secret was right, so this is no guess: not counted as a failure.
-            TokenOwner::Removed => Err(ApiError::unauthorized(
-                "the token's user is no longer configured",
-            )),
-            TokenOwner::Unknown => {
-                state.limiter.record_failure(ip, now);
-                tracing::info!(%ip, "api: rejected a bearer token");
-                Err(ApiError::unauthorized("the bearer token is not valid"))
+            TokenOwner::User { token_id, email } => {
+                note_use(state, token_id);
+                return Ok(Agent(Caller::User(email)));
             }
+            // The secret was right, so this is no guess: not counted as a failure.
+            TokenOwner::Removed => {
+                return Err(ApiError::unauthorized(
+                    "the token's user is no longer configured",
+                ))
+            }
+            TokenOwner::Unknown => {}
         }
+        let key = failure_key(parts, state, token);
+        let now = Instant::now();
+        if !state.limiter.allowed(key, now) {
+            return Err(ApiError::rate_limited());
+        }
+        state.limiter.record_failure(key, now);
+        tracing::info!(?key, "api: rejected a bearer token");
+        Err(ApiError::unauthorized("the bearer token is not valid"))
     }
+}
+
+/// What a failed `token` is counted against.
+fn failure_key(parts: &Parts, state: &ApiState, token: &str) -> FailureKey {
+    if let Some((id, _)) = crate::inbox::token::split(token) {
+        return FailureKey::TokenId(id);
+    }
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let trusted = &state.service.config().api.trusted_proxies;
+    FailureKey::Client(client_address(peer, &parts.headers, trusted))
 }
 
 #[cfg(test)]
@@ -109,17 +198,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_address_is_held_back_after_too_many_failures_until_its_window_passes() {
+    fn a_key_is_held_back_after_too_many_failures_until_its_window_passes() {
         let limiter = FailureLimiter::default();
-        let ip = IpAddr::from([192, 0, 2, 1]);
-        let other = IpAddr::from([192, 0, 2, 2]);
+        let key = FailureKey::TokenId(7);
+        let other = FailureKey::TokenId(8);
         let start = Instant::now();
         for _ in 0..MAX_FAILURES {
-            assert!(limiter.allowed(ip, start));
-            limiter.record_failure(ip, start);
+            assert!(limiter.allowed(key, start));
+            limiter.record_failure(key, start);
         }
-        assert!(!limiter.allowed(ip, start + Duration::from_secs(1)));
-        assert!(limiter.allowed(other, start), "other addresses unaffected");
-        assert!(limiter.allowed(ip, start + WINDOW));
+        assert!(!limiter.allowed(key, start + Duration::from_secs(1)));
+        assert!(limiter.allowed(other, start), "other keys unaffected");
+        assert!(limiter.allowed(key, start + WINDOW));
+    }
+
+    #[test]
+    fn a_token_use_is_written_at_most_once_a_minute() {
+        let uses = TokenUses::default();
+        assert!(uses.due(1, 1000));
+        assert!(!uses.due(1, 1000 + LAST_USE_PRECISION - 1));
+        assert!(uses.due(2, 1001), "another token is due on its own");
+        assert!(uses.due(1, 1000 + LAST_USE_PRECISION));
+    }
+
+    fn forwarded(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", value.parse().expect("header value"));
+        headers
+    }
+
+    #[test]
+    fn the_client_is_the_rightmost_untrusted_forwarded_address_of_a_trusted_peer() {
+        let proxy = IpAddr::from([127, 0, 0, 1]);
+        let inner = IpAddr::from([10, 0, 0, 2]);
+        let trusted = [proxy, inner];
+        let headers = forwarded("198.51.100.9, 203.0.113.5, 10.0.0.2");
+        let client = IpAddr::from([203, 0, 113, 5]);
+        assert_eq!(client_address(proxy, &headers, &trusted), client);
+        let stranger = IpAddr::from([192, 0, 2, 1]);
+        assert_eq!(client_address(stranger, &headers, &trusted), stranger);
+        assert_eq!(client_address(proxy, &HeaderMap::new(), &trusted), proxy);
+        assert_eq!(client_address(proxy, &forwarded("junk"), &trusted), proxy);
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use super::auth::Agent;
 use super::error::ApiError;
+use super::extract::{ApiPath, JsonBytes};
 use super::ApiState;
 use crate::inbox::access::InboxAccess;
 use crate::inbox::query::ListParams;
@@ -118,6 +119,15 @@ pub async fn no_route() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
+/// A served path asked with a method it does not take.
+pub async fn wrong_method(method: axum::http::Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("this route does not take {method}"),
+    )
+}
+
 pub async fn me(State(state): St, Agent(caller): Agent) -> ApiResult {
     let me_caller = caller.clone();
     let (user, available) = blocking(&state, move |s| s.me(&me_caller)).await?;
@@ -143,7 +153,11 @@ pub struct Availability {
     available: bool,
 }
 
-pub async fn set_availability(State(state): St, Agent(caller): Agent, bytes: Bytes) -> ApiResult {
+pub async fn set_availability(
+    State(state): St,
+    Agent(caller): Agent,
+    JsonBytes(bytes): JsonBytes,
+) -> ApiResult {
     let Some(Availability { available }) = body::<Option<Availability>>(&bytes)? else {
         return Err(ApiError::invalid("body needs {\"available\": true|false}"));
     };
@@ -207,7 +221,7 @@ pub struct ShowParams {
 pub async fn show_conversation(
     State(state): St,
     Agent(caller): Agent,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
     query: Result<Query<ShowParams>, QueryRejection>,
 ) -> ApiResult {
     let id = id(&key)?;
@@ -224,8 +238,8 @@ pub async fn show_conversation(
 pub async fn conversation_action(
     State(state): St,
     Agent(caller): Agent,
-    Path(key): Path<String>,
-    bytes: Bytes,
+    ApiPath(key): ApiPath<String>,
+    JsonBytes(bytes): JsonBytes,
     name: &'static str,
 ) -> ApiResult {
     let id = id(&key)?;
@@ -234,8 +248,8 @@ pub async fn conversation_action(
     ok(acted(id, outcome))
 }
 
-pub async fn delete_forever(state: St, agent: Agent, key: Path<String>) -> ApiResult {
-    conversation_action(state, agent, key, Bytes::new(), "delete").await
+pub async fn delete_forever(state: St, agent: Agent, key: ApiPath<String>) -> ApiResult {
+    conversation_action(state, agent, key, JsonBytes(Bytes::new()), "delete").await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -247,7 +261,11 @@ pub struct BulkBody {
 }
 
 /// Bulk close and bulk trash (any action without arguments works the same way).
-pub async fn bulk(State(state): St, Agent(caller): Agent, bytes: Bytes) -> ApiResult {
+pub async fn bulk(
+    State(state): St,
+    Agent(caller): Agent,
+    JsonBytes(bytes): JsonBytes,
+) -> ApiResult {
     let Some(request) = body::<Option<BulkBody>>(&bytes)? else {
         return Err(ApiError::invalid("body needs {\"action\", \"ids\"}"));
     };
@@ -275,7 +293,11 @@ pub async fn bulk(State(state): St, Agent(caller): Agent, bytes: Bytes) -> ApiRe
     ok(json!({ "results": results }))
 }
 
-pub async fn message(State(state): St, Agent(caller): Agent, Path(key): Path<String>) -> ApiResult {
+pub async fn message(
+    State(state): St,
+    Agent(caller): Agent,
+    ApiPath(key): ApiPath<String>,
+) -> ApiResult {
     let id = id(&key)?;
     let m = blocking(&state, move |s| s.message(&caller, id)).await?;
     let mut value = json::message(&m.message, true);
@@ -286,7 +308,7 @@ pub async fn message(State(state): St, Agent(caller): Agent, Path(key): Path<Str
 pub async fn raw_message(
     State(state): St,
     Agent(caller): Agent,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
 ) -> ApiResult {
     let id = id(&key)?;
     let raw = blocking(&state, move |s| s.raw_message(&caller, id)).await?;
@@ -296,7 +318,7 @@ pub async fn raw_message(
 pub async fn attachment(
     State(state): St,
     Agent(caller): Agent,
-    Path((key, index)): Path<(String, String)>,
+    ApiPath((key, index)): ApiPath<(String, String)>,
 ) -> ApiResult {
     let id = id(&key)?;
     let index = usize::try_from(self::id(&index)?)
@@ -344,7 +366,11 @@ fn content_disposition(name: &str) -> String {
     format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
-pub async fn contact(State(state): St, Agent(caller): Agent, Path(key): Path<String>) -> ApiResult {
+pub async fn contact(
+    State(state): St,
+    Agent(caller): Agent,
+    ApiPath(key): ApiPath<String>,
+) -> ApiResult {
     let (contact, conversations) = blocking(&state, move |s| s.contact(&caller, &key)).await?;
     ok(json::contact(&contact, &conversations))
 }
@@ -360,11 +386,28 @@ pub async fn blocked_senders(State(state): St, Agent(caller): Agent) -> ApiResul
     ok(Value::Array(list))
 }
 
-pub async fn block_sender(state: St, agent: Agent, address: Path<String>) -> ApiResult {
+/// `GET /api/v1/tokens`.
+pub async fn tokens(State(state): St, Agent(caller): Agent) -> ApiResult {
+    let list = blocking(&state, move |s| s.tokens(&caller, None)).await?;
+    ok(Value::Array(list.iter().map(json::token).collect()))
+}
+
+/// `DELETE /api/v1/tokens/{id}`.
+pub async fn revoke_token(
+    State(state): St,
+    Agent(caller): Agent,
+    ApiPath(key): ApiPath<String>,
+) -> ApiResult {
+    let id = id(&key)?;
+    state.service.revoke_token(&caller, id).await?;
+    ok(json!({ "id": id, "revoked": true }))
+}
+
+pub async fn block_sender(state: St, agent: Agent, address: ApiPath<String>) -> ApiResult {
     set_blocked(state, agent.0, address.0, true).await
 }
 
-pub async fn unblock_sender(state: St, agent: Agent, address: Path<String>) -> ApiResult {
+pub async fn unblock_sender(state: St, agent: Agent, address: ApiPath<String>) -> ApiResult {
     set_blocked(state, agent.0, address.0, false).await
 }
 
@@ -434,8 +477,8 @@ fn agent_email(caller: Caller) -> Result<String, ApiError> {
 pub async fn reply(
     State(state): St,
     Agent(caller): Agent,
-    Path(key): Path<String>,
-    bytes: Bytes,
+    ApiPath(key): ApiPath<String>,
+    JsonBytes(bytes): JsonBytes,
 ) -> ApiResult {
     let conversation_id = id(&key)?;
     let b: ReplyBody = required_body(&bytes, "{\"text\"}")?;
@@ -455,7 +498,11 @@ pub async fn reply(
     sent(&state, request, &format!("conversation {conversation_id}")).await
 }
 
-pub async fn compose(State(state): St, Agent(caller): Agent, bytes: Bytes) -> ApiResult {
+pub async fn compose(
+    State(state): St,
+    Agent(caller): Agent,
+    JsonBytes(bytes): JsonBytes,
+) -> ApiResult {
     let b: ComposeBody = required_body(&bytes, "{\"to\", \"from\", \"subject\", \"text\"}")?;
     let hidden = format!("From address {}", b.from.trim());
     let request = SendRequest::Compose(ComposeRequest {
@@ -475,8 +522,8 @@ pub async fn compose(State(state): St, Agent(caller): Agent, bytes: Bytes) -> Ap
 pub async fn forward(
     State(state): St,
     Agent(caller): Agent,
-    Path(key): Path<String>,
-    bytes: Bytes,
+    ApiPath(key): ApiPath<String>,
+    JsonBytes(bytes): JsonBytes,
 ) -> ApiResult {
     let conversation_id = id(&key)?;
     let b: ForwardBody = required_body(&bytes, "{\"to\"}")?;

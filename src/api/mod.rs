@@ -8,6 +8,7 @@
 
 mod auth;
 mod error;
+mod extract;
 mod handlers;
 pub mod openapi;
 
@@ -28,6 +29,7 @@ pub use auth::FailureLimiter;
 pub struct ApiState {
     pub service: Arc<Service>,
     pub limiter: FailureLimiter,
+    pub token_uses: auth::TokenUses,
     pub metrics: Arc<Metrics>,
 }
 
@@ -138,6 +140,12 @@ pub fn routes() -> Vec<Route> {
             "/api/v1/senders/blocked/{address}",
             on(MethodFilter::DELETE, unblock_sender),
         ),
+        route(Method::GET, "/api/v1/tokens", on(MethodFilter::GET, tokens)),
+        route(
+            Method::DELETE,
+            "/api/v1/tokens/{id}",
+            on(MethodFilter::DELETE, revoke_token),
+        ),
     ];
     for (name, path) in ACTION_ROUTES {
         routes.push(route(
@@ -174,11 +182,13 @@ pub fn router(service: Arc<Service>, metrics: Arc<Metrics>) -> Router {
     let state = Arc::new(ApiState {
         service,
         limiter: FailureLimiter::default(),
+        token_uses: auth::TokenUses::default(),
         metrics,
     });
     routes()
         .into_iter()
         .fold(Router::new(), |router, r| router.route(r.path, r.handler))
+        .method_not_allowed_fallback(handlers::wrong_method)
         .route("/metrics", on(MethodFilter::GET, handlers::metrics))
         .fallback(handlers::no_route)
         .with_state(state)

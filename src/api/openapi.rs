@@ -258,6 +258,18 @@ fn operations() -> Vec<Op> {
             "Unblock a sender",
             json!({ "type": "object" }),
         ),
+        op(
+            "get",
+            "/api/v1/tokens",
+            "API tokens (never their secrets): a super admin sees all, others their own",
+            array_of("Token"),
+        ),
+        op(
+            "delete",
+            "/api/v1/tokens/{id}",
+            "Revoke a token (a super admin any, others their own; 404 otherwise); refused at once",
+            object(json!({ "id": { "type": "integer" }, "revoked": { "type": "boolean" } }), &["id", "revoked"]),
+        ),
     ];
     for (name, path) in super::ACTION_ROUTES {
         let body = match name {
@@ -334,6 +346,11 @@ fn schemas() -> Value {
     let nullable_string = json!({ "type": ["string", "null"] });
     json!({
         "Error": object(json!({ "code": { "type": "string" }, "message": { "type": "string" } }), &["code", "message"]),
+        "Token": object(json!({
+            "id": { "type": "integer" }, "user": { "type": "string" },
+            "created_at": { "type": "string", "format": "date-time" },
+            "last_used_at": { "type": ["string", "null"], "format": "date-time" }
+        }), &["id", "user", "created_at", "last_used_at"]),
         "Conversation": object(json!({
             "id": { "type": "integer" }, "inbox": { "type": "string" }, "channel": { "type": "string" },
             "subject": { "type": "string" }, "status": { "type": "string", "enum": ["open", "closed"] },

@@ -31,6 +31,14 @@ pub enum UsersCommand {
 pub enum TokenCommand {
     /// Create a token for a configured user; it is printed once and stored only hashed.
     Create { email: String },
+    /// List tokens (id, user, created, last used; never the secret), or one user's.
+    List {
+        email: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id: the API refuses it at once.
+    Revoke { id: i64 },
 }
 
 #[derive(Subcommand, Debug)]
@@ -79,6 +87,14 @@ pub fn run_users(config: &Config, command: UsersCommand) -> anyhow::Result<ExitC
             let token = run_async(service.create_token(&email))??;
             println!("{token}");
         }
+        UsersCommand::Token(TokenCommand::List { email, json }) => {
+            let tokens = service.tokens(&Caller::Operator, email.as_deref())?;
+            print_tokens(&tokens, json)?;
+        }
+        UsersCommand::Token(TokenCommand::Revoke { id }) => {
+            run_async(service.revoke_token(&Caller::Operator, id))??;
+            println!("token {id}: revoked");
+        }
         UsersCommand::Availability { args, as_user } => {
             let (email, state) = availability_args(args, as_user)?;
             let caller = Caller::User(email);
@@ -95,6 +111,27 @@ pub fn run_users(config: &Config, command: UsersCommand) -> anyhow::Result<ExitC
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `users token list`: a table, or JSON with `--json`.
+fn print_tokens(tokens: &[crate::store::TokenRow], as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        return print_json(&serde_json::Value::Array(
+            tokens.iter().map(json::token).collect(),
+        ));
+    }
+    println!("{:<6} {:<32} {:<20} LAST USED", "ID", "USER", "CREATED");
+    for t in tokens {
+        let last = t.last_used_at.map(json::rfc3339);
+        println!(
+            "{:<6} {:<32} {:<20} {}",
+            t.id,
+            t.user,
+            json::rfc3339(t.created_at),
+            last.as_deref().unwrap_or("never")
+        );
+    }
+    Ok(())
 }
 
 /// `[EMAIL] [STATE]` with or without `--as`: the user is the email argument, else `--as`.

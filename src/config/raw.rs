@@ -133,6 +133,8 @@ pub struct RawRemote {
 #[derive(Debug, Default, Deserialize)]
 pub struct RawApi {
     pub listen: Option<String>,
+    /// Proxies whose `X-Forwarded-For` names the client (IP addresses).
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1037,3 +1037,18 @@ fn outbound_delivery_keys_parse_with_defaults_and_ranges() {
         ]
     );
 }
+
+#[test]
+fn trusted_proxies_are_ip_addresses_named_by_key_path() {
+    let c = valid(&with("[api]\ntrusted_proxies = [\"127.0.0.1\", \"::1\"]\n"));
+    assert_eq!(c.api.trusted_proxies.len(), 2);
+    assert!(
+        valid(BASE).api.trusted_proxies.is_empty(),
+        "none by default"
+    );
+    let bad = with("[api]\ntrusted_proxies = [\"127.0.0.1\", \"proxy.example\"]\n");
+    assert_eq!(
+        problems(&bad),
+        ["api.trusted_proxies[1]: \"proxy.example\" is not an IP address"]
+    );
+}

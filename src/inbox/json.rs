@@ -216,6 +216,16 @@ pub fn truncate(text: &str, limit: usize) -> (&str, bool) {
     (&text[..end], true)
 }
 
+/// An API token as listed (never its secret or hash).
+pub fn token(t: &crate::store::TokenRow) -> Value {
+    json!({
+        "id": t.id,
+        "user": t.user,
+        "created_at": rfc3339(t.created_at),
+        "last_used_at": t.last_used_at.map(rfc3339),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -118,8 +118,8 @@ pub enum SendRequest {
 /// What a bearer token turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenOwner {
-    /// A configured user's valid token.
-    User(String),
+    /// A configured user's valid token: its id and the user's address.
+    User { token_id: i64, email: String },
     /// A valid token of a user no longer in the configuration.
     Removed,
     /// Not a token we issued (malformed, unknown id, or wrong secret).
@@ -600,8 +600,9 @@ impl Service {
         Ok(super::token::format(id, &secret))
     }
 
-    /// Who a bearer token belongs to. A user removed from the running configuration is
-    /// refused at once, whatever the token.
+    /// Who a bearer token belongs to. Reads the store every time, so a revoked token is
+    /// refused at once; a user removed from the running configuration is refused at
+    /// once, whatever the token.
     pub fn authenticate(&self, token: &str) -> Result<TokenOwner, InboxError> {
         let Some((id, secret)) = super::token::split(token) else {
             return Ok(TokenOwner::Unknown);
@@ -611,9 +612,61 @@ impl Service {
             return Ok(TokenOwner::Unknown);
         };
         Ok(match self.config().user(&user) {
-            Some(user) => TokenOwner::User(user.email.clone()),
+            Some(user) => TokenOwner::User {
+                token_id: id,
+                email: user.email.clone(),
+            },
             None => TokenOwner::Removed,
         })
+    }
+
+    /// Records that token `id` was used at `at`.
+    pub async fn token_used(&self, id: i64, at: i64) -> Result<(), InboxError> {
+        Ok(self.writer.touch_api_token(id, at).await?)
+    }
+
+    /// The tokens `caller` may see: all for the operator and super admins, else their
+    /// own; `user` narrows the list to one user's.
+    pub fn tokens(
+        &self,
+        caller: &Caller,
+        user: Option<&str>,
+    ) -> Result<Vec<crate::store::TokenRow>, InboxError> {
+        let own = self.own_tokens_only(caller)?;
+        let user = match (own, user) {
+            (Some(me), Some(asked)) if !me.eq_ignore_ascii_case(asked) => return Ok(Vec::new()),
+            (Some(me), _) => Some(me),
+            (None, asked) => asked,
+        };
+        self.read(|r| r.api_tokens(user))
+    }
+
+    /// Revokes token `id`: any for the operator and super admins, else only the
+    /// caller's own; another's is "not found".
+    pub async fn revoke_token(&self, caller: &Caller, id: i64) -> Result<(), InboxError> {
+        let own = self.own_tokens_only(caller)?;
+        let owner = self.read(|r| r.api_token(id))?.map(|(user, _)| user);
+        let visible = match (&owner, own) {
+            (Some(owner), Some(me)) => owner.eq_ignore_ascii_case(me),
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if !visible || !self.writer.delete_api_token(id).await? {
+            return Err(InboxError::NotFound(format!("token {id}")));
+        }
+        Ok(())
+    }
+
+    /// `Some(email)` when `caller` may manage only their own tokens.
+    fn own_tokens_only<'a>(&self, caller: &'a Caller) -> Result<Option<&'a str>, InboxError> {
+        match caller {
+            Caller::Operator => Ok(None),
+            Caller::User(email) => {
+                let config = self.config();
+                let user = acting_user(&config, caller)?;
+                Ok((!user.super_admin).then_some(email.as_str()))
+            }
+        }
     }
 }
 

@@ -103,6 +103,24 @@ impl Writer {
         .await
     }
 
+    /// Deletes (revokes) an API token; whether it existed.
+    pub async fn delete_api_token(&self, id: i64) -> Result<bool, StoreError> {
+        self.write(move |conn| Ok(conn.execute("DELETE FROM api_tokens WHERE id = ?1", [id])? > 0))
+            .await
+    }
+
+    /// Records that token `id` was used at `now`.
+    pub async fn touch_api_token(&self, id: i64, now: i64) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1",
+                params![id, now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Sets a contact's owner (D3), creating the contact if needed.
     pub async fn set_contact_owner(
         &self,

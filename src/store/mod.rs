@@ -49,7 +49,7 @@ pub use rows::{
     BatchFiled, ChannelSync, Checkpoint, ContactRow, ConversationRow, DeliveryStatus,
     DeliveryUpdate, DueMessage, DueRecipient, FetchedBatch, Filed, FiledOutbound,
     MessageInConversation, MessageRow, NewInbound, NewOutbound, NewSystemMail, OutboundRow,
-    Outcome, RecipientDelivery, ReplyParent, SyncState, TicketRow, TimelineEntry,
+    Outcome, RecipientDelivery, ReplyParent, SyncState, TicketRow, TimelineEntry, TokenRow,
 };
 pub use writer::Writer;
 

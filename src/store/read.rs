@@ -10,6 +10,7 @@ use super::connection::Reader;
 use super::error::StoreError;
 use super::rows::{
     ContactRow, ConversationRow, MessageInConversation, MessageRow, TicketRow, TimelineEntry,
+    TokenRow,
 };
 
 /// The agent views of SPEC F1, as the contract names them.
@@ -559,6 +560,23 @@ impl Reader {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?)
+    }
+
+    /// API tokens (never their hashes), oldest first; only `user`'s when given.
+    pub fn api_tokens(&self, user: Option<&str>) -> Result<Vec<TokenRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, user_email, created_at, last_used_at FROM api_tokens
+             WHERE ?1 IS NULL OR user_email = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([user], |r| {
+            Ok(TokenRow {
+                id: r.get(0)?,
+                user: r.get(1)?,
+                created_at: r.get(2)?,
+                last_used_at: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Blocked sender addresses with when and by whom.

@@ -306,6 +306,15 @@ pub struct TimelineEntry {
     pub detail: Option<String>,
 }
 
+/// An API token as listed: never its secret or hash.
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub id: i64,
+    pub user: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
 /// A contact record (SPEC F8).
 #[derive(Debug, Clone)]
 pub struct ContactRow {

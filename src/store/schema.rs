@@ -270,6 +270,11 @@ CREATE TABLE bayes_trained (                -- what each stored message was trai
     r#"
 ALTER TABLE messages ADD COLUMN reply_refs TEXT;  -- JSON: References, else In-Reply-To
 "#,
+    // Token revocation lists tokens with when each was last used (written at most once
+    // a minute per token); a revoked token's row is deleted.
+    r#"
+ALTER TABLE api_tokens ADD COLUMN last_used_at INTEGER;
+"#,
 ];
 
 /// How long a process starting beside others waits to switch a new database to WAL.

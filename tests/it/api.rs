@@ -190,8 +190,9 @@ async fn tokens_are_required_stored_hashed_and_failures_rate_limited() {
         let (status, _) = api.get("/api/v1/me", &forged).await;
         assert_eq!(status, 401, "attempt {attempt}");
     }
-    let (status, body) = api.get("/api/v1/me", &token).await;
+    let (status, body) = api.get("/api/v1/me", &forged).await;
     assert_eq!((status, body["code"].as_str()), (429, Some("rate_limited")));
+    api.ok("/api/v1/me", &token).await;
     d.stop().await;
 }
 

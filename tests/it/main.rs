@@ -5,6 +5,7 @@ mod dovecot;
 mod support;
 
 mod api;
+mod api_hostile;
 mod api_send;
 mod authentication;
 mod classify;

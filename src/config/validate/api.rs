@@ -11,5 +11,24 @@ pub(super) fn api(raw: &RawApi, smtp: &SmtpConfig, p: &mut Problems) -> ApiConfi
             p.add("api.listen", format!("{listen} is also smtp.listen[{i}]"));
         }
     }
-    ApiConfig { listen }
+    let trusted_proxies = trusted_proxies(p, raw.trusted_proxies.as_deref().unwrap_or(&[]));
+    ApiConfig {
+        listen,
+        trusted_proxies,
+    }
+}
+
+/// `[api] trusted_proxies`: IP addresses, each checked on its own.
+fn trusted_proxies(p: &mut Problems, raw: &[String]) -> Vec<IpAddr> {
+    let mut list = Vec::new();
+    for (i, text) in raw.iter().enumerate() {
+        match text.trim().parse::<IpAddr>() {
+            Ok(ip) => list.push(ip),
+            Err(_) => p.add(
+                &format!("api.trusted_proxies[{i}]"),
+                format!("{text:?} is not an IP address"),
+            ),
+        }
+    }
+    list
 }
