@@ -11,6 +11,7 @@ mod channels;
 mod classify;
 mod conversations;
 mod outbound;
+mod output;
 mod people;
 mod service;
 mod spam;
@@ -21,6 +22,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
+use output::outln;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -96,6 +98,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        Err(e) if output::is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("inboxgate: {e:#}");
             ExitCode::FAILURE
@@ -105,7 +108,7 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::CheckConfig => Ok(check_config(&cli.config)),
+        Command::CheckConfig => check_config(&cli.config),
         Command::Serve => {
             let config = load_config(&cli.config)?;
             crate::app::init_tracing(cli.log_format);
@@ -131,7 +134,7 @@ fn backup(config: &Config, dest: &Path) -> anyhow::Result<ExitCode> {
     let report = reader
         .backup_to(dest)
         .map_err(|e| anyhow::anyhow!("backup to {}: {e}", dest.display()))?;
-    println!(
+    outln!(
         "{}: {} pages, {} bytes, integrity ok",
         dest.display(),
         report.pages,
@@ -140,10 +143,10 @@ fn backup(config: &Config, dest: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn check_config(path: &Path) -> ExitCode {
-    match Config::load(path) {
+fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
+    Ok(match Config::load(path) {
         Ok(_) => {
-            println!("{}: ok", path.display());
+            outln!("{}: ok", path.display());
             ExitCode::SUCCESS
         }
         Err(problems) => {
@@ -153,7 +156,7 @@ fn check_config(path: &Path) -> ExitCode {
             eprintln!("{} problem(s) found", problems.len());
             ExitCode::from(2)
         }
-    }
+    })
 }
 
 /// Loads the configuration or fails with every problem listed.
