@@ -62,9 +62,10 @@ impl ApiError {
             SendError::ChannelOff(_) | SendError::UnknownFrom(_) => {
                 (StatusCode::CONFLICT, "conflict")
             }
-            SendError::UnknownChannel(_) | SendError::BadCode(_) | SendError::Compose(_) => {
-                (StatusCode::BAD_REQUEST, "invalid")
-            }
+            SendError::UnknownChannel(_)
+            | SendError::BadCode(_)
+            | SendError::Compose(_)
+            | SendError::TooManyRecipients { .. } => (StatusCode::BAD_REQUEST, "invalid"),
             SendError::Store(StoreError::Conflict(_)) => (StatusCode::CONFLICT, "conflict"),
             SendError::Store(error) => {
                 tracing::error!(%error, "api: storage error while sending");

@@ -324,7 +324,7 @@ pub async fn attachment(
     let index = usize::try_from(self::id(&index)?)
         .map_err(|_| ApiError::invalid("attachment index must not be negative"))?;
     let (info, bytes) = blocking(&state, move |s| s.attachment(&caller, id, index)).await?;
-    let disposition = content_disposition(&info.filename);
+    let disposition = content_disposition(&crate::inbox::display::download_name(&info.filename));
     let content_type = if info.content_type.is_ascii() {
         info.content_type
     } else {

@@ -2,6 +2,7 @@
 //! successful sync, last error, messages ingested), read from the store the daemon
 //! updates. Switched-off channels report `off`; no secret is ever printed.
 
+use super::output::{self, outln};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -44,9 +45,9 @@ fn status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     let synced = reader.channel_sync()?;
     let rows = status_rows(config, &synced);
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        print_table(&rows);
+        print_table(&rows)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -81,14 +82,17 @@ fn status_rows(config: &Config, synced: &[ChannelSync]) -> Vec<Value> {
         .collect()
 }
 
-fn print_table(rows: &[Value]) {
-    println!(
+fn print_table(rows: &[Value]) -> anyhow::Result<()> {
+    outln!(
         "{:<32} {:<12} {:<26} {:>9}  LAST ERROR",
-        "CHANNEL", "STATE", "LAST SYNC", "INGESTED"
+        "CHANNEL",
+        "STATE",
+        "LAST SYNC",
+        "INGESTED"
     );
     for row in rows {
-        let text = |key: &str| row[key].as_str().unwrap_or("-").to_string();
-        println!(
+        let text = |key: &str| output::line(row[key].as_str().unwrap_or("-")).into_owned();
+        outln!(
             "{:<32} {:<12} {:<26} {:>9}  {}",
             text("channel"),
             text("state"),
@@ -97,4 +101,5 @@ fn print_table(rows: &[Value]) {
             text("last_error")
         );
     }
+    Ok(())
 }

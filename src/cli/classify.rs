@@ -4,6 +4,7 @@
 //! token model is the configured store's (empty when there is none yet). No network:
 //! SPF/DKIM/DMARC and the external scanner are skipped.
 
+use super::output::{line, outln};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -59,13 +60,13 @@ pub fn run(config: &Config, args: ClassifyArgs) -> anyhow::Result<ExitCode> {
                     "failed": b.failed.iter().map(|f| &f.address).collect::<Vec<_>>(),
                 })),
             });
-            println!("{line}");
+            outln!("{line}");
         } else {
-            println!(
+            outln!(
                 "{}\t{}\t{}",
-                file.display(),
+                line(&file.display().to_string()),
                 c.verdict.as_str(),
-                c.reasons.join(" ")
+                line(&c.reasons.join(" "))
             );
         }
     }

@@ -2,7 +2,7 @@
 //! calls into `inbox::Service` (which checks access), printed as the contract's JSON
 //! or as text for people.
 
-use std::io::Write;
+use super::output::{self, block, line, outln};
 use std::process::ExitCode;
 
 use anyhow::bail;
@@ -215,12 +215,12 @@ fn act(config: &Config, ids: &[i64], action: Action, agent: Agent) -> anyhow::Re
             Ok(None) if agent.json => {
                 print_json(&serde_json::json!({ "id": id, "deleted": true }))?
             }
-            Ok(Some(c)) => println!(
+            Ok(Some(c)) => outln!(
                 "conversation {id}: ok ({}, assignee {})",
                 c.status,
                 c.assignee.as_deref().unwrap_or("none")
             ),
-            Ok(None) => println!("conversation {id}: deleted forever"),
+            Ok(None) => outln!("conversation {id}: deleted forever"),
             Err(e) => {
                 eprintln!("inboxgate: conversation {id}: {} ({})", e, e.code());
                 failed = true;
@@ -242,7 +242,7 @@ pub fn run_messages(config: &Config, command: MessagesCommand) -> anyhow::Result
             service.attachment(&caller(as_user), id, index)?.1
         }
     };
-    std::io::stdout().write_all(&bytes)?;
+    output::write_bytes(&bytes)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -292,12 +292,17 @@ fn list(config: &Config, args: ListArgs) -> anyhow::Result<ExitCode> {
         print_json(&serde_json::Value::Array(list))?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:>6}  {:<6}  {:<10}  {:<28}  {:>4}  {:<20}  SUBJECT",
-        "ID", "STATUS", "INBOX", "CONTACT", "MSGS", "LAST MESSAGE"
+        "ID",
+        "STATUS",
+        "INBOX",
+        "CONTACT",
+        "MSGS",
+        "LAST MESSAGE"
     );
     for c in &page.conversations {
-        println!(
+        outln!(
             "{:>6}  {:<6}  {:<10}  {:<28}  {:>4}  {:<20}  {}",
             c.id,
             c.status,
@@ -327,12 +332,12 @@ fn show(
         print_json(&value)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "#{} {}  [{}] in {} via {}",
         conversation.id,
-        conversation.subject,
+        line(&conversation.subject),
         conversation.status,
-        conversation.inbox,
+        line(&conversation.inbox),
         conversation.channel
     );
     for m in messages {
@@ -341,38 +346,42 @@ fn show(
         } else {
             json::truncate(&m.text, json::TEXT_LIMIT)
         };
-        println!(
+        outln!(
             "\n--- message {} ({}) from {} at {}",
             m.id,
             m.direction,
-            m.from,
+            line(&m.from),
             json::rfc3339(m.date.unwrap_or(m.received_at))
         );
-        println!("Subject: {}\n", m.subject);
-        println!("{}", text.trim_end());
+        outln!("Subject: {}\n", line(&m.subject));
+        outln!("{}", block(text.trim_end()));
         if truncated {
-            println!("[truncated at 100 KB: `inboxgate conversations show {id} --full` or `inboxgate messages raw {}`]", m.id);
+            outln!("[truncated at 100 KB: `inboxgate conversations show {id} --full` or `inboxgate messages raw {}`]", m.id);
         }
         for (index, a) in m.attachments.iter().enumerate() {
-            println!(
+            outln!(
                 "[attachment {index}] {} ({}, {} bytes)",
-                a.filename, a.content_type, a.size
+                line(&a.filename),
+                line(&a.content_type),
+                a.size
             );
         }
     }
     for e in &detail.timeline {
-        println!(
+        outln!(
             "\n[{}] {} {} {}",
             json::rfc3339(e.at),
-            e.actor,
+            line(&e.actor),
             e.action,
-            e.detail.as_deref().unwrap_or("")
+            line(e.detail.as_deref().unwrap_or(""))
         );
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// `text` made safe for a terminal ([`line`]) and cut to `width` characters.
 fn clip(text: &str, width: usize) -> String {
+    let text = line(text);
     if text.chars().count() <= width {
         return text.to_string();
     }

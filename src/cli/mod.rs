@@ -11,6 +11,7 @@ mod channels;
 mod classify;
 mod conversations;
 mod outbound;
+mod output;
 mod people;
 mod service;
 mod spam;
@@ -22,6 +23,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Config;
 use crate::logging::LogFormat;
+use output::outln;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -91,6 +93,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        Err(e) if output::is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("inboxgate: {e:#}");
             ExitCode::FAILURE
@@ -100,7 +103,7 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::CheckConfig => Ok(check_config(&cli.config)),
+        Command::CheckConfig => check_config(&cli.config),
         Command::Serve => {
             let config = load_config(&cli.config)?;
             crate::logging::init(cli.log_format);
@@ -126,7 +129,7 @@ fn backup(config: &Config, dest: &Path) -> anyhow::Result<ExitCode> {
     let report = reader
         .backup_to(dest)
         .map_err(|e| anyhow::anyhow!("backup to {}: {e}", dest.display()))?;
-    println!(
+    outln!(
         "{}: {} pages, {} bytes, integrity ok",
         dest.display(),
         report.pages,
@@ -135,10 +138,10 @@ fn backup(config: &Config, dest: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn check_config(path: &Path) -> ExitCode {
-    match Config::load(path) {
+fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
+    Ok(match Config::load(path) {
         Ok(_) => {
-            println!("{}: ok", path.display());
+            outln!("{}: ok", path.display());
             ExitCode::SUCCESS
         }
         Err(problems) => {
@@ -148,7 +151,7 @@ fn check_config(path: &Path) -> ExitCode {
             eprintln!("{} problem(s) found", problems.len());
             ExitCode::from(2)
         }
-    }
+    })
 }
 
 /// Loads the configuration or fails with every problem listed.

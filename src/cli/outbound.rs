@@ -5,6 +5,7 @@
 //! writer of their own; SQLite's busy timeout serializes it with the daemon's writer,
 //! and the daemon's queue worker picks newly queued rows up within a second.
 
+use super::output::{block, line, outln};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -158,7 +159,7 @@ pub fn run_outbound(config: &Config, command: OutboundCommand) -> anyhow::Result
             let count = with_queue(config, |_, queue| async move {
                 queue.retry(id).await.map_err(SendError::from)
             })?;
-            println!("message {id}: {count} delivery(ies) queued again");
+            outln!("message {id}: {count} delivery(ies) queued again");
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -169,7 +170,7 @@ pub fn verify_from(config: &Config, channel: String, address: String) -> anyhow:
     with_queue(config, |_, queue| async move {
         send::request_from_address(config, &queue, &channel, &address).await
     })?;
-    println!("a confirmation code was queued for delivery; confirm with `inboxgate channels confirm-from CHANNEL CODE`");
+    outln!("a confirmation code was queued for delivery; confirm with `inboxgate channels confirm-from CHANNEL CODE`");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -178,7 +179,7 @@ pub fn confirm_from(config: &Config, channel: String, code: String) -> anyhow::R
     let address = with_queue(config, |_, queue| async move {
         send::confirm_from_address(config, &queue, &channel, &code).await
     })?;
-    println!("{address} confirmed as a From address");
+    outln!("{address} confirmed as a From address");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -194,23 +195,27 @@ fn list(config: &Config, as_json: bool, limit: Option<u32>) -> anyhow::Result<Ex
                 value
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        outln!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:>6}  {:>6}  {:<9}  {:>8}  {:<28}  SUBJECT",
-        "ID", "CONV", "STATUS", "ATTEMPTS", "TO"
+        "ID",
+        "CONV",
+        "STATUS",
+        "ATTEMPTS",
+        "TO"
     );
     for r in &rows {
         let d = json::delivery_summary(&r.message.deliveries);
-        println!(
+        outln!(
             "{:>6}  {:>6}  {:<9}  {:>8}  {:<28}  {}",
             r.message.id,
             r.conversation_id,
             d.status,
             d.attempts,
-            r.message.to.join(","),
-            r.message.subject
+            line(&r.message.to.join(",")),
+            line(&r.message.subject)
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -251,19 +256,19 @@ fn print_message(config: &Config, message_row: i64, as_json: bool) -> anyhow::Re
         bail!("message {message_row} not found after queueing");
     };
     if as_json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json::message(&m, false))?
         );
     } else {
-        println!(
+        outln!(
             "queued message {} ({}) from {} to {}\nSubject: {}\n\n{}",
             m.id,
             m.message_id.as_deref().unwrap_or("-"),
-            m.from,
-            m.to.join(", "),
-            m.subject,
-            m.text.trim_end()
+            line(&m.from),
+            line(&m.to.join(", ")),
+            line(&m.subject),
+            block(m.text.trim_end())
         );
     }
     Ok(ExitCode::SUCCESS)

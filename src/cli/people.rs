@@ -1,6 +1,7 @@
 //! `users …`, `senders …`, `contacts …` and `inboxes`: tokens, availability (F7),
 //! blocked senders (C2), contact records (F8) and inbox addresses (A2).
 
+use super::output::outln;
 use std::process::ExitCode;
 
 use clap::Subcommand;
@@ -85,7 +86,7 @@ pub fn run_users(config: &Config, command: UsersCommand) -> anyhow::Result<ExitC
     match command {
         UsersCommand::Token(TokenCommand::Create { email }) => {
             let token = run_async(service.create_token(&email))??;
-            println!("{token}");
+            outln!("{token}");
         }
         UsersCommand::Token(TokenCommand::List { email, json }) => {
             let tokens = service.tokens(&Caller::Operator, email.as_deref())?;
@@ -93,7 +94,7 @@ pub fn run_users(config: &Config, command: UsersCommand) -> anyhow::Result<ExitC
         }
         UsersCommand::Token(TokenCommand::Revoke { id }) => {
             run_async(service.revoke_token(&Caller::Operator, id))??;
-            println!("token {id}: revoked");
+            outln!("token {id}: revoked");
         }
         UsersCommand::Availability { args, as_user } => {
             let (email, state) = availability_args(args, as_user)?;
@@ -120,10 +121,10 @@ fn print_tokens(tokens: &[crate::store::TokenRow], as_json: bool) -> anyhow::Res
             tokens.iter().map(json::token).collect(),
         ));
     }
-    println!("{:<6} {:<32} {:<20} LAST USED", "ID", "USER", "CREATED");
+    outln!("{:<6} {:<32} {:<20} LAST USED", "ID", "USER", "CREATED");
     for t in tokens {
         let last = t.last_used_at.map(json::rfc3339);
-        println!(
+        outln!(
             "{:<6} {:<32} {:<20} {}",
             t.id,
             t.user,
@@ -158,11 +159,11 @@ pub fn run_senders(config: &Config, command: SendersCommand) -> anyhow::Result<E
     match command {
         SendersCommand::Block { address, as_user } => {
             run_async(service.set_sender_blocked(&Caller::User(as_user), &address, true))??;
-            println!("{address}: blocked");
+            outln!("{address}: blocked");
         }
         SendersCommand::Unblock { address, as_user } => {
             run_async(service.set_sender_blocked(&Caller::User(as_user), &address, false))??;
-            println!("{address}: unblocked");
+            outln!("{address}: unblocked");
         }
         SendersCommand::List { as_user } => {
             let list = service.blocked_senders(&caller(as_user))?;
@@ -192,7 +193,7 @@ pub fn run_contacts(config: &Config, command: ContactsCommand) -> anyhow::Result
         } => {
             let owner = (user != "none").then_some(user);
             run_async(service.set_contact_owner(&caller(as_user), &email, owner.as_deref()))??;
-            println!("{email}: owner {}", owner.as_deref().unwrap_or("none"));
+            outln!("{email}: owner {}", owner.as_deref().unwrap_or("none"));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -2,6 +2,7 @@
 //! the store itself and starts a short-lived writer; SQLite's busy timeout serializes
 //! its commits with the daemon's.
 
+use super::output::outln;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
@@ -46,6 +47,6 @@ pub fn run_async<F: std::future::Future>(future: F) -> anyhow::Result<F::Output>
 }
 
 pub fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! folders of messages (maildir `cur`/`new`, mbox-less one-file-per-message folders),
 //! the way `sa-learn` or `bogofilter -s/-n` are fed from an existing archive.
 
+use super::output::outln;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -79,7 +80,7 @@ fn train(config: &Config, spam: &[PathBuf], ham: &[PathBuf]) -> anyhow::Result<E
     }
     drop(writer);
     let _ = thread.join();
-    println!("trained {} spam and {} ham messages", counts.0, counts.1);
+    outln!("trained {} spam and {} ham messages", counts.0, counts.1);
     Ok(if unreadable > 0 {
         eprintln!("{unreadable} file(s) could not be read");
         ExitCode::FAILURE

@@ -241,6 +241,8 @@ pub struct OutboundConfig {
     pub tls_ca_file: Option<PathBuf>,
     /// Messages in delivery at once.
     pub concurrency: usize,
+    /// Most recipients (To + Cc + Bcc) of one agent's message.
+    pub max_recipients: usize,
     pub dkim: Option<DkimConfig>,
 }
 
@@ -254,6 +256,7 @@ impl Default for OutboundConfig {
             mx_port: 25,
             tls_ca_file: None,
             concurrency: defaults::OUTBOUND_CONCURRENCY as usize,
+            max_recipients: defaults::MAX_RECIPIENTS as usize,
             dkim: None,
         }
     }

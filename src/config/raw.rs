@@ -150,6 +150,8 @@ pub struct RawOutbound {
     pub tls_ca_file: Option<String>,
     /// Messages delivered at once.
     pub concurrency: Option<i64>,
+    /// Most recipients (To + Cc + Bcc) of one agent's message (default 100).
+    pub max_recipients: Option<i64>,
     /// `{ domain, selector, key_file }`: DKIM-sign outbound mail.
     pub dkim: Option<RawDkim>,
 }

@@ -1,8 +1,10 @@
 //! Agents' side of the inbox, shared by the CLI and the HTTP API so both behave the
 //! same: access rules (`access`), every read and action (`service`), API tokens
-//! (`token`), the JSON shapes both print (`json`), and the trash retention job.
+//! (`token`), the JSON shapes both print (`json`), safe display of mail-derived text
+//! (`display`), and the trash retention job.
 
 pub mod access;
+pub mod display;
 pub mod json;
 pub mod query;
 pub mod retention;

@@ -483,12 +483,12 @@ impl Service {
                 "only inbox members may block senders".into(),
             ));
         }
-        let address = address.trim().to_lowercase();
-        if !address.contains('@') {
-            return Err(InboxError::Invalid(format!(
-                "{address:?} is not an email address"
-            )));
-        }
+        let address = if blocked {
+            blocked_sender_value(address)?
+        } else {
+            // Unblocking takes any stored value, so a bad entry can still be removed.
+            address.trim().to_lowercase()
+        };
         self.writer
             .set_sender_blocked(address, blocked, user.email.clone(), self.now())
             .await?;
@@ -802,4 +802,19 @@ fn channels(inbox: &Inbox) -> Vec<ChannelView> {
             forwarding_address: fallback.clone(),
         })
         .collect()
+}
+
+/// A blocked-sender value (C2): one address, or `@domain` for a whole domain, checked
+/// like an address we would send to (no control characters, a dotted domain), and
+/// lower-cased.
+fn blocked_sender_value(text: &str) -> Result<String, InboxError> {
+    let value = text.trim().to_lowercase();
+    let checked = match value.strip_prefix('@') {
+        // A domain passes when some address at it would.
+        Some(domain) => crate::outbound::compose::address(&format!("postmaster@{domain}")),
+        None => crate::outbound::compose::address(&value),
+    };
+    checked.map(|_| value).map_err(|_| {
+        InboxError::Invalid(format!("{text:?} is neither an email address nor @domain"))
+    })
 }

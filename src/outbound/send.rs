@@ -35,6 +35,8 @@ pub enum SendError {
     UnknownChannel(String),
     #[error("no pending verification of a From address matches that code for {0}")]
     BadCode(String),
+    #[error("{count} recipients (to, cc and bcc together); at most {limit} per message (outbound.max_recipients)")]
+    TooManyRecipients { count: usize, limit: usize },
     #[error(transparent)]
     Compose(#[from] ComposeError),
     #[error(transparent)]
@@ -437,6 +439,11 @@ async fn submit(
 ) -> Result<FiledOutbound, SendError> {
     if out.to.is_empty() && out.cc.is_empty() && out.bcc.is_empty() {
         return Err(ComposeError::NoRecipients.into());
+    }
+    let count = out.to.len() + out.cc.len() + out.bcc.len();
+    let limit = config.outbound.max_recipients;
+    if count > limit {
+        return Err(SendError::TooManyRecipients { count, limit });
     }
     let now = queue.now();
     let s = &out.sender;

@@ -12,6 +12,7 @@ mod classify;
 mod durability;
 mod fixtures;
 mod forward;
+mod hostile;
 mod imap;
 mod ingest;
 mod metrics;

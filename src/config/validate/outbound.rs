@@ -30,6 +30,13 @@ pub(super) fn outbound(raw: &RawOutbound, p: &mut Problems) -> OutboundConfig {
             defaults::OUTBOUND_CONCURRENCY,
             limits::OUTBOUND_CONCURRENCY,
         ),
+        max_recipients: count(
+            p,
+            "outbound.max_recipients",
+            raw.max_recipients,
+            defaults::MAX_RECIPIENTS,
+            limits::RECIPIENTS,
+        ),
         dkim: raw.dkim.as_ref().and_then(|d| dkim(p, d)),
     }
 }
