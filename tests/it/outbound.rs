@@ -1068,12 +1068,11 @@ async fn our_own_reply_coming_back_in_is_never_a_new_conversation() {
     d.stop().await;
 }
 
-#[tokio::test]
-async fn a_bounce_for_our_message_fails_that_recipient_and_is_kept() {
-    let sink = Sink::plain();
-    let d = daemon_relaying_to(&sink).await;
+/// Jan writes in (Message-ID `message_id`); an agent's reply to him, cc boss, goes out.
+/// Returns the conversation, the reply's row and its Message-ID.
+async fn replied_to_jan_and_boss(d: &Daemon, message_id: &str) -> (i64, i64, String) {
     let first = inbound(
-        "order-q@klant.example",
+        message_id,
         "Jan <jan@klant.example>",
         SUPPORT,
         "Where is my order?",
@@ -1083,13 +1082,20 @@ async fn a_bounce_for_our_message_fails_that_recipient_and_is_kept() {
         .send("jan@klant.example", &[SUPPORT], &first)
         .await
         .starts_with("250"));
-    let conversation = conversation_with(&d, "order-q@klant.example")["id"]
-        .as_i64()
-        .unwrap();
-    let sent = reply(&d, conversation, &["--cc", "boss@klant.example"]);
+    let conversation = conversation_with(d, message_id)["id"].as_i64().unwrap();
+    let sent = reply(d, conversation, &["--cc", "boss@klant.example"]);
     let row = sent["id"].as_i64().unwrap();
-    wait_delivery(&d, conversation, row, "sent").await;
-    let our_id = sent["message_id"].as_str().unwrap();
+    wait_delivery(d, conversation, row, "sent").await;
+    let our_id = sent["message_id"].as_str().unwrap().to_string();
+    (conversation, row, our_id)
+}
+
+#[tokio::test]
+async fn a_bounce_for_our_message_fails_that_recipient_and_is_kept() {
+    let sink = Sink::plain();
+    let d = daemon_relaying_to(&sink).await;
+    let (conversation, row, our_id) = replied_to_jan_and_boss(&d, "order-q@klant.example").await;
+    let our_id = our_id.as_str();
 
     // A DSN for an id that is not ours changes nothing (and is still stored).
     let stray = postfix_dsn("elsewhere@other.example", "jan@klant.example", "gone");
@@ -1166,24 +1172,8 @@ async fn a_relay_changed_by_reload_gets_the_next_mail() {
 async fn qmail_plain_text_bounce_fails_the_recipient_it_names() {
     let sink = Sink::plain();
     let d = daemon_relaying_to(&sink).await;
-    let first = inbound(
-        "plain-q@klant.example",
-        "Jan <jan@klant.example>",
-        SUPPORT,
-        "Where is my order?",
-        "",
-    );
-    assert!(d
-        .send("jan@klant.example", &[SUPPORT], &first)
-        .await
-        .starts_with("250"));
-    let conversation = conversation_with(&d, "plain-q@klant.example")["id"]
-        .as_i64()
-        .unwrap();
-    let sent = reply(&d, conversation, &["--cc", "boss@klant.example"]);
-    let row = sent["id"].as_i64().unwrap();
-    wait_delivery(&d, conversation, row, "sent").await;
-    let our_id = sent["message_id"].as_str().unwrap();
+    let (conversation, row, our_id) = replied_to_jan_and_boss(&d, "plain-q@klant.example").await;
+    let our_id = our_id.as_str();
 
     let template = String::from_utf8(fixture("autoflags/bounce-qmail.eml")).unwrap();
     let bounce = template.replace("out-qmail-1@demo.hs-inbox.com", our_id);
