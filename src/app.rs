@@ -14,12 +14,12 @@ use tokio::task::JoinHandle;
 use crate::clock::{system_clock, Clock};
 use crate::config::{Config, LiveConfig};
 use crate::inbox::{retention, Service};
+use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::outbound;
 use crate::pipeline::classify::Classifier;
-use crate::pipeline::ingest::Ingest;
 use crate::smtp::{self, SmtpContext};
-use crate::store::Store;
+use crate::store::{ModelCache, Store};
 
 /// A started daemon: its bound addresses and what is needed to stop it.
 pub struct Running {
@@ -50,7 +50,8 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
     let metrics = Arc::new(Metrics::default());
     let (writer, writer_thread) = store.start_counted_writer(metrics.clone())?;
     let live = Arc::new(LiveConfig::new(config.clone()));
-    let classifier = Arc::new(Classifier::new(live.clone()).counted(metrics.clone()));
+    let model = Arc::new(ModelCache::new(config.database_path()));
+    let classifier = Arc::new(Classifier::new(live.clone(), model).counted(metrics.clone()));
     let ingest = Ingest::new(
         writer.clone(),
         classifier,

@@ -15,6 +15,7 @@ pub mod dns;
 pub mod fuzzing;
 pub mod imap;
 pub mod inbox;
+pub mod ingest;
 pub mod logging;
 pub mod metrics;
 pub mod outbound;

@@ -16,6 +16,7 @@ use super::service::run_async;
 use crate::config::{Config, LiveConfig};
 use crate::pipeline::classify::{Classifier, Received};
 use crate::pipeline::parse::parse_received;
+use crate::store::ModelCache;
 
 #[derive(Args, Debug)]
 pub struct ClassifyArgs {
@@ -82,6 +83,7 @@ fn offline_classifier(config: &Config) -> anyhow::Result<Classifier> {
     let mut config = config.clone();
     config.classification.check_authentication = false;
     config.classification.spamd = None;
+    let model = Arc::new(ModelCache::new(config.database_path()));
     let live = Arc::new(LiveConfig::new(config));
-    Ok(Classifier::new(live))
+    Ok(Classifier::new(live, model))
 }

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
 use crate::config::{ChannelKind, ChannelStatus, Config};
-use crate::pipeline::ingest::Ingest;
+use crate::ingest::Ingest;
 use crate::store::Writer;
 use poller::{Poller, PollerConfig};
 

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use super::client::{Credentials, Folder, ImapError, Session};
 use crate::clock::Clock;
 use crate::config::{ImapChannel, RemoteServer};
-use crate::pipeline::ingest::{Ingest, Source};
+use crate::ingest::{Ingest, Source};
 use crate::pipeline::Target;
 use crate::store::imap::{BatchFiled, Checkpoint, FetchedBatch, SyncState};
 use crate::store::{StoreError, Writer};

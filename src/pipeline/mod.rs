@@ -9,7 +9,6 @@
 pub mod bounce;
 pub mod classify;
 pub mod forward;
-pub mod ingest;
 pub mod parse;
 pub mod route;
 pub mod subject;

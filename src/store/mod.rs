@@ -25,6 +25,7 @@ mod error;
 mod from_addresses;
 pub mod imap;
 mod ingest;
+mod model_cache;
 mod outbound;
 mod read;
 mod route;
@@ -44,6 +45,7 @@ pub use backup::BackupReport;
 pub use connection::Reader;
 pub use deliveries::{after_attempt, backoff_secs};
 pub use error::StoreError;
+pub use model_cache::ModelCache;
 pub use read::{fts_query, AssigneeFilter, Cursor, ListFilter, Sort, View};
 pub use rows::{
     BatchFiled, ChannelSync, Checkpoint, ContactRow, ConversationRow, DeliveryStatus,

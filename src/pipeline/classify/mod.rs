@@ -15,9 +15,7 @@ pub mod roles;
 pub mod spamd;
 
 use std::net::IpAddr;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use super::parse::Inbound;
 use crate::config::{Config, LiveConfig};
@@ -150,24 +148,32 @@ pub struct Received<'a> {
 /// Runs every check. Built once from the live configuration; cheap to share.
 pub struct Classifier {
     config: Arc<LiveConfig>,
-    model: ModelCache,
+    model: Arc<dyn ModelSource>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
     authenticators: auth::Authenticators,
 }
 
+/// Where the classifier gets the token model it scores with: the store keeps the counts
+/// (`store::ModelCache` reloads them when training moves their generation).
+pub trait ModelSource: Send + Sync {
+    /// The model to score with now, and its generation (`None` before one is loaded).
+    fn current(&self) -> (Arc<bayes::Model>, Option<i64>);
+}
+
 impl Classifier {
-    /// The token model is read from the configured data directory's store.
-    pub fn new(config: Arc<LiveConfig>) -> Classifier {
-        let path = config.current().database_path();
+    /// Scores with the token model `model` gives.
+    pub fn new(config: Arc<LiveConfig>, model: Arc<dyn ModelSource>) -> Classifier {
         Classifier {
             config,
-            model: ModelCache::new(path),
+            model,
+            metrics: None,
             authenticators: auth::Authenticators::default(),
         }
     }
 
-    /// Reports each token model it loads in `metrics` (its generation).
+    /// Reports the generation of the token model it scores with in `metrics`.
     pub fn counted(mut self, metrics: Arc<crate::metrics::Metrics>) -> Classifier {
-        self.model.metrics = Some(metrics);
+        self.metrics = Some(metrics);
         self
     }
 
@@ -193,7 +199,10 @@ impl Classifier {
         if !automatic {
             findings.extend(roles::findings(&settings.role_senders, message.parsed));
         }
-        let model = self.model.current();
+        let (model, generation) = self.model.current();
+        if let (Some(metrics), Some(generation)) = (&self.metrics, generation) {
+            metrics.model_loaded(generation);
+        }
         let (content, score) = content::findings(settings, message, &model);
         findings.extend(content);
         let mut classification = Classification::from_findings(findings);
@@ -220,70 +229,6 @@ impl Classifier {
         }
         classification
     }
-}
-
-/// The token model in memory, reloaded from the store when training (by a mark in the
-/// daemon or `inboxgate spam train` beside it) has moved its generation. The store is
-/// asked at most once per `CHECK_EVERY`, so scoring costs no SQL per message.
-struct ModelCache {
-    path: PathBuf,
-    state: Mutex<CacheState>,
-    metrics: Option<Arc<crate::metrics::Metrics>>,
-}
-
-#[derive(Default)]
-struct CacheState {
-    reader: Option<crate::store::Reader>,
-    model: Arc<bayes::Model>,
-    generation: Option<i64>,
-    checked: Option<Instant>,
-}
-
-const CHECK_EVERY: Duration = Duration::from_secs(1);
-
-impl ModelCache {
-    fn new(path: PathBuf) -> ModelCache {
-        ModelCache {
-            path,
-            state: Mutex::new(CacheState::default()),
-            metrics: None,
-        }
-    }
-
-    fn current(&self) -> Arc<bayes::Model> {
-        let mut state = match self.state.lock() {
-            Ok(state) => state,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if state.checked.is_some_and(|at| at.elapsed() < CHECK_EVERY) {
-            return state.model.clone();
-        }
-        state.checked = Some(Instant::now());
-        if let Err(e) = refresh(&mut state, &self.path) {
-            tracing::warn!(error = %e, "token model not reloaded; keeping the one in memory");
-            state.reader = None;
-        }
-        if let (Some(metrics), Some(generation)) = (&self.metrics, state.generation) {
-            metrics.model_loaded(generation);
-        }
-        state.model.clone()
-    }
-}
-
-fn refresh(state: &mut CacheState, path: &std::path::Path) -> Result<(), crate::store::StoreError> {
-    if state.reader.is_none() {
-        state.reader = Some(crate::store::Reader::open(path)?);
-    }
-    let Some(reader) = &state.reader else {
-        return Ok(());
-    };
-    let generation = reader.bayes_generation()?;
-    if state.generation != Some(generation) {
-        let (model, generation) = reader.bayes_model()?;
-        state.model = Arc::new(model);
-        state.generation = Some(generation);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

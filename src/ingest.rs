@@ -10,10 +10,10 @@ use std::sync::Arc;
 use time::format_description::well_known::Rfc2822;
 use time::OffsetDateTime;
 
-use super::classify::{Classifier, Received};
-use super::parse::{self, Inbound};
-use super::{Envelope, Target};
 use crate::clock::Clock;
+use crate::pipeline::classify::{Classifier, Received};
+use crate::pipeline::parse::{self, Inbound};
+use crate::pipeline::{Envelope, Target};
 use crate::smtp::{Delivered, MailSink, SinkError};
 use crate::store::{Filed, NewInbound, StoreError, Writer};
 
