@@ -1,6 +1,7 @@
-//! C4: a content score in SpamAssassin's manner — points for header and body features
-//! plus points from the token model's probability — with `spam_threshold` (5.0 by
-//! default) as the line. Every feature that scored is named in the reasons, so an
+//! C4: a content score against `spam_threshold` (5.0 by default): while the token
+//! model is untrained, points for header and body features in SpamAssassin's manner;
+//! once trained, the model's probability (× 10) over every token, the features
+//! included. Every feature that scored is named in the reasons, so an
 //! agent can see why a message went to Spam.
 
 use super::bayes::{self, Model};
@@ -10,6 +11,11 @@ use crate::pipeline::parse::Inbound;
 
 /// The score and its findings: `Spam` with `score:N` and each feature when the score
 /// reaches the threshold, else the features as reasons only.
+///
+/// Once the token model is trained, the score is the model's alone — 10 × its
+/// probability — and the features weigh in as tokens it learned (`feature:…`), so
+/// one calibrated number decides; its strongest tokens are named (`token:…`). Before,
+/// the features' hand-set points decide.
 pub fn findings(
     settings: &ClassificationConfig,
     message: &Received<'_>,
@@ -17,14 +23,12 @@ pub fn findings(
 ) -> (Vec<Finding>, f64) {
     let parsed = message.parsed;
     let mut features = header_and_body_features(parsed);
-    let tokens = bayes::message_tokens(parsed);
-    if let Some(p) = model.probability(&tokens) {
-        let points = bayes_points(p);
-        if points != 0.0 {
-            features.push((format!("bayes:{p:.3}"), points));
-        }
-    }
-    let score: f64 = features.iter().map(|(_, points)| points).sum();
+    let tokens = bayes::message_tokens(message.raw, parsed);
+    let learned = model.score(&tokens);
+    let score = match &learned {
+        Some(s) => (s.probability * 100.0).round() / 10.0,
+        None => features.iter().map(|(_, points)| points).sum(),
+    };
     let verdict = if score >= settings.spam_threshold {
         Verdict::Spam
     } else {
@@ -33,6 +37,13 @@ pub fn findings(
     let mut found = Vec::new();
     if verdict == Verdict::Spam {
         found.push(Finding::new(Verdict::Spam, format!("score:{score:.1}")));
+    }
+    if let Some(learned) = &learned {
+        features.retain(|(_, points)| *points > 0.0);
+        features.push((format!("bayes:{:.3}", learned.probability), 1.0));
+        for (token, p) in &learned.clues {
+            features.push((format!("token:{token}={p:.2}"), 1.0));
+        }
     }
     found.extend(
         features
@@ -43,18 +54,12 @@ pub fn findings(
     (found, score)
 }
 
-/// SpamAssassin-like steps: certain spam alone crosses the default threshold, certain
-/// ham pulls a score down.
-fn bayes_points(p: f64) -> f64 {
-    match p {
-        p if p >= 0.99 => 5.0,
-        p if p >= 0.95 => 3.5,
-        p if p >= 0.80 => 2.0,
-        p if p >= 0.60 => 0.5,
-        p if p <= 0.01 => -3.0,
-        p if p <= 0.20 => -1.0,
-        _ => 0.0,
-    }
+/// The header and body features a message has, by name: tokens for the model.
+pub fn feature_names(parsed: &Inbound) -> Vec<String> {
+    header_and_body_features(parsed)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
 }
 
 /// Phrases of bulk advertising (lower case); each one found adds a point, three at most.
