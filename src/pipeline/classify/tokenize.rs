@@ -328,9 +328,13 @@ pub fn degenerations(token: &str) -> Vec<String> {
 /// URLs written in text: `scheme://…` up to a space, quote or bracket.
 fn urls(text: &str) -> impl Iterator<Item = &str> + '_ {
     text.match_indices("://").filter_map(move |(at, _)| {
-        let start = text[..at]
-            .rfind(|c: char| !c.is_ascii_alphabetic())
-            .map_or(0, |i| i + 1);
+        // The scheme: the ASCII letters before `://` (byte steps stay on char bounds).
+        let start = at
+            - text[..at]
+                .bytes()
+                .rev()
+                .take_while(u8::is_ascii_alphabetic)
+                .count();
         let rest = &text[at + 3..];
         let end = rest
             .find(|c: char| c.is_whitespace() || "\"'<>()[]{}".contains(c))
@@ -474,7 +478,8 @@ fn link_text_tokens(out: &mut HashSet<String>, tag: &str, after: &str) {
     let Some(target) = attribute(tag, "href").and_then(url_host) else {
         return;
     };
-    let text = &after[..after.find("</a").unwrap_or(after.len()).min(300)];
+    let end = after.find("</a").unwrap_or(after.len());
+    let text: String = after[..end].chars().take(300).collect();
     let text = text.trim();
     let named = if text.contains("://") {
         url_host(text)
@@ -623,5 +628,16 @@ mod tests {
         ] {
             assert!(t.contains(expected), "{expected} not in {t:?}");
         }
+    }
+
+    #[test]
+    fn multibyte_text_next_to_urls_and_links_does_not_panic() {
+        let mut t = HashSet::new();
+        for url in urls("ŷhttp://a.example/x ŷ://") {
+            url_tokens(&mut t, url);
+        }
+        let long_link = format!("<a href='http://a.example'>{}</a>", "ŷ".repeat(400));
+        html_tokens(&mut t, &long_link, false);
+        assert!(t.contains("url:a.example"), "{t:?}");
     }
 }
