@@ -29,11 +29,13 @@ pub fn findings(
         Some(s) => (s.probability * 100.0).round() / 10.0,
         None => features.iter().map(|(_, points)| points).sum(),
     };
-    let verdict = if score >= settings.spam_threshold {
-        Verdict::Spam
-    } else {
-        Verdict::Clean
+    // A learned score of exactly 5 is "unsure" (no evidence either way): the line must
+    // be crossed, not met.
+    let spam = match learned {
+        Some(_) => score > settings.spam_threshold,
+        None => score >= settings.spam_threshold,
     };
+    let verdict = if spam { Verdict::Spam } else { Verdict::Clean };
     let mut found = Vec::new();
     if verdict == Verdict::Spam {
         found.push(Finding::new(Verdict::Spam, format!("score:{score:.1}")));
@@ -223,5 +225,93 @@ mod tests {
         }
         let list = "Message-ID: <a@b>\r\nDate: Sat, 21 Nov 2026 10:00:00 +0000\r\nFrom: list@lists.example\r\nList-Id: <dev.lists.example>\r\nSubject: Digest\r\n\r\nTo unsubscribe, visit the list page. Costs $5.\r\n";
         assert_eq!(score(list), (vec![], 0.0));
+    }
+
+    /// A model that has seen `token` in 50 spam and no ham, and nothing else.
+    fn model_knowing(token: &str) -> Model {
+        let mut model = Model {
+            spam: 50,
+            ham: 50,
+            ..Model::default()
+        };
+        model.tokens.insert(token.to_string(), (50, 0));
+        model
+    }
+
+    fn learned_verdict(fixture: &str, model: &Model) -> (Verdict, Vec<String>) {
+        let path = format!(
+            "{}/tests/fixtures/spam/{fixture}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let raw = std::fs::read(&path).expect(&path);
+        let parsed = parse(&raw);
+        let received = Received {
+            raw: &raw,
+            parsed: &parsed,
+            mail_from: None,
+            peer: None,
+            helo: None,
+        };
+        let (found, _) = findings(&ClassificationConfig::default(), &received, model);
+        let verdict = found.first().map_or(Verdict::Clean, |f| f.verdict);
+        (verdict, found.into_iter().map(|f| f.reason).collect())
+    }
+
+    /// Each token group decides a verdict: the fixture that has it goes to Spam under a
+    /// model that learned it, the fixture without it stays clean, and so does the
+    /// fixture under a model that never saw it.
+    #[test]
+    fn each_token_group_changes_a_verdict_on_its_fixture() {
+        for (fixture, token, without) in [
+            ("lying-link.eml", "html:link-text-other-host", "plain.eml"),
+            ("hidden-text.eml", "html:hidden-text", "plain.eml"),
+            ("image-only.eml", "html:image-only", "plain.eml"),
+            (
+                "reply-to-other-domain.eml",
+                "reply-to:other-domain",
+                "plain.eml",
+            ),
+            (
+                "reply-to-other-domain.eml",
+                "reply-to-domain:elsewhere.example",
+                "plain.eml",
+            ),
+            ("url-host.eml", "url:offers.example", "plain.eml"),
+            (
+                "word-pair.eml",
+                "pair:wire transfer",
+                "word-pair-reversed.eml",
+            ),
+            ("charset.eml", "charset:gb2312", "plain.eml"),
+            (
+                "removal-text.eml",
+                "feature:removal_without_list_headers",
+                "plain.eml",
+            ),
+            // Degeneration: the unseen `subject:FREE!` is scored as the known `free`.
+            ("shouted-subject.eml", "free", "plain.eml"),
+        ] {
+            let model = model_knowing(token);
+            let (verdict, reasons) = learned_verdict(fixture, &model);
+            assert_eq!(
+                verdict,
+                Verdict::Spam,
+                "{fixture} with {token}: {reasons:?}"
+            );
+            assert!(
+                reasons
+                    .iter()
+                    .any(|r| r.starts_with(&format!("token:{token}="))),
+                "{fixture}: {reasons:?}"
+            );
+            let (verdict, reasons) = learned_verdict(without, &model);
+            assert_eq!(
+                verdict,
+                Verdict::Clean,
+                "{without} with {token}: {reasons:?}"
+            );
+            let (verdict, reasons) = learned_verdict(fixture, &model_knowing("zzz-unrelated"));
+            assert_eq!(verdict, Verdict::Clean, "{fixture} untaught: {reasons:?}");
+        }
     }
 }
