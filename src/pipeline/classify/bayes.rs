@@ -48,26 +48,23 @@ impl Model {
             return None;
         }
         let mut telling: Vec<(&str, f64)> = Vec::with_capacity(tokens.len());
-        let mut seen = HashSet::new();
         for token in tokens {
             let Some((name, &(spam, ham))) = self.lookup(token) else {
                 continue;
             };
-            // Two tokens degenerating to one count once.
-            if !seen.insert(name) {
-                continue;
-            }
             let p = self.token_probability(spam, ham);
             if (p - 0.5).abs() > MIN_DEVIATION {
                 telling.push((name, p));
             }
         }
-        telling.sort_by(|a, b| {
+        telling.sort_unstable_by(|a, b| {
             (b.1 - 0.5)
                 .abs()
                 .total_cmp(&(a.1 - 0.5).abs())
                 .then_with(|| a.0.cmp(b.0))
         });
+        // Two tokens degenerating to one count once (equal names sort side by side).
+        telling.dedup_by(|a, b| a.0 == b.0);
         telling.truncate(MAX_TOKENS);
         let probabilities: Vec<f64> = telling.iter().map(|(_, p)| *p).collect();
         let probability = if probabilities.is_empty() {
