@@ -151,7 +151,7 @@ impl Writer {
             for (tokens, class) in &messages {
                 add(conn, tokens, *class, 1)?;
             }
-            retrained.pruned = prune(conn)?;
+            retrained.pruned = prune(conn, MAX_MODEL_TOKENS)?;
             trained(conn, now)?;
             Ok(retrained)
         })
@@ -233,7 +233,7 @@ fn train_conversation(
         count += 1;
     }
     if count > 0 {
-        prune(conn)?;
+        prune(conn, MAX_MODEL_TOKENS)?;
         trained(conn, now)?;
     }
     Ok(count)
@@ -307,14 +307,15 @@ fn bring_up_to_date(conn: &Connection) -> Result<Retrained, StoreError> {
     Ok(retrained)
 }
 
-/// Keeps at most [`MAX_MODEL_TOKENS`]: drops tokens seen in one message, then two, …
-/// until under the bound; and tokens whose counts fell to nothing (untrained).
-fn prune(conn: &Connection) -> Result<usize, StoreError> {
+/// Keeps at most `max` tokens ([`MAX_MODEL_TOKENS`]): drops tokens seen in one
+/// message, then two, … until under the bound; and tokens whose counts fell to nothing
+/// (untrained).
+fn prune(conn: &Connection, max: i64) -> Result<usize, StoreError> {
     let mut pruned = conn.execute("DELETE FROM bayes_tokens WHERE spam = 0 AND ham = 0", [])?;
     let mut seen = 1;
     loop {
         let count: i64 = conn.query_row("SELECT count(*) FROM bayes_tokens", [], |r| r.get(0))?;
-        if count <= MAX_MODEL_TOKENS {
+        if count <= max {
             return Ok(pruned);
         }
         pruned += conn.execute("DELETE FROM bayes_tokens WHERE spam + ham <= ?1", [seen])?;
@@ -354,4 +355,29 @@ fn trained(conn: &Connection, now: i64) -> Result<(), StoreError> {
         [now],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pruning_drops_the_rarest_tokens_first_until_under_the_bound() {
+        let mut conn = Connection::open_in_memory().expect("sqlite");
+        super::super::schema::migrate(&mut conn).expect("migrate");
+        for (token, seen) in [("once", 1), ("twice", 2), ("often", 9), ("gone", 0)] {
+            conn.execute(
+                "INSERT INTO bayes_tokens (token, spam, ham) VALUES (?1, ?2, 0)",
+                params![token, seen],
+            )
+            .expect("insert");
+        }
+        assert_eq!(prune(&conn, 3).expect("prune"), 1, "only the emptied token");
+        assert_eq!(prune(&conn, 1).expect("prune"), 2);
+        let left: Vec<String> = conn
+            .prepare("SELECT token FROM bayes_tokens")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .expect("tokens");
+        assert_eq!(left, ["often"]);
+    }
 }
