@@ -240,7 +240,7 @@ where
     Ok(result?)
 }
 
-fn cli_clock() -> Clock {
+pub(super) fn cli_clock() -> Clock {
     match std::env::var(NOW_VARIABLE)
         .ok()
         .and_then(|v| v.parse::<i64>().ok())

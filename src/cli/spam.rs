@@ -1,6 +1,7 @@
 //! `inboxgate spam train --spam DIR --ham DIR`: teaches the token model (C4) from
 //! folders of messages (maildir `cur`/`new`, mbox-less one-file-per-message folders),
 //! the way `sa-learn` or `bogofilter -s/-n` are fed from an existing archive.
+//! `inboxgate spam stats [--json]`: what the model holds.
 
 use super::output::outln;
 use std::collections::HashSet;
@@ -13,9 +14,10 @@ use clap::Subcommand;
 use super::service::run_async;
 use crate::config::Config;
 use crate::pipeline::classify::bayes::message_tokens;
+use crate::pipeline::classify::tokenize::TOKENIZER_VERSION;
 use crate::pipeline::parse::parse_received;
-use crate::store::bayes::Class;
-use crate::store::Store;
+use crate::store::bayes::{Class, Retrained};
+use crate::store::{Reader, Store};
 
 #[derive(Subcommand, Debug)]
 pub enum SpamCommand {
@@ -29,11 +31,19 @@ pub enum SpamCommand {
         #[arg(long = "ham", value_name = "DIR")]
         ham: Vec<PathBuf>,
     },
+    /// What the model holds: tokens, messages learned per class, last training.
+    Stats {
+        /// One JSON object: {tokens, spam, ham, marked_spam, marked_ham, trained_at,
+        /// tokenizer, current_tokenizer, stale}.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(config: &Config, command: SpamCommand) -> anyhow::Result<ExitCode> {
     match command {
         SpamCommand::Train { spam, ham } => train(config, &spam, &ham),
+        SpamCommand::Stats { json } => stats(config, json),
     }
 }
 
@@ -66,17 +76,18 @@ fn train(config: &Config, spam: &[PathBuf], ham: &[PathBuf]) -> anyhow::Result<E
                 continue;
             }
         };
-        batch.push((message_tokens(&parse_received(&raw, None)), class));
+        batch.push((message_tokens(&raw, &parse_received(&raw, None)), class));
         match class {
             Class::Spam => counts.0 += 1,
             Class::Ham => counts.1 += 1,
         }
         if batch.len() == BATCH {
-            run_async(writer.train_messages(std::mem::take(&mut batch)))??;
+            let done = run_async(writer.train_messages(std::mem::take(&mut batch), now()))??;
+            report_reset(done)?;
         }
     }
     if !batch.is_empty() {
-        run_async(writer.train_messages(batch))??;
+        report_reset(run_async(writer.train_messages(batch, now()))??)?;
     }
     drop(writer);
     let _ = thread.join();
@@ -87,6 +98,71 @@ fn train(config: &Config, spam: &[PathBuf], ham: &[PathBuf]) -> anyhow::Result<E
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn now() -> i64 {
+    super::outbound::cli_clock()()
+}
+
+/// A stale model (another tokenizer's counts) is reset by the first batch: say so.
+fn report_reset(done: Retrained) -> anyhow::Result<()> {
+    if let Some(old) = done.reset_from {
+        outln!(
+            "the token model was made by tokenizer version {old}, this build uses \
+             {TOKENIZER_VERSION}: its counts were reset and {} marked message(s) retrained \
+             from the store; train any folders trained before again",
+            done.marked
+        );
+    }
+    Ok(())
+}
+
+fn stats(config: &Config, as_json: bool) -> anyhow::Result<ExitCode> {
+    let path = config.database_path();
+    // Opening the store first brings an older schema up to date.
+    let stats = Store::open(&path)
+        .and_then(|_| Reader::open(&path))
+        .and_then(|r| r.bayes_stats())
+        .with_context(|| format!("reading the token model in {}", path.display()))?;
+    let trained_at = stats.trained_at.map(crate::inbox::json::rfc3339);
+    if as_json {
+        let value = serde_json::json!({
+            "tokens": stats.tokens,
+            "spam": stats.spam,
+            "ham": stats.ham,
+            "marked_spam": stats.marked_spam,
+            "marked_ham": stats.marked_ham,
+            "trained_at": trained_at,
+            "tokenizer": stats.tokenizer,
+            "current_tokenizer": TOKENIZER_VERSION,
+            "stale": stats.stale(),
+        });
+        outln!("{value}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!("tokens         {}", stats.tokens);
+    outln!(
+        "spam learned   {} ({} from marks)",
+        stats.spam,
+        stats.marked_spam
+    );
+    outln!(
+        "ham learned    {} ({} from marks)",
+        stats.ham,
+        stats.marked_ham
+    );
+    outln!(
+        "last training  {}",
+        trained_at.as_deref().unwrap_or("never")
+    );
+    if stats.stale() {
+        outln!(
+            "stale: made by tokenizer {} (this build: {TOKENIZER_VERSION}); ignored until \
+             retrained (inboxgate spam train, or the next mark)",
+            stats.tokenizer
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Every regular file under `dir`, sorted, skipping hidden files (`.` names such as

@@ -147,6 +147,7 @@ pub fn message(m: &MessageRow, full: bool) -> Value {
         value["classification"] = json!({
             "verdict": m.verdict,
             "reasons": m.reasons,
+            "tokens": verdict_tokens(&m.reasons),
             "score": m.spam_score,
             "authentication_results": m.auth_results,
         });
@@ -224,6 +225,20 @@ pub fn token(t: &crate::store::TokenRow) -> Value {
         "created_at": rfc3339(t.created_at),
         "last_used_at": t.last_used_at.map(rfc3339),
     })
+}
+
+/// The token model's strongest tokens behind a verdict, from its `token:TOKEN=P`
+/// reasons: [{`token`, `spam_probability`}], strongest first.
+fn verdict_tokens(reasons: &[String]) -> Value {
+    let tokens: Vec<Value> = reasons
+        .iter()
+        .filter_map(|r| r.strip_prefix("token:")?.rsplit_once('='))
+        .filter_map(|(token, p)| {
+            let p: f64 = p.parse().ok()?;
+            Some(json!({ "token": token, "spam_probability": p }))
+        })
+        .collect();
+    Value::Array(tokens)
 }
 
 #[cfg(test)]

@@ -443,13 +443,12 @@ impl Service {
             Change::Spam(false) => Some(Class::Ham),
             _ => None,
         };
+        // C4: every mark teaches the token model in the mark's own transaction; a
+        // changed mind untrains the old class.
+        let train = mark.filter(|_| config.classification.learn_from_marks);
         self.writer
-            .change_conversation(id, change, user, self.now())
+            .mark_and_train(id, change, train, user, self.now())
             .await?;
-        if let Some(class) = mark.filter(|_| config.classification.learn_from_marks) {
-            // C4: every mark teaches the token model; a changed mind untrains the old class.
-            self.writer.train_conversation(id, class).await?;
-        }
         self.read(|r| r.conversation(id))
     }
 

@@ -169,7 +169,7 @@ impl Writer {
     }
 }
 
-fn apply(
+pub(super) fn apply(
     conn: &Connection,
     id: i64,
     change: &Change,

@@ -275,6 +275,13 @@ ALTER TABLE messages ADD COLUMN reply_refs TEXT;  -- JSON: References, else In-R
     r#"
 ALTER TABLE api_tokens ADD COLUMN last_used_at INTEGER;
 "#,
+    // The token model records the tokenizer version its counts were made with (rows
+    // before this were made by version 1: stale once the tokenizer changed; retrained
+    // from marked messages on the next training) and when it last learned.
+    r#"
+ALTER TABLE bayes_totals ADD COLUMN tokenizer INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE bayes_totals ADD COLUMN trained_at INTEGER;
+"#,
 ];
 
 /// How long a process starting beside others waits to switch a new database to WAL.

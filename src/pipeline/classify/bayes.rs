@@ -4,8 +4,8 @@
 //! "unsure" (near 0.5) instead of guessing when the evidence disagrees.
 //!
 //! Pure: the counts come from the store (`store::bayes`), trained by agents' marks and
-//! `inboxgate spam train`. The same tokenizer serves training and scoring, over what
-//! the store keeps of every message: subject, text and sender.
+//! `inboxgate spam train`. The same tokenizer (`tokenize`) serves training and scoring,
+//! over the raw message (stored whole, so a mark trains on what scoring saw).
 
 use std::collections::{HashMap, HashSet};
 
@@ -24,24 +24,70 @@ pub struct Model {
     pub tokens: HashMap<String, (u32, u32)>,
 }
 
+/// A message's score from the model: the combined probability and the tokens that
+/// weighed most (as trained, after degeneration), furthest from 0.5 first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Score {
+    pub probability: f64,
+    pub clues: Vec<(String, f64)>,
+}
+
+/// Clues kept for the reasons (`token:…`) an agent sees.
+pub const CLUES_SHOWN: usize = 5;
+
 impl Model {
     /// The message's spam probability, or `None` while the model knows too little.
     pub fn probability(&self, tokens: &HashSet<String>) -> Option<f64> {
+        self.score(tokens).map(|s| s.probability)
+    }
+
+    /// The message's score, or `None` while the model knows too little. A token never
+    /// seen is looked up by its degenerations (`FREE!` → `free!` → `free`).
+    pub fn score(&self, tokens: &HashSet<String>) -> Option<Score> {
         if self.spam < MIN_TRAINED || self.ham < MIN_TRAINED {
             return None;
         }
-        let mut telling: Vec<f64> = tokens
-            .iter()
-            .filter_map(|t| self.tokens.get(t))
-            .map(|&(spam, ham)| self.token_probability(spam, ham))
-            .filter(|p| (p - 0.5).abs() > MIN_DEVIATION)
-            .collect();
-        telling.sort_by(|a, b| (b - 0.5).abs().total_cmp(&(a - 0.5).abs()));
-        telling.truncate(MAX_TOKENS);
-        if telling.is_empty() {
-            return Some(0.5);
+        let mut telling: Vec<(&str, f64)> = Vec::with_capacity(tokens.len());
+        for token in tokens {
+            let Some((name, &(spam, ham))) = self.lookup(token) else {
+                continue;
+            };
+            let p = self.token_probability(spam, ham);
+            if (p - 0.5).abs() > MIN_DEVIATION {
+                telling.push((name, p));
+            }
         }
-        Some(fisher(&telling))
+        telling.sort_unstable_by(|a, b| {
+            (b.1 - 0.5)
+                .abs()
+                .total_cmp(&(a.1 - 0.5).abs())
+                .then_with(|| a.0.cmp(b.0))
+        });
+        // Two tokens degenerating to one count once (equal names sort side by side).
+        telling.dedup_by(|a, b| a.0 == b.0);
+        telling.truncate(MAX_TOKENS);
+        let probabilities: Vec<f64> = telling.iter().map(|(_, p)| *p).collect();
+        let probability = if probabilities.is_empty() {
+            0.5
+        } else {
+            fisher(&probabilities)
+        };
+        let clues = telling
+            .iter()
+            .take(CLUES_SHOWN)
+            .map(|(t, p)| ((*t).to_string(), *p))
+            .collect();
+        Some(Score { probability, clues })
+    }
+
+    fn lookup<'m>(&'m self, token: &str) -> Option<(&'m str, &'m (u32, u32))> {
+        if let Some((name, counts)) = self.tokens.get_key_value(token) {
+            return Some((name.as_str(), counts));
+        }
+        super::tokenize::degenerations(token)
+            .iter()
+            .find_map(|d| self.tokens.get_key_value(d.as_str()))
+            .map(|(name, counts)| (name.as_str(), counts))
     }
 
     /// Robinson's f(w): the token's spam ratio, pulled towards 0.5 when seldom seen.
@@ -78,76 +124,28 @@ fn chi2q(x2: f64, degrees: usize) -> f64 {
     sum.min(1.0)
 }
 
-/// The tokens of a parsed message: what the classifier scores and training counts.
-pub fn message_tokens(message: &crate::pipeline::parse::Inbound) -> HashSet<String> {
-    let from = message.from.as_ref();
-    tokens(
-        &message.subject,
-        &message.text,
-        from.map_or("", |m| m.address.as_str()),
-        from.and_then(|m| m.name.as_deref()),
-    )
-}
-
-/// The distinct tokens of a message: words of the subject (prefixed) and body, the
-/// sender's address, domain and name, and the hosts of linked URLs.
-pub fn tokens(
-    subject: &str,
-    text: &str,
-    from_address: &str,
-    from_name: Option<&str>,
-) -> HashSet<String> {
-    let mut set = HashSet::new();
-    for word in words(subject) {
-        set.insert(format!("subject:{word}"));
-    }
-    let body: String = text.chars().take(20_000).collect();
-    for word in words(&body) {
-        set.insert(word);
-    }
-    for host in url_hosts(&body) {
-        set.insert(format!("url:{host}"));
-    }
-    let address = from_address.to_lowercase();
-    if let Some((_, domain)) = address.split_once('@') {
-        set.insert(format!("from-domain:{domain}"));
-    }
-    set.insert(format!("from:{address}"));
-    for word in words(from_name.unwrap_or("")) {
-        set.insert(format!("from-name:{word}"));
-    }
-    set
-}
-
-/// Lower-case words of 3 to 20 letters; longer runs become a length token (SpamBayes's
-/// "skip" tokens), so encoded blobs do not flood the model.
-fn words(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.split(|c: char| !(c.is_alphanumeric() || c == '$' || c == '\'' || c == '-'))
-        .filter(|w| w.chars().count() >= 3)
-        .map(|w| {
-            let n = w.chars().count();
-            if n > 20 {
-                format!("skip:{}", n / 10 * 10)
-            } else {
-                w.to_lowercase()
-            }
-        })
-}
-
-fn url_hosts(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.match_indices("://").filter_map(move |(at, _)| {
-        let rest = &text[at + 3..];
-        let end = rest
-            .find(|c: char| !(c.is_alphanumeric() || c == '.' || c == '-'))
-            .unwrap_or(rest.len());
-        let host = rest[..end].trim_end_matches('.').to_lowercase();
-        (!host.is_empty()).then_some(host)
-    })
+/// The tokens of a received message (see `tokenize`): what the classifier scores and
+/// training counts.
+pub fn message_tokens(raw: &[u8], message: &crate::pipeline::parse::Inbound) -> HashSet<String> {
+    super::tokenize::message_tokens(raw, message)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The tokens of a message with this subject, text and sender.
+    fn tokens(subject: &str, text: &str, from: &str, name: Option<&str>) -> HashSet<String> {
+        let from = match name {
+            Some(name) => format!("{name} <{from}>"),
+            None => from.to_string(),
+        };
+        let raw = format!("From: {from}\r\nSubject: {subject}\r\n\r\n{text}\r\n");
+        message_tokens(
+            raw.as_bytes(),
+            &crate::pipeline::parse::parse(raw.as_bytes()),
+        )
+    }
 
     fn trained() -> Model {
         let mut model = Model::default();
@@ -220,7 +218,7 @@ mod tests {
             Some("Jan Vries"),
         );
         for expected in [
-            "subject:hello",
+            "subject:Hello",
             "see",
             "url:shop.example",
             "from:jan@klant.example",

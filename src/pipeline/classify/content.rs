@@ -1,6 +1,7 @@
-//! C4: a content score in SpamAssassin's manner — points for header and body features
-//! plus points from the token model's probability — with `spam_threshold` (5.0 by
-//! default) as the line. Every feature that scored is named in the reasons, so an
+//! C4: a content score against `spam_threshold` (5.0 by default): while the token
+//! model is untrained, points for header and body features in SpamAssassin's manner;
+//! once trained, the model's probability (× 10) over every token, the features
+//! included. Every feature that scored is named in the reasons, so an
 //! agent can see why a message went to Spam.
 
 use super::bayes::{self, Model};
@@ -10,6 +11,11 @@ use crate::pipeline::parse::Inbound;
 
 /// The score and its findings: `Spam` with `score:N` and each feature when the score
 /// reaches the threshold, else the features as reasons only.
+///
+/// Once the token model is trained, the score is the model's alone — 10 × its
+/// probability — and the features weigh in as tokens it learned (`feature:…`), so
+/// one calibrated number decides; its strongest tokens are named (`token:…`). Before,
+/// the features' hand-set points decide.
 pub fn findings(
     settings: &ClassificationConfig,
     message: &Received<'_>,
@@ -17,22 +23,29 @@ pub fn findings(
 ) -> (Vec<Finding>, f64) {
     let parsed = message.parsed;
     let mut features = header_and_body_features(parsed);
-    let tokens = bayes::message_tokens(parsed);
-    if let Some(p) = model.probability(&tokens) {
-        let points = bayes_points(p);
-        if points != 0.0 {
-            features.push((format!("bayes:{p:.3}"), points));
-        }
-    }
-    let score: f64 = features.iter().map(|(_, points)| points).sum();
-    let verdict = if score >= settings.spam_threshold {
-        Verdict::Spam
-    } else {
-        Verdict::Clean
+    let tokens = bayes::message_tokens(message.raw, parsed);
+    let learned = model.score(&tokens);
+    let score = match &learned {
+        Some(s) => (s.probability * 100.0).round() / 10.0,
+        None => features.iter().map(|(_, points)| points).sum(),
     };
+    // A learned score of exactly 5 is "unsure" (no evidence either way): the line must
+    // be crossed, not met.
+    let spam = match learned {
+        Some(_) => score > settings.spam_threshold,
+        None => score >= settings.spam_threshold,
+    };
+    let verdict = if spam { Verdict::Spam } else { Verdict::Clean };
     let mut found = Vec::new();
     if verdict == Verdict::Spam {
         found.push(Finding::new(Verdict::Spam, format!("score:{score:.1}")));
+    }
+    if let Some(learned) = &learned {
+        features.retain(|(_, points)| *points > 0.0);
+        features.push((format!("bayes:{:.3}", learned.probability), 1.0));
+        for (token, p) in &learned.clues {
+            features.push((format!("token:{token}={p:.2}"), 1.0));
+        }
     }
     found.extend(
         features
@@ -43,18 +56,12 @@ pub fn findings(
     (found, score)
 }
 
-/// SpamAssassin-like steps: certain spam alone crosses the default threshold, certain
-/// ham pulls a score down.
-fn bayes_points(p: f64) -> f64 {
-    match p {
-        p if p >= 0.99 => 5.0,
-        p if p >= 0.95 => 3.5,
-        p if p >= 0.80 => 2.0,
-        p if p >= 0.60 => 0.5,
-        p if p <= 0.01 => -3.0,
-        p if p <= 0.20 => -1.0,
-        _ => 0.0,
-    }
+/// The header and body features a message has, by name: tokens for the model.
+pub fn feature_names(parsed: &Inbound) -> Vec<String> {
+    header_and_body_features(parsed)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
 }
 
 /// Phrases of bulk advertising (lower case); each one found adds a point, three at most.
@@ -218,5 +225,93 @@ mod tests {
         }
         let list = "Message-ID: <a@b>\r\nDate: Sat, 21 Nov 2026 10:00:00 +0000\r\nFrom: list@lists.example\r\nList-Id: <dev.lists.example>\r\nSubject: Digest\r\n\r\nTo unsubscribe, visit the list page. Costs $5.\r\n";
         assert_eq!(score(list), (vec![], 0.0));
+    }
+
+    /// A model that has seen `token` in 50 spam and no ham, and nothing else.
+    fn model_knowing(token: &str) -> Model {
+        let mut model = Model {
+            spam: 50,
+            ham: 50,
+            ..Model::default()
+        };
+        model.tokens.insert(token.to_string(), (50, 0));
+        model
+    }
+
+    fn learned_verdict(fixture: &str, model: &Model) -> (Verdict, Vec<String>) {
+        let path = format!(
+            "{}/tests/fixtures/spam/{fixture}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let raw = std::fs::read(&path).expect(&path);
+        let parsed = parse(&raw);
+        let received = Received {
+            raw: &raw,
+            parsed: &parsed,
+            mail_from: None,
+            peer: None,
+            helo: None,
+        };
+        let (found, _) = findings(&ClassificationConfig::default(), &received, model);
+        let verdict = found.first().map_or(Verdict::Clean, |f| f.verdict);
+        (verdict, found.into_iter().map(|f| f.reason).collect())
+    }
+
+    /// Each token group decides a verdict: the fixture that has it goes to Spam under a
+    /// model that learned it, the fixture without it stays clean, and so does the
+    /// fixture under a model that never saw it.
+    #[test]
+    fn each_token_group_changes_a_verdict_on_its_fixture() {
+        for (fixture, token, without) in [
+            ("lying-link.eml", "html:link-text-other-host", "plain.eml"),
+            ("hidden-text.eml", "html:hidden-text", "plain.eml"),
+            ("image-only.eml", "html:image-only", "plain.eml"),
+            (
+                "reply-to-other-domain.eml",
+                "reply-to:other-domain",
+                "plain.eml",
+            ),
+            (
+                "reply-to-other-domain.eml",
+                "reply-to-domain:elsewhere.example",
+                "plain.eml",
+            ),
+            ("url-host.eml", "url:offers.example", "plain.eml"),
+            (
+                "word-pair.eml",
+                "pair:wire transfer",
+                "word-pair-reversed.eml",
+            ),
+            ("charset.eml", "charset:gb2312", "plain.eml"),
+            (
+                "removal-text.eml",
+                "feature:removal_without_list_headers",
+                "plain.eml",
+            ),
+            // Degeneration: the unseen `subject:FREE!` is scored as the known `free`.
+            ("shouted-subject.eml", "free", "plain.eml"),
+        ] {
+            let model = model_knowing(token);
+            let (verdict, reasons) = learned_verdict(fixture, &model);
+            assert_eq!(
+                verdict,
+                Verdict::Spam,
+                "{fixture} with {token}: {reasons:?}"
+            );
+            assert!(
+                reasons
+                    .iter()
+                    .any(|r| r.starts_with(&format!("token:{token}="))),
+                "{fixture}: {reasons:?}"
+            );
+            let (verdict, reasons) = learned_verdict(without, &model);
+            assert_eq!(
+                verdict,
+                Verdict::Clean,
+                "{without} with {token}: {reasons:?}"
+            );
+            let (verdict, reasons) = learned_verdict(fixture, &model_knowing("zzz-unrelated"));
+            assert_eq!(verdict, Verdict::Clean, "{fixture} untaught: {reasons:?}");
+        }
     }
 }

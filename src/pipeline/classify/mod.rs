@@ -13,6 +13,7 @@ pub mod bayes;
 pub mod content;
 pub mod roles;
 pub mod spamd;
+pub mod tokenize;
 
 use std::net::IpAddr;
 use std::sync::Arc;
