@@ -23,7 +23,8 @@ use tokio::sync::watch;
 use crate::inbox::Service;
 use crate::metrics::Metrics;
 
-pub use auth::FailureLimiter;
+pub use auth::{client_address, FailureLimiter};
+pub(crate) use handlers::content_disposition;
 
 /// What every handler reaches.
 pub struct ApiState {
@@ -175,10 +176,11 @@ pub const ACTION_ROUTES: [(&str, &str); 11] = [
     ("block_sender", "/api/v1/conversations/{id}/block_sender"),
 ];
 
-/// The router over `service`. `/metrics` (Prometheus) is outside `/api/v1` and the
+/// The router over `service`, with the web inbox (`crate::web`) beside `/api/v1`. `/metrics` (Prometheus) is outside `/api/v1` and the
 /// OpenAPI document, and unauthenticated like other daemons' metrics endpoints: it
 /// carries counts and channel addresses only; bind `[api] listen` to a private address.
 pub fn router(service: Arc<Service>, metrics: Arc<Metrics>) -> Router {
+    let service_for_web = service.clone();
     let state = Arc::new(ApiState {
         service,
         limiter: FailureLimiter::default(),
@@ -192,6 +194,7 @@ pub fn router(service: Arc<Service>, metrics: Arc<Metrics>) -> Router {
         .route("/metrics", on(MethodFilter::GET, handlers::metrics))
         .fallback(handlers::no_route)
         .with_state(state)
+        .merge(crate::web::router(service_for_web, false))
 }
 
 /// Serves the API on `listener` until `shutdown` turns true.

@@ -87,6 +87,8 @@ pub struct User {
     pub paid_seat: bool,
     pub super_admin: bool,
     pub available: bool,
+    /// The web inbox's language: `en` (default), `nl` or `sv`.
+    pub language: &'static str,
 }
 
 #[derive(Debug, Clone)]

@@ -71,6 +71,7 @@ pub struct RawUser {
     pub paid_seat: Option<bool>,
     pub super_admin: Option<bool>,
     pub available: Option<bool>,
+    pub language: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
