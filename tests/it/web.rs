@@ -468,3 +468,74 @@ async fn an_attachment_downloads_as_an_attachment_that_is_not_sniffed() {
         .expect("ascii")
         .contains("default-src 'none'"));
 }
+
+#[tokio::test]
+async fn in_a_real_browser_new_mail_appears_without_reload_and_a_reply_is_sent() {
+    let install = "apt-get install chromium chromium-driver python3-selenium";
+    require("chromium", install);
+    require("chromedriver", install);
+    require_python_module("selenium", install);
+    let sink = Sink::plain();
+    let relay = sink.relay_config();
+    let d = Daemon::start_edited(move |text, _| {
+        text.replace(
+            "company = \"Demo Support\" }",
+            "company = \"Demo Support\" }\n  signature = \"-- \\n{{full_name}}\\nDemo Inc support\"",
+        )
+        .replace("name = \"Bob Jansen\"\n", "name = \"Bob Jansen\"\nlanguage = \"nl\"\n")
+        .replace(
+            "[[inboxes]]\nname = \"Support\"",
+            "[[users]]\nemail = \"sven@demo.example\"\nname = \"Sven Berg\"\nlanguage = \"sv\"\n\n\
+             [[inboxes]]\nname = \"Support\"",
+        ) + &relay
+    })
+    .await;
+    customer_writes(&d, "older@klant.example", SUPPORT, "Descaling the kettle").await;
+    let users: Vec<Value> = [(ALICE, "en"), (BOB, "nl"), ("sven@demo.example", "sv")]
+        .iter()
+        .map(|(email, lang)| {
+            let out = set_password(&d, email, PASSWORD);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            serde_json::json!({ "email": email, "password": PASSWORD, "lang": lang })
+        })
+        .collect();
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/web-screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let args = serde_json::json!({
+        "base": format!("http://{}", d.api_addr),
+        "smtp_port": d.addr.port(),
+        "support": SUPPORT,
+        "users": users,
+        "shots": shots,
+    });
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/web_inbox.py");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("/usr/bin/python3")
+            .arg(script)
+            .arg(args.to_string())
+            .output()
+    })
+    .await
+    .expect("browser script thread")
+    .expect("run the browser script");
+    assert!(
+        out.status.success(),
+        "browser script failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let measured: Value = serde_json::from_slice(
+        out.stdout.split(|b| *b == b'\n').find(|l| l.starts_with(b"{")).unwrap_or(b"{}"),
+    )
+    .expect("the script's JSON line");
+    let after = measured["appeared_after_ms"].as_i64().expect("measured");
+    assert!(after < 1500, "new mail took {after} ms to appear");
+    let got = sink.wait_for(1).await;
+    assert!(got[0].raw.contains("Enjoy your tea!"), "{}", got[0].raw);
+    assert!(got[0].raw.contains("Alice Smith from Demo Support"));
+    for lang in ["en", "nl", "sv"] {
+        for page in ["list", "conversation"] {
+            assert!(shots.join(format!("{page}-{lang}.png")).is_file(), "{page}-{lang}.png");
+        }
+    }
+}
