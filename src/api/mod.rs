@@ -179,7 +179,11 @@ pub const ACTION_ROUTES: [(&str, &str); 11] = [
 /// The router over `service`, with the web inbox (`crate::web`) beside `/api/v1`. `/metrics` (Prometheus) is outside `/api/v1` and the
 /// OpenAPI document, and unauthenticated like other daemons' metrics endpoints: it
 /// carries counts and channel addresses only; bind `[api] listen` to a private address.
-pub fn router(service: Arc<Service>, metrics: Arc<Metrics>) -> Router {
+pub fn router(
+    service: Arc<Service>,
+    metrics: Arc<Metrics>,
+    shutdown: watch::Receiver<bool>,
+) -> Router {
     let service_for_web = service.clone();
     let state = Arc::new(ApiState {
         service,
@@ -194,7 +198,7 @@ pub fn router(service: Arc<Service>, metrics: Arc<Metrics>) -> Router {
         .route("/metrics", on(MethodFilter::GET, handlers::metrics))
         .fallback(handlers::no_route)
         .with_state(state)
-        .merge(crate::web::router(service_for_web, false))
+        .merge(crate::web::router(service_for_web, false, shutdown))
 }
 
 /// Serves the API on `listener` until `shutdown` turns true.
@@ -204,7 +208,8 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let app = router(service, metrics).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(service, metrics, shutdown.clone())
+        .into_make_service_with_connect_info::<SocketAddr>();
     let stopped = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     };

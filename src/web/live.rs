@@ -1,6 +1,8 @@
-//! Live updates: `GET /events` is a server-sent event stream that says `change`
+//! Live updates: `GET /events` is a server-sent event stream that says `ready` once
+//! it watches, then `change`
 //! whenever a message is stored or a conversation changes (the store's change marker,
 //! read every 250 ms), so the open list or conversation refreshes within a second.
+//! A stream ends when its page goes or the daemon stops.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -23,7 +25,7 @@ pub async fn events(State(state): State<Arc<WebState>>, _me: SignedIn) -> Respon
     tokio::spawn(watch_changes(state, tx));
     let stream = ReceiverStream(rx);
     Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(5)))
         .into_response()
 }
 
@@ -31,16 +33,25 @@ pub async fn events(State(state): State<Arc<WebState>>, _me: SignedIn) -> Respon
 async fn watch_changes(state: Arc<WebState>, tx: mpsc::Sender<Result<Event, Infallible>>) {
     let mut last = None;
     let mut ticker = tokio::time::interval(POLL);
+    let mut shutdown = state.shutdown.clone();
     loop {
-        ticker.tick().await;
-        if tx.is_closed() {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        if tx.is_closed() || *shutdown.borrow() {
             return;
         }
         let service = state.service.clone();
         let marker = tokio::task::spawn_blocking(move || service.change_marker()).await;
         let Ok(Ok(marker)) = marker else { continue };
-        if last.is_some_and(|l| l != marker) {
-            let event = Event::default().event("change").data(format!("{}.{}", marker.0, marker.1));
+        let name = match last {
+            None => Some("ready"),
+            Some(l) if l != marker => Some("change"),
+            Some(_) => None,
+        };
+        if let Some(name) = name {
+            let event = Event::default().event(name).data(format!("{}.{}", marker.0, marker.1));
             if tx.send(Ok(event)).await.is_err() {
                 return;
             }

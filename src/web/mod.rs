@@ -19,6 +19,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use tokio::sync::watch;
 
 use crate::inbox::{InboxError, Service};
 use i18n::Lang;
@@ -31,15 +32,23 @@ pub struct WebState {
     pub limiter: SignInLimiter,
     /// Whether pages are served over TLS (session cookie gets `Secure`).
     pub secure_cookies: bool,
+    /// Turns true when the daemon stops: live-update streams end, so the server's
+    /// graceful shutdown does not wait on them.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 
 /// The web inbox's routes, with their state.
-pub fn router(service: Arc<Service>, secure_cookies: bool) -> Router {
+pub fn router(
+    service: Arc<Service>,
+    secure_cookies: bool,
+    shutdown: watch::Receiver<bool>,
+) -> Router {
     let state = Arc::new(WebState {
         service,
         limiter: SignInLimiter::default(),
         secure_cookies,
+        shutdown,
     });
     Router::new()
         .route("/", get(pages::list::page))

@@ -22,6 +22,11 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 SUBJECT = "Live kettle question"
+STARTED = time.monotonic()
+
+
+def log(what):
+    print(f"{time.monotonic() - STARTED:6.1f}s {what}", file=sys.stderr, flush=True)
 
 
 def browser():
@@ -69,10 +74,13 @@ def main():
     args = json.loads(sys.argv[1])
     base, shots = args["base"], args["shots"]
     first, *others = args["users"]
+    log("starting chromium")
     driver = browser()
+    log("chromium started")
     result = {}
     try:
         sign_in(driver, base, first)
+        log("signed in")
         driver.get(base + "/?view=all_open")
         driver.execute_script("window.__notReloaded = true;")
         # Let the page's event stream connect before the mail comes in.
@@ -86,6 +94,7 @@ def main():
         result["appeared_after_ms"] = round((time.monotonic() - sent) * 1000)
         if not driver.execute_script("return window.__notReloaded === true;"):
             raise SystemExit("the list reloaded instead of updating in place")
+        log(f"mail appeared after {result['appeared_after_ms']} ms")
         driver.save_screenshot(f"{shots}/list-{first['lang']}.png")
         link.click()
         reply = WebDriverWait(driver, 10).until(lambda d: by_label(d, "Reply"))
@@ -95,22 +104,28 @@ def main():
         button(driver, "Send").click()
         WebDriverWait(driver, 10).until(
             lambda d: "Enjoy your tea" in d.find_element(By.ID, "thread").text)
+        log("replied")
         for user in others:
             sign_in(driver, base, user)
+            log(f"signed in as {user['email']}")
             driver.get(base + "/?view=email")
+            log("list loaded")
             WebDriverWait(driver, 10).until(
                 ec.presence_of_element_located((By.LINK_TEXT, SUBJECT)))
             driver.save_screenshot(f"{shots}/list-{user['lang']}.png")
             driver.get(conversation)
+            log("conversation loaded")
             WebDriverWait(driver, 10).until(
                 ec.presence_of_element_located((By.ID, "reply")))
             driver.save_screenshot(f"{shots}/conversation-{user['lang']}.png")
+            log(f"screenshots in {user['lang']}")
         # Phone width: the same page, one pane at a time.
         driver.set_window_size(390, 844)
         driver.get(base + "/?view=email")
         driver.save_screenshot(f"{shots}/list-phone.png")
     finally:
         driver.quit()
+        log("chromium ended")
     print(json.dumps(result))
 
 

@@ -524,6 +524,7 @@ async fn in_a_real_browser_new_mail_appears_without_reload_and_a_reply_is_sent()
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     let measured: Value = serde_json::from_slice(
         out.stdout.split(|b| *b == b'\n').find(|l| l.starts_with(b"{")).unwrap_or(b"{}"),
     )
@@ -538,4 +539,39 @@ async fn in_a_real_browser_new_mail_appears_without_reload_and_a_reply_is_sent()
             assert!(shots.join(format!("{page}-{lang}.png")).is_file(), "{page}-{lang}.png");
         }
     }
+}
+
+#[tokio::test]
+async fn the_event_stream_says_change_when_mail_arrives_and_ends_when_the_daemon_stops() {
+    let d = Daemon::start().await;
+    let web = Web::signed_in(&d, ALICE).await;
+    let request = web
+        .http
+        .get(format!("{}/events", web.base))
+        .header(COOKIE, web.cookie.clone().expect("cookie"));
+    let mut events = request.send().await.expect("event stream");
+    assert_eq!(events.status(), 200);
+    assert!(events.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .starts_with("text/event-stream"));
+    let mut seen = String::new();
+    let mut wait_for = async |what: &str| {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+        while !seen.contains(what) {
+            let chunk = tokio::time::timeout_at(deadline, events.chunk())
+                .await
+                .unwrap_or_else(|_| panic!("{what} within 3 s; got {seen:?}"))
+                .expect("stream chunk")
+                .expect("stream open");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    wait_for("event: ready").await;
+    customer_writes(&d, "live@klant.example", SUPPORT, "Live").await;
+    wait_for("event: change").await;
+    // An open stream must not hold the daemon's graceful shutdown.
+    tokio::time::timeout(std::time::Duration::from_secs(10), d.stop())
+        .await
+        .expect("the daemon stops with an event stream open");
 }

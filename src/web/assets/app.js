@@ -57,6 +57,8 @@
   if (app && window.EventSource) {
     var source = new EventSource(app.getAttribute("data-live"));
     source.addEventListener("change", refresh);
+    // Free the connection when the page goes (browsers allow few per host).
+    window.addEventListener("pagehide", function () { source.close(); });
   }
 
   function rows() { return Array.prototype.slice.call(document.querySelectorAll("tr[data-id]")); }

@@ -231,7 +231,7 @@ fn row(lang: Lang, me: &SignedIn, config: &Config, c: &ConversationRow, now: i64
                     @if let Some(comment) = &c.comment_preview {
                         span.comment { (lang.t("comment_prefix")) " " (first_line(comment)) }
                     } @else {
-                        (first_line(&c.preview))
+                        (first_line(super::conversation::split_quoted(&c.preview).0))
                     }
                 }
             }
