@@ -76,20 +76,29 @@ impl Service {
         }
         let hash = hash_password(password)?;
         let email = user.email.to_lowercase();
-        Ok(self.writer.set_web_password(email, hash, self.now()).await?)
+        Ok(self
+            .writer
+            .set_web_password(email, hash, self.now())
+            .await?)
     }
 
     /// The configured user's address when `password` is theirs; `None` otherwise (no
     /// such user, no password set, wrong password). Slow on purpose (Argon2id): call it
     /// on the blocking pool.
-    pub fn check_password(&self, email: &str, password: &str) -> Result<Option<String>, InboxError> {
+    pub fn check_password(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<Option<String>, InboxError> {
         let config = self.config();
         let user = config.user(email.trim());
         let stored = match user {
             Some(u) => self.read(|r| r.web_password(&u.email.to_lowercase()))?,
             None => None,
         };
-        let candidate = password.get(..password.len().min(MAX_PASSWORD_LEN)).unwrap_or("");
+        let candidate = password
+            .get(..password.len().min(MAX_PASSWORD_LEN))
+            .unwrap_or("");
         let right = verifies(candidate, stored.as_deref().unwrap_or_else(|| decoy_hash()));
         Ok(user
             .filter(|_| right && stored.is_some())
@@ -126,8 +135,7 @@ impl Service {
             return Ok(None);
         }
         let stored = self.read(|r| r.web_session(&super::token::hash(secret)))?;
-        let Some(row) = stored.filter(|s| self.now() - s.created_at < SESSION_LIFETIME_SECS)
-        else {
+        let Some(row) = stored.filter(|s| self.now() - s.created_at < SESSION_LIFETIME_SECS) else {
             return Ok(None);
         };
         Ok(self.config().user(&row.user).map(|user| WebSession {

@@ -32,9 +32,9 @@ mod route;
 mod rows;
 mod schema;
 mod search_index;
-mod web_sessions;
 #[cfg(test)]
 mod testkit;
+mod web_sessions;
 mod writer;
 
 use std::path::{Path, PathBuf};

@@ -59,7 +59,12 @@ impl Writer {
                      VALUES (?1, ?2, ?3, ?4, ?4) RETURNING id",
                 )?
                 .query_row(
-                    params![session.secret_sha256, session.user, session.csrf, session.now],
+                    params![
+                        session.secret_sha256,
+                        session.user,
+                        session.csrf,
+                        session.now
+                    ],
                     |r| r.get(0),
                 )?)
         })

@@ -52,12 +52,36 @@ pub const CATALOGUE: &[(&str, [&str; 3])] = &[
     ("sign_in.email", ["Email", "E-mailadres", "E-postadress"]),
     ("sign_in.password", ["Password", "Wachtwoord", "Lösenord"]),
     ("sign_in.button", ["Sign in", "Inloggen", "Logga in"]),
-    ("sign_in.wrong", ["Wrong email or password.", "Onjuist e-mailadres of wachtwoord.", "Fel e-postadress eller lösenord."]),
-    ("sign_in.limited", ["Too many failed sign-ins. Try again in a minute.", "Te veel mislukte pogingen. Probeer het over een minuut opnieuw.", "För många misslyckade inloggningar. Försök igen om en minut."]),
+    (
+        "sign_in.wrong",
+        [
+            "Wrong email or password.",
+            "Onjuist e-mailadres of wachtwoord.",
+            "Fel e-postadress eller lösenord.",
+        ],
+    ),
+    (
+        "sign_in.limited",
+        [
+            "Too many failed sign-ins. Try again in a minute.",
+            "Te veel mislukte pogingen. Probeer het over een minuut opnieuw.",
+            "För många misslyckade inloggningar. Försök igen om en minut.",
+        ],
+    ),
     ("sign_out", ["Sign out", "Uitloggen", "Logga ut"]),
     // views (SPEC F1)
-    ("view.unassigned", ["Unassigned", "Niet toegewezen", "Ej tilldelade"]),
-    ("view.assigned_to_me", ["Assigned to me", "Toegewezen aan mij", "Tilldelade till mig"]),
+    (
+        "view.unassigned",
+        ["Unassigned", "Niet toegewezen", "Ej tilldelade"],
+    ),
+    (
+        "view.assigned_to_me",
+        [
+            "Assigned to me",
+            "Toegewezen aan mij",
+            "Tilldelade till mig",
+        ],
+    ),
     ("view.all_open", ["All open", "Alles open", "Alla öppna"]),
     ("view.email", ["Email", "E-mail", "E-post"]),
     ("view.closed", ["Closed", "Gesloten", "Stängda"]),
@@ -68,16 +92,28 @@ pub const CATALOGUE: &[(&str, [&str; 3])] = &[
     ("views", ["Views", "Weergaven", "Vyer"]),
     ("more", ["More", "Meer", "Mer"]),
     ("inbox", ["Inbox", "Inbox", "Inkorg"]),
-    ("all_inboxes", ["All inboxes", "Alle inboxen", "Alla inkorgar"]),
+    (
+        "all_inboxes",
+        ["All inboxes", "Alle inboxen", "Alla inkorgar"],
+    ),
     ("switch", ["Switch", "Wisselen", "Byt"]),
     ("available", ["Available", "Beschikbaar", "Tillgänglig"]),
     ("away", ["Away", "Afwezig", "Borta"]),
     // list
     ("search", ["Search", "Zoeken", "Sök"]),
-    ("leave_search", ["Leave search", "Zoeken verlaten", "Lämna sökningen"]),
+    (
+        "leave_search",
+        ["Leave search", "Zoeken verlaten", "Lämna sökningen"],
+    ),
     ("sort", ["Sort", "Sorteren", "Sortera"]),
-    ("sort.newest", ["Newest first", "Nieuwste eerst", "Nyaste först"]),
-    ("sort.oldest", ["Oldest first", "Oudste eerst", "Äldsta först"]),
+    (
+        "sort.newest",
+        ["Newest first", "Nieuwste eerst", "Nyaste först"],
+    ),
+    (
+        "sort.oldest",
+        ["Oldest first", "Oudste eerst", "Äldsta först"],
+    ),
     ("apply", ["Apply", "Toepassen", "Använd"]),
     ("col.select", ["Select", "Selecteren", "Välj"]),
     ("col.contact", ["Contact", "Contact", "Kontakt"]),
@@ -89,19 +125,67 @@ pub const CATALOGUE: &[(&str, [&str; 3])] = &[
     ("received", ["Received", "Ontvangen", "Mottagen"]),
     ("comment_prefix", ["Comment:", "Opmerking:", "Kommentar:"]),
     ("nobody", ["Unassigned", "Niet toegewezen", "Ej tilldelad"]),
-    ("empty", ["No conversations here.", "Geen gesprekken hier.", "Inga konversationer här."]),
+    (
+        "empty",
+        [
+            "No conversations here.",
+            "Geen gesprekken hier.",
+            "Inga konversationer här.",
+        ],
+    ),
     ("next_page", ["Next page", "Volgende pagina", "Nästa sida"]),
-    ("first_page", ["First page", "Eerste pagina", "Första sidan"]),
-    ("bulk.close", ["Close selected", "Geselecteerde sluiten", "Stäng valda"]),
-    ("bulk.trash", ["Trash selected", "Geselecteerde naar prullenbak", "Släng valda"]),
-    ("bulk.assign", ["Assign selected to", "Geselecteerde toewijzen aan", "Tilldela valda till"]),
-    ("bulk.assign_button", ["Assign selected", "Geselecteerde toewijzen", "Tilldela valda"]),
-    ("bulk.done", ["conversations changed", "gesprekken gewijzigd", "konversationer ändrade"]),
+    (
+        "first_page",
+        ["First page", "Eerste pagina", "Första sidan"],
+    ),
+    (
+        "bulk.close",
+        ["Close selected", "Geselecteerde sluiten", "Stäng valda"],
+    ),
+    (
+        "bulk.trash",
+        [
+            "Trash selected",
+            "Geselecteerde naar prullenbak",
+            "Släng valda",
+        ],
+    ),
+    (
+        "bulk.assign",
+        [
+            "Assign selected to",
+            "Geselecteerde toewijzen aan",
+            "Tilldela valda till",
+        ],
+    ),
+    (
+        "bulk.assign_button",
+        [
+            "Assign selected",
+            "Geselecteerde toewijzen",
+            "Tilldela valda",
+        ],
+    ),
+    (
+        "bulk.done",
+        [
+            "conversations changed",
+            "gesprekken gewijzigd",
+            "konversationer ändrade",
+        ],
+    ),
     ("bulk.refused", ["refused", "geweigerd", "nekade"]),
     ("yesterday", ["yesterday", "gisteren", "igår"]),
     ("live.new", ["Updated", "Bijgewerkt", "Uppdaterad"]),
     // conversation
-    ("back", ["Back to the list", "Terug naar de lijst", "Tillbaka till listan"]),
+    (
+        "back",
+        [
+            "Back to the list",
+            "Terug naar de lijst",
+            "Tillbaka till listan",
+        ],
+    ),
     ("assignee", ["Assignee", "Eigenaar", "Tilldelad"]),
     ("assign", ["Assign", "Toewijzen", "Tilldela"]),
     ("close", ["Close", "Sluiten", "Stäng"]),
@@ -118,16 +202,39 @@ pub const CATALOGUE: &[(&str, [&str; 3])] = &[
     ("bcc", ["Bcc", "Bcc", "Hemlig kopia"]),
     ("date", ["Date", "Datum", "Datum"]),
     ("attachments", ["Attachments", "Bijlagen", "Bilagor"]),
-    ("quoted", ["Show quoted text", "Geciteerde tekst tonen", "Visa citerad text"]),
-    ("html_version", ["Formatted version", "Opgemaakte versie", "Formaterad version"]),
+    (
+        "quoted",
+        [
+            "Show quoted text",
+            "Geciteerde tekst tonen",
+            "Visa citerad text",
+        ],
+    ),
+    (
+        "html_version",
+        [
+            "Formatted version",
+            "Opgemaakte versie",
+            "Formaterad version",
+        ],
+    ),
     ("why", ["why?", "waarom?", "varför?"]),
     ("badge.spam", ["Spam", "Spam", "Skräppost"]),
     ("badge.filtered", ["Filtered", "Gefilterd", "Filtrerad"]),
-    ("badge.auto_reply", ["Auto-reply", "Automatisch antwoord", "Autosvar"]),
+    (
+        "badge.auto_reply",
+        ["Auto-reply", "Automatisch antwoord", "Autosvar"],
+    ),
     ("badge.bulk", ["Bulk mail", "Bulkmail", "Massutskick"]),
     ("badge.bounce", ["Bounce", "Onbestelbaar", "Studsat"]),
-    ("badge.feedback", ["Feedback report", "Feedbackrapport", "Feedbackrapport"]),
-    ("badge.trashed", ["In trash", "In prullenbak", "I papperskorgen"]),
+    (
+        "badge.feedback",
+        ["Feedback report", "Feedbackrapport", "Feedbackrapport"],
+    ),
+    (
+        "badge.trashed",
+        ["In trash", "In prullenbak", "I papperskorgen"],
+    ),
     ("delivery", ["Delivery", "Bezorging", "Leverans"]),
     ("timeline", ["Activity", "Activiteit", "Aktivitet"]),
     ("reply", ["Reply", "Beantwoorden", "Svara"]),
@@ -135,28 +242,84 @@ pub const CATALOGUE: &[(&str, [&str; 3])] = &[
     ("sent_as", ["Sent as", "Verstuurd als", "Skickas som"]),
     ("signature", ["Signature", "Handtekening", "Signatur"]),
     ("comment", ["Comment", "Opmerking", "Kommentar"]),
-    ("add_comment", ["Add comment", "Opmerking toevoegen", "Lägg till kommentar"]),
-    ("internal_note", ["Internal note, not sent to the customer", "Interne notitie, niet naar de klant gestuurd", "Intern anteckning, skickas inte till kunden"]),
-    ("view_only", ["You can read this inbox but not act in it.", "Je kunt deze inbox lezen maar er niets in doen.", "Du kan läsa inkorgen men inte agera i den."]),
+    (
+        "add_comment",
+        ["Add comment", "Opmerking toevoegen", "Lägg till kommentar"],
+    ),
+    (
+        "internal_note",
+        [
+            "Internal note, not sent to the customer",
+            "Interne notitie, niet naar de klant gestuurd",
+            "Intern anteckning, skickas inte till kunden",
+        ],
+    ),
+    (
+        "view_only",
+        [
+            "You can read this inbox but not act in it.",
+            "Je kunt deze inbox lezen maar er niets in doen.",
+            "Du kan läsa inkorgen men inte agera i den.",
+        ],
+    ),
     ("contact", ["Contact", "Contact", "Kontakt"]),
     ("ticket", ["Ticket", "Ticket", "Ärende"]),
     ("messages", ["messages", "berichten", "meddelanden"]),
     // errors
-    ("error.not_found", ["Not found", "Niet gevonden", "Hittades inte"]),
-    ("error.forbidden", ["Not allowed", "Niet toegestaan", "Inte tillåtet"]),
-    ("error.invalid", ["That did not work", "Dat lukte niet", "Det gick inte"]),
-    ("error.internal", ["Something went wrong", "Er ging iets mis", "Något gick fel"]),
-    ("error.csrf", ["This form has expired; reload the page and try again.", "Dit formulier is verlopen; laad de pagina opnieuw en probeer het nog eens.", "Formuläret har gått ut; ladda om sidan och försök igen."]),
+    (
+        "error.not_found",
+        ["Not found", "Niet gevonden", "Hittades inte"],
+    ),
+    (
+        "error.forbidden",
+        ["Not allowed", "Niet toegestaan", "Inte tillåtet"],
+    ),
+    (
+        "error.invalid",
+        ["That did not work", "Dat lukte niet", "Det gick inte"],
+    ),
+    (
+        "error.internal",
+        ["Something went wrong", "Er ging iets mis", "Något gick fel"],
+    ),
+    (
+        "error.csrf",
+        [
+            "This form has expired; reload the page and try again.",
+            "Dit formulier is verlopen; laad de pagina opnieuw en probeer het nog eens.",
+            "Formuläret har gått ut; ladda om sidan och försök igen.",
+        ],
+    ),
     // keyboard
-    ("shortcuts", ["Keyboard shortcuts", "Sneltoetsen", "Kortkommandon"]),
-    ("key.next", ["next conversation", "volgend gesprek", "nästa konversation"]),
-    ("key.previous", ["previous conversation", "vorig gesprek", "föregående konversation"]),
+    (
+        "shortcuts",
+        ["Keyboard shortcuts", "Sneltoetsen", "Kortkommandon"],
+    ),
+    (
+        "key.next",
+        ["next conversation", "volgend gesprek", "nästa konversation"],
+    ),
+    (
+        "key.previous",
+        [
+            "previous conversation",
+            "vorig gesprek",
+            "föregående konversation",
+        ],
+    ),
     ("key.open", ["open", "openen", "öppna"]),
     ("key.reply", ["reply", "beantwoorden", "svara"]),
     ("key.comment", ["comment", "opmerking", "kommentar"]),
     ("key.close", ["close", "sluiten", "stäng"]),
     ("key.search", ["search", "zoeken", "sök"]),
-    ("key.help", ["show these shortcuts", "deze sneltoetsen tonen", "visa kortkommandona"]),
+    (
+        "key.help",
+        [
+            "show these shortcuts",
+            "deze sneltoetsen tonen",
+            "visa kortkommandona",
+        ],
+    ),
 ];
 
 #[cfg(test)]
@@ -168,7 +331,10 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for (key, texts) in CATALOGUE {
             assert!(seen.insert(key), "{key} twice");
-            assert!(texts.iter().all(|t| !t.is_empty()), "{key} has an empty text");
+            assert!(
+                texts.iter().all(|t| !t.is_empty()),
+                "{key} has an empty text"
+            );
         }
     }
 

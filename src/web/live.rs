@@ -51,7 +51,9 @@ async fn watch_changes(state: Arc<WebState>, tx: mpsc::Sender<Result<Event, Infa
             Some(_) => None,
         };
         if let Some(name) = name {
-            let event = Event::default().event(name).data(format!("{}.{}", marker.0, marker.1));
+            let event = Event::default()
+                .event(name)
+                .data(format!("{}.{}", marker.0, marker.1));
             if tx.send(Ok(event)).await.is_err() {
                 return;
             }

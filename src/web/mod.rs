@@ -37,7 +37,6 @@ pub struct WebState {
     pub shutdown: watch::Receiver<bool>,
 }
 
-
 /// The web inbox's routes, with their state.
 pub fn router(
     service: Arc<Service>,
@@ -52,10 +51,7 @@ pub fn router(
     });
     Router::new()
         .route("/", get(pages::list::page))
-        .route(
-            "/sign-in",
-            get(pages::sign_in::page).post(session::sign_in),
-        )
+        .route("/sign-in", get(pages::sign_in::page).post(session::sign_in))
         .route("/sign-out", post(session::sign_out))
         .route("/bulk", post(actions::bulk))
         .route("/conversations/{id}", get(pages::conversation::page))

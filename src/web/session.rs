@@ -189,7 +189,8 @@ pub async fn sign_in(
     match state.service.open_session(&user).await {
         Ok(opened) => {
             tracing::info!(user = %user, "web: signed in");
-            let cookie = session_cookie(&opened.secret, SESSION_LIFETIME_SECS, state.secure_cookies);
+            let cookie =
+                session_cookie(&opened.secret, SESSION_LIFETIME_SECS, state.secure_cookies);
             with_cookie(Redirect::to("/").into_response(), &cookie)
         }
         Err(e) => WebError::from(e).page(lang),
@@ -255,14 +256,20 @@ mod tests {
         }
         assert!(!limiter.allowed(&keys, start), "the account is held back");
         let other_account = [address, FailureKey::Account("b@x.example".into())];
-        assert!(limiter.allowed(&other_account, start), "its address is not yet");
+        assert!(
+            limiter.allowed(&other_account, start),
+            "its address is not yet"
+        );
         assert!(limiter.allowed(&keys, start + WINDOW), "the window passes");
     }
 
     #[test]
     fn the_session_cookie_is_http_only_and_same_site_and_secure_over_tls() {
         let plain = session_cookie("s3cret", 60, false);
-        assert!(plain.contains("HttpOnly") && plain.contains("SameSite=Lax"), "{plain}");
+        assert!(
+            plain.contains("HttpOnly") && plain.contains("SameSite=Lax"),
+            "{plain}"
+        );
         assert!(!plain.contains("Secure"));
         assert!(session_cookie("s3cret", 60, true).ends_with("; Secure"));
     }

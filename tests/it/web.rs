@@ -103,7 +103,11 @@ impl Web {
     /// Signs in (password set first); panics unless it works.
     async fn signed_in(d: &Daemon, email: &str) -> Web {
         let out = set_password(d, email, PASSWORD);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let mut web = Web::new(d);
         let answer = web.sign_in(email, PASSWORD).await;
         assert_eq!(answer.status, 303, "{}", answer.body);
@@ -112,7 +116,10 @@ impl Web {
 
     async fn sign_in(&mut self, email: &str, password: &str) -> Answer {
         let answer = self
-            .post_raw("/sign-in", form_body(&[("email", email), ("password", password)]))
+            .post_raw(
+                "/sign-in",
+                form_body(&[("email", email), ("password", password)]),
+            )
             .await;
         if let Some(cookie) = answer.headers.get(SET_COOKIE).and_then(|v| v.to_str().ok()) {
             self.cookie = cookie.split(';').next().map(str::to_string);
@@ -137,7 +144,8 @@ impl Web {
     }
 
     async fn get(&self, path: &str) -> Answer {
-        self.answer(self.http.get(format!("{}{path}", self.base))).await
+        self.answer(self.http.get(format!("{}{path}", self.base)))
+            .await
     }
 
     async fn post_raw(&self, path: &str, body: String) -> Answer {
@@ -171,7 +179,11 @@ fn mail(id: &str, to: &str, subject: &str, body: &str) -> Vec<u8> {
 /// Delivers a customer's mail over SMTP; returns its conversation id.
 async fn customer_writes(d: &Daemon, id: &str, to: &str, subject: &str) -> i64 {
     let reply = d
-        .send("jan@klant.example", &[to], &mail(id, to, subject, "Where is my order?"))
+        .send(
+            "jan@klant.example",
+            &[to],
+            &mail(id, to, subject, "Where is my order?"),
+        )
         .await;
     assert!(reply.starts_with("250"), "{reply}");
     conversation_with_subject(&d.list(&[]), subject)
@@ -193,12 +205,23 @@ async fn sign_in_with_the_right_password_sets_an_http_only_session_and_a_wrong_o
         assert!(form.body.contains(label), "{label} missing: {}", form.body);
     }
     let out = set_password(&d, ALICE, PASSWORD);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let wrong = web.sign_in(ALICE, "not the password").await;
     assert_eq!(wrong.status, 401);
-    assert!(wrong.headers.get(SET_COOKIE).is_none(), "a wrong password sets no cookie");
-    assert!(wrong.body.contains("Wrong email or password"), "{}", wrong.body);
+    assert!(
+        wrong.headers.get(SET_COOKIE).is_none(),
+        "a wrong password sets no cookie"
+    );
+    assert!(
+        wrong.body.contains("Wrong email or password"),
+        "{}",
+        wrong.body
+    );
     assert_eq!(web.get("/").await.status, 303, "still signed out");
 
     let right = web.sign_in(ALICE, PASSWORD).await;
@@ -207,14 +230,27 @@ async fn sign_in_with_the_right_password_sets_an_http_only_session_and_a_wrong_o
     let cookie = right.headers[SET_COOKIE].to_str().expect("ascii");
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Lax"), "{cookie}");
-    assert!(!cookie.contains("Secure"), "plain HTTP: no Secure flag: {cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "plain HTTP: no Secure flag: {cookie}"
+    );
     let list = web.get("/").await;
     assert_eq!(list.status, 200);
     for view in [
-        "Unassigned", "Assigned to me", "All open", "Email", "Closed", "Sent", "Spam",
-        "Filtered", "Trash",
+        "Unassigned",
+        "Assigned to me",
+        "All open",
+        "Email",
+        "Closed",
+        "Sent",
+        "Spam",
+        "Filtered",
+        "Trash",
     ] {
-        assert!(list.body.contains(&format!("<span>{view}</span>")), "{view} missing");
+        assert!(
+            list.body.contains(&format!("<span>{view}</span>")),
+            "{view} missing"
+        );
     }
     assert!(list.body.contains("<label for=\"q\">Search</label>"));
 
@@ -255,13 +291,19 @@ async fn a_form_post_without_the_csrf_token_is_refused_and_changes_nothing() {
     let none = web.post_raw(&path, form_body(&[("action", "close")])).await;
     assert_eq!(none.status, 403);
     let forged = web
-        .post_raw(&path, form_body(&[("action", "close"), ("csrf", "0123abcd")]))
+        .post_raw(
+            &path,
+            form_body(&[("action", "close"), ("csrf", "0123abcd")]),
+        )
         .await;
     assert_eq!(forged.status, 403);
     let empty = web.post_raw(&path, String::new()).await;
     assert_eq!(empty.status, 403);
     let comment = web
-        .post_raw(&format!("/conversations/{id}/comment"), form_body(&[("text", "x")]))
+        .post_raw(
+            &format!("/conversations/{id}/comment"),
+            form_body(&[("text", "x")]),
+        )
         .await;
     assert_eq!(comment.status, 403);
     let shown = status_of(&d, id);
@@ -277,8 +319,14 @@ async fn a_conversation_of_an_inbox_the_agent_may_not_see_is_404_and_a_super_adm
     let d = Daemon::start().await;
     let sales = customer_writes(&d, "sales@klant.example", SALES, "Offerte").await;
     let alice = Web::signed_in(&d, ALICE).await;
-    assert_eq!(alice.get(&format!("/conversations/{sales}")).await.status, 404);
-    assert!(!alice.get("/").await.body.contains("Offerte"), "not in alice's list");
+    assert_eq!(
+        alice.get(&format!("/conversations/{sales}")).await.status,
+        404
+    );
+    assert!(
+        !alice.get("/").await.body.contains("Offerte"),
+        "not in alice's list"
+    );
     let bob = Web::signed_in(&d, BOB).await;
     let page = bob.get(&format!("/conversations/{sales}")).await;
     assert_eq!(page.status, 200);
@@ -287,7 +335,10 @@ async fn a_conversation_of_an_inbox_the_agent_may_not_see_is_404_and_a_super_adm
     let root = Web::signed_in(&d, ROOT).await;
     let seen = root.get(&format!("/conversations/{sales}")).await;
     assert_eq!(seen.status, 200, "a super admin views every inbox");
-    assert!(!seen.body.contains(">Close<"), "no actions offered to a viewer");
+    assert!(
+        !seen.body.contains(">Close<"),
+        "no actions offered to a viewer"
+    );
     let refused = root
         .submit(
             "/",
@@ -320,7 +371,9 @@ async fn a_mail_sent_over_smtp_shows_in_the_list_with_its_contact_and_links_by_s
         list.body
     );
     assert!(list.body.contains("Where is my order?"), "preview");
-    assert!(list.body.contains("<span>Unassigned</span> <span class=\"count\">1</span>"));
+    assert!(list
+        .body
+        .contains("<span>Unassigned</span> <span class=\"count\">1</span>"));
     let found = web.get("/?q=kettle").await;
     assert!(found.body.contains(&format!("/conversations/{id}")));
     let missing = web.get("/?q=toaster").await;
@@ -342,16 +395,30 @@ async fn reply_assign_comment_and_close_by_form_reach_the_store_and_the_receiver
     let web = Web::signed_in(&d, ALICE).await;
     let page = format!("/conversations/{id}");
     let shown = web.get(&page).await;
-    assert!(shown.body.contains("Alice Smith from Demo Support &lt;support@demo.hs-inbox.com&gt;"), "from-name preview: {}", shown.body);
+    assert!(
+        shown
+            .body
+            .contains("Alice Smith from Demo Support &lt;support@demo.hs-inbox.com&gt;"),
+        "from-name preview: {}",
+        shown.body
+    );
     assert!(shown.body.contains("Demo Inc support"), "signature preview");
     assert!(shown.body.contains("<label for=\"reply\">Reply</label>"));
     assert!(shown.body.contains(">Send</button>"));
-    assert!(shown.body.contains("<label for=\"comment\">Comment</label>"));
+    assert!(shown
+        .body
+        .contains("<label for=\"comment\">Comment</label>"));
     assert!(shown.body.contains(">Add comment</button>"));
-    assert!(shown.body.contains("<label for=\"assignee\">Assignee</label>"));
+    assert!(shown
+        .body
+        .contains("<label for=\"assignee\">Assignee</label>"));
 
     let sent = web
-        .submit(&page, &format!("{page}/reply"), &[("text", "It ships today.")])
+        .submit(
+            &page,
+            &format!("{page}/reply"),
+            &[("text", "It ships today.")],
+        )
         .await;
     assert_eq!(sent.status, 303, "{}", sent.body);
     let got = sink.wait_for(1).await;
@@ -360,16 +427,27 @@ async fn reply_assign_comment_and_close_by_form_reach_the_store_and_the_receiver
         reply.header("From").as_deref(),
         Some("\"Alice Smith from Demo Support\" <support@demo.hs-inbox.com>")
     );
-    assert_eq!(reply.header("In-Reply-To").as_deref(), Some("<act@klant.example>"));
+    assert_eq!(
+        reply.header("In-Reply-To").as_deref(),
+        Some("<act@klant.example>")
+    );
     assert!(reply.raw.contains("It ships today."));
-    assert!(reply.raw.contains("Alice Smith\r\nDemo Inc support"), "{}", reply.raw);
+    assert!(
+        reply.raw.contains("Alice Smith\r\nDemo Inc support"),
+        "{}",
+        reply.raw
+    );
 
     let assigned = web
         .submit(&page, &format!("{page}/assign"), &[("assignee", BOB)])
         .await;
     assert_eq!(assigned.status, 303, "{}", assigned.body);
     let commented = web
-        .submit(&page, &format!("{page}/comment"), &[("text", "Called him, all good")])
+        .submit(
+            &page,
+            &format!("{page}/comment"),
+            &[("text", "Called him, all good")],
+        )
         .await;
     assert_eq!(commented.status, 303);
     let closed = web
@@ -380,7 +458,10 @@ async fn reply_assign_comment_and_close_by_form_reach_the_store_and_the_receiver
     assert_eq!(shown["assignee"], BOB);
     assert_eq!(shown["status"], "closed");
     let after = web.get(&page).await;
-    assert!(after.body.contains("class=\"note\""), "comment shown as a note");
+    assert!(
+        after.body.contains("class=\"note\""),
+        "comment shown as a note"
+    );
     assert!(after.body.contains("Called him, all good"));
     assert!(after.body.contains(">Reopen<"));
 }
@@ -396,7 +477,12 @@ async fn bulk_close_from_the_list_closes_the_checked_conversations() {
         .submit(
             "/",
             "/bulk",
-            &[("action", "close"), ("id", &one_text), ("id", &two_text), ("back", "/?view=all_open")],
+            &[
+                ("action", "close"),
+                ("id", &one_text),
+                ("id", &two_text),
+                ("back", "/?view=all_open"),
+            ],
         )
         .await;
     assert_eq!(done.status, 303);
@@ -446,10 +532,14 @@ async fn an_attachment_downloads_as_an_attachment_that_is_not_sniffed() {
         Content-Type: text/plain\r\n\r\nSee attached\r\n--b\r\n\
         Content-Type: text/html; name=\"x.html\"\r\nContent-Disposition: attachment; filename=\"x.html\"\r\n\r\n\
         <script>alert(1)</script>\r\n--b--\r\n";
-    let reply = d.send("jan@klant.example", &[SUPPORT], message.as_bytes()).await;
+    let reply = d
+        .send("jan@klant.example", &[SUPPORT], message.as_bytes())
+        .await;
     assert!(reply.starts_with("250"), "{reply}");
     let id = conversation_with_subject(&d.list(&[]), "Invoice");
-    let row = d.show(id)["messages"][0]["id"].as_i64().expect("message id");
+    let row = d.show(id)["messages"][0]["id"]
+        .as_i64()
+        .expect("message id");
     let web = Web::signed_in(&d, ALICE).await;
     let page = web.get(&format!("/conversations/{id}")).await;
     let link = format!("/conversations/{id}/messages/{row}/attachments/0");
@@ -495,7 +585,11 @@ async fn in_a_real_browser_new_mail_appears_without_reload_and_a_reply_is_sent()
         .iter()
         .map(|(email, lang)| {
             let out = set_password(&d, email, PASSWORD);
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             serde_json::json!({ "email": email, "password": PASSWORD, "lang": lang })
         })
         .collect();
@@ -508,7 +602,8 @@ async fn in_a_real_browser_new_mail_appears_without_reload_and_a_reply_is_sent()
         "users": users,
         "shots": shots,
     });
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/web_inbox.py");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/web_inbox.py");
     let out = tokio::task::spawn_blocking(move || {
         Command::new("/usr/bin/python3")
             .arg(script)
@@ -526,7 +621,10 @@ async fn in_a_real_browser_new_mail_appears_without_reload_and_a_reply_is_sent()
     );
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     let measured: Value = serde_json::from_slice(
-        out.stdout.split(|b| *b == b'\n').find(|l| l.starts_with(b"{")).unwrap_or(b"{}"),
+        out.stdout
+            .split(|b| *b == b'\n')
+            .find(|l| l.starts_with(b"{"))
+            .unwrap_or(b"{}"),
     )
     .expect("the script's JSON line");
     let after = measured["appeared_after_ms"].as_i64().expect("measured");
@@ -536,7 +634,10 @@ async fn in_a_real_browser_new_mail_appears_without_reload_and_a_reply_is_sent()
     assert!(got[0].raw.contains("Alice Smith from Demo Support"));
     for lang in ["en", "nl", "sv"] {
         for page in ["list", "conversation"] {
-            assert!(shots.join(format!("{page}-{lang}.png")).is_file(), "{page}-{lang}.png");
+            assert!(
+                shots.join(format!("{page}-{lang}.png")).is_file(),
+                "{page}-{lang}.png"
+            );
         }
     }
 }
@@ -574,4 +675,31 @@ async fn the_event_stream_says_change_when_mail_arrives_and_ends_when_the_daemon
     tokio::time::timeout(std::time::Duration::from_secs(10), d.stop())
         .await
         .expect("the daemon stops with an event stream open");
+}
+
+#[tokio::test]
+async fn a_full_list_page_with_its_css_and_script_weighs_under_100_kb() {
+    let d = Daemon::start().await;
+    let mut smtp = d.client().await;
+    for n in 0..60 {
+        let subject = format!("Question number {n} about a rather long-winded order issue");
+        let body =
+            "Hello, I ordered a kettle three weeks ago and it has not arrived yet. ".repeat(4);
+        let message = mail(&format!("w{n}@klant.example"), SUPPORT, &subject, &body);
+        let reply = smtp.mail("jan@klant.example", &[SUPPORT], &message).await;
+        assert!(reply.starts_with("250"), "{reply}");
+    }
+    let web = Web::signed_in(&d, ALICE).await;
+    let html = web.get("/?view=all_open").await;
+    assert_eq!(html.body.matches("<tr data-id=").count(), 50, "a full page");
+    let css = web.get("/assets/app.css").await;
+    let js = web.get("/assets/app.js").await;
+    let total = html.body.len() + css.body.len() + js.body.len();
+    eprintln!(
+        "list page weight: html {} + css {} + js {} = {total} bytes",
+        html.body.len(),
+        css.body.len(),
+        js.body.len()
+    );
+    assert!(total < 100 * 1024, "{total} bytes");
 }

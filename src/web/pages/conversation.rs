@@ -252,7 +252,14 @@ fn items(lang: Lang, config: &Config, loaded: &Loaded, now: i64) -> Markup {
     }
 }
 
-fn message(lang: Lang, conversation: i64, m: &MessageRow, html_part: bool, newest: bool, now: i64) -> Markup {
+fn message(
+    lang: Lang,
+    conversation: i64,
+    m: &MessageRow,
+    html_part: bool,
+    newest: bool,
+    now: i64,
+) -> Markup {
     let from = match &m.from_name {
         Some(name) if !name.trim().is_empty() => format!("{name} <{}>", m.from),
         _ => m.from.clone(),
@@ -467,7 +474,9 @@ pub async fn attachment(
         blocking(&state, move |s| {
             let m = s.message(&caller, message)?;
             if m.conversation_id != id {
-                return Err(crate::inbox::InboxError::NotFound(format!("message {message}")));
+                return Err(crate::inbox::InboxError::NotFound(format!(
+                    "message {message}"
+                )));
             }
             s.attachment(&caller, message, index)
         })
@@ -485,7 +494,10 @@ pub async fn attachment(
             (
                 [
                     (header::CONTENT_TYPE, content_type),
-                    (header::CONTENT_DISPOSITION, crate::api::content_disposition(&name)),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        crate::api::content_disposition(&name),
+                    ),
                     (header::X_CONTENT_TYPE_OPTIONS, "nosniff".into()),
                 ],
                 bytes,
@@ -503,7 +515,10 @@ mod tests {
     #[test]
     fn quoted_history_and_signature_fold_but_a_leading_quote_does_not() {
         let text = "Thanks!\n\nOn Mon, 1 Jan 2026, Jan wrote:\n> hello\n";
-        assert_eq!(split_quoted(text), ("Thanks!", "On Mon, 1 Jan 2026, Jan wrote:\n> hello\n"));
+        assert_eq!(
+            split_quoted(text),
+            ("Thanks!", "On Mon, 1 Jan 2026, Jan wrote:\n> hello\n")
+        );
         assert_eq!(split_quoted("Hi\n-- \nBob\n").1, "-- \nBob\n");
         assert_eq!(split_quoted("> quoted first\nanswer\n").1, "");
         assert_eq!(split_quoted("plain"), ("plain", ""));

@@ -110,7 +110,12 @@ fn list_url(place: &Place, q: Option<&str>, sort: Option<&str>, cursor: Option<&
     if let Some(view) = place.view {
         parts.push(format!("view={}", view.name()));
     }
-    for (name, value) in [("inbox", place.inbox.as_deref()), ("q", q), ("sort", sort), ("cursor", cursor)] {
+    for (name, value) in [
+        ("inbox", place.inbox.as_deref()),
+        ("q", q),
+        ("sort", sort),
+        ("cursor", cursor),
+    ] {
         if let Some(value) = value {
             parts.push(format!("{name}={}", encode(value)));
         }
@@ -206,10 +211,21 @@ fn rows(
 }
 
 fn row(lang: Lang, me: &SignedIn, config: &Config, c: &ConversationRow, now: i64) -> Markup {
-    let contact = c.contact_name.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| c.contact_email.clone());
-    let mine = c.assignee.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(&me.session.email));
+    let contact = c
+        .contact_name
+        .clone()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| c.contact_email.clone());
+    let mine = c
+        .assignee
+        .as_deref()
+        .is_some_and(|a| a.eq_ignore_ascii_case(&me.session.email));
     let replied = c.last_direction.as_deref() == Some("out");
-    let subject = if c.subject.trim().is_empty() { "(no subject)" } else { c.subject.as_str() };
+    let subject = if c.subject.trim().is_empty() {
+        "(no subject)"
+    } else {
+        c.subject.as_str()
+    };
     html! {
         tr data-id=(c.id) class=[mine.then_some("mine")] {
             td { input type="checkbox" name="id" value=(c.id) aria-label=(format!("{} {}", lang.t("col.select"), subject)); }

@@ -110,7 +110,10 @@ async fn sidebar(state: &WebState, me: &SignedIn, place: &Place) -> Result<Marku
     let caller = me.caller();
     let inbox = place.inbox.clone();
     let (counts, inboxes) = blocking(state, move |s| {
-        Ok((s.view_counts(&caller, inbox.as_deref())?, s.inboxes(&caller)))
+        Ok((
+            s.view_counts(&caller, inbox.as_deref())?,
+            s.inboxes(&caller),
+        ))
     })
     .await?;
     let count = |view: View| {
@@ -202,12 +205,7 @@ pub fn when(lang: Lang, at: i64, now: i64) -> Markup {
     let today = OffsetDateTime::from_unix_timestamp(now)
         .map(|n| n.date())
         .unwrap_or(t.date());
-    let full = format!(
-        "{} {:02}:{:02} UTC",
-        t.date(),
-        t.hour(),
-        t.minute()
-    );
+    let full = format!("{} {:02}:{:02} UTC", t.date(), t.hour(), t.minute());
     let short = if t.date() == today {
         format!("{:02}:{:02}", t.hour(), t.minute())
     } else if today.previous_day() == Some(t.date()) {
