@@ -176,7 +176,8 @@ pub const CATALOGUE: &[(&str, [&str; 3])] = &[
     ),
     ("bulk.refused", ["refused", "geweigerd", "nekade"]),
     ("yesterday", ["yesterday", "gisteren", "igår"]),
-    ("live.new", ["Updated", "Bijgewerkt", "Uppdaterad"]),
+    ("live.note", ["New activity in this conversation.", "Nieuwe activiteit in dit gesprek.", "Ny aktivitet i konversationen."]),
+    ("live.show", ["Show it", "Tonen", "Visa"]),
     // conversation
     (
         "back",
@@ -311,6 +312,7 @@ pub const CATALOGUE: &[(&str, [&str; 3])] = &[
     ("key.reply", ["reply", "beantwoorden", "svara"]),
     ("key.comment", ["comment", "opmerking", "kommentar"]),
     ("key.close", ["close", "sluiten", "stäng"]),
+    ("key.assign", ["assign to me", "aan mij toewijzen", "tilldela mig"]),
     ("key.search", ["search", "zoeken", "sök"]),
     (
         "key.help",

@@ -102,6 +102,15 @@
       case "r": handled = focus("reply"); break;
       case "c": handled = focus("comment"); break;
       case "/": handled = focus("q"); break;
+      case "a": {
+        var owner = document.getElementById("assignee");
+        var me = app && app.getAttribute("data-me");
+        if (owner && me && owner.querySelector('option[value="' + me + '"]')) {
+          owner.value = me;
+          owner.form.submit();
+        } else handled = false;
+        break;
+      }
       case "e": {
         var close = document.querySelector('button[data-key="e"]');
         if (close) close.click(); else handled = false;

@@ -103,6 +103,10 @@ async fn render(state: &WebState, me: &SignedIn, id: &str) -> Result<Markup, Web
                     p.notice { (lang.t("view_only")) }
                 }
             }
+            p #live-note.notice role="status" hidden {
+                (lang.t("live.note")) " "
+                a href=(format!("/conversations/{}", c.id)) { (lang.t("live.show")) }
+            }
             (items(lang, &config, &loaded, now))
             (activity(lang, &config, &loaded.detail.timeline, now))
             @if can_act {

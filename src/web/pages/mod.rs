@@ -96,7 +96,7 @@ pub async fn frame(
         lang,
         title,
         html! {
-            div.app data-live="/events" {
+            div.app data-live="/events" data-me=(me.session.email) {
                 (side)
                 main #main { (main) }
             }
@@ -174,12 +174,13 @@ async fn sidebar(state: &WebState, me: &SignedIn, place: &Place) -> Result<Marku
 
 /// The `?` overlay listing the keyboard shortcuts.
 fn shortcuts(lang: Lang) -> Markup {
-    let keys: [(&str, &str); 8] = [
+    let keys: [(&str, &str); 9] = [
         ("j", "key.next"),
         ("k", "key.previous"),
         ("o", "key.open"),
         ("r", "key.reply"),
         ("c", "key.comment"),
+        ("a", "key.assign"),
         ("e", "key.close"),
         ("/", "key.search"),
         ("?", "key.help"),
