@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 
 use super::csrf::{self, Fields};
-use super::pages::conversation::parse_id;
+use super::pages::conversation::{parse_id, reply_after_new_mail, Draft};
 use super::session::SignedIn;
 use super::{WebError, WebState};
 use crate::inbox::service::SendRequest;
@@ -121,11 +122,17 @@ pub async fn reply(
     form: PostedForm,
 ) -> Response {
     let caller = me.caller();
+    let agent_page = me.clone();
     checked(&me, form, |fields| async move {
         let id = parse_id(&id)?;
         let text = fields.get("text").unwrap_or_default().replace("\r\n", "\n");
         if text.trim().is_empty() {
             return Err(WebError::Invalid("the reply is empty".into()));
+        }
+        if fields.get("confirm") != Some("1") {
+            if let Some(page) = newer_mail(&state, &agent_page, id, &fields).await? {
+                return Ok(page);
+            }
         }
         let Caller::User(agent) = caller else {
             return Err(WebError::Forbidden("sending needs an agent".into()));
@@ -153,6 +160,37 @@ pub async fn reply(
         Ok(back_to(id))
     })
     .await
+}
+
+/// When inbound messages arrived after the reply form was shown (its `seen` field),
+/// the page that shows them with the draft, instead of sending (409).
+async fn newer_mail(
+    state: &WebState,
+    me: &SignedIn,
+    id: i64,
+    fields: &Fields,
+) -> Result<Option<Response>, WebError> {
+    let Some(seen) = fields.get("seen").and_then(|s| s.parse::<i64>().ok()) else {
+        return Ok(None);
+    };
+    let caller = me.caller();
+    let detail = super::blocking(state, move |s| s.show(&caller, id)).await?;
+    let newer: Vec<_> = detail
+        .messages
+        .into_iter()
+        .filter(|m| m.id > seen && m.direction == "in")
+        .collect();
+    if newer.is_empty() {
+        return Ok(None);
+    }
+    let draft = Draft {
+        text: fields.get("text").unwrap_or_default().to_string(),
+        to: fields.get("to").unwrap_or_default().to_string(),
+        cc: fields.get("cc").unwrap_or_default().to_string(),
+        bcc: fields.get("bcc").unwrap_or_default().to_string(),
+    };
+    let page = reply_after_new_mail(state, me, &detail.conversation, &newer, &draft).await?;
+    Ok(Some((StatusCode::CONFLICT, page).into_response()))
 }
 
 fn send_error(e: SendError) -> WebError {

@@ -240,6 +240,7 @@ pub const CATALOGUE: &[(&str, [&str; 3])] = &[
     ("timeline", ["Activity", "Activiteit", "Aktivitet"]),
     ("reply", ["Reply", "Beantwoorden", "Svara"]),
     ("send", ["Send", "Versturen", "Skicka"]),
+    ("reply.newer", ["A new message arrived after you started this reply. Read it, then send your reply if it still fits.", "Er kwam een nieuw bericht binnen nadat je aan dit antwoord begon. Lees het en verstuur je antwoord als het nog klopt.", "Ett nytt meddelande kom in efter att du började svara. Läs det och skicka sedan ditt svar om det fortfarande passar."]),
     ("sent_as", ["Sent as", "Verstuurd als", "Skickas som"]),
     ("signature", ["Signature", "Handtekening", "Signatur"]),
     ("comment", ["Comment", "Opmerking", "Kommentar"]),

@@ -703,3 +703,51 @@ async fn a_full_list_page_with_its_css_and_script_weighs_under_100_kb() {
     );
     assert!(total < 100 * 1024, "{total} bytes");
 }
+
+#[tokio::test]
+async fn a_reply_begun_before_new_mail_arrived_is_held_until_the_agent_has_seen_it() {
+    let sink = Sink::plain();
+    let relay = sink.relay_config();
+    let d = Daemon::start_edited(move |text, _| text + &relay).await;
+    let id = customer_writes(&d, "first@klant.example", SUPPORT, "Kettle").await;
+    let web = Web::signed_in(&d, ALICE).await;
+    let page = web.get(&format!("/conversations/{id}")).await;
+    let seen = page
+        .body
+        .split("name=\"seen\" value=\"")
+        .nth(1)
+        .expect("seen field");
+    let seen = seen[..seen.find('"').expect("quote")].to_string();
+    // The customer writes again while the agent types.
+    let follow_up = format!(
+        "Message-ID: <second@klant.example>\r\nIn-Reply-To: <first@klant.example>\r\n\
+         From: Jan Klant <jan@klant.example>\r\nTo: {SUPPORT}\r\nSubject: Re: Kettle\r\n\r\n\
+         Never mind, it arrived!\r\n"
+    );
+    let reply = d
+        .send("jan@klant.example", &[SUPPORT], follow_up.as_bytes())
+        .await;
+    assert!(reply.starts_with("250"), "{reply}");
+    assert_eq!(d.show(id)["message_count"], 2, "threaded");
+    let csrf = page.csrf();
+    let path = format!("/conversations/{id}/reply");
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("seen", seen.as_str()),
+        ("text", "It ships today."),
+    ];
+    let held = web.post_raw(&path, form_body(&fields)).await;
+    assert_eq!(held.status, 409, "{}", held.body);
+    assert!(held.body.contains("A new message arrived"), "{}", held.body);
+    assert!(held.body.contains("Never mind, it arrived!"));
+    assert!(
+        held.body.contains(">It ships today.</textarea>"),
+        "the draft is kept"
+    );
+    assert_eq!(d.show(id)["message_count"], 2, "nothing sent yet");
+    let mut confirmed = fields.to_vec();
+    confirmed.push(("confirm", "1"));
+    let sent = web.post_raw(&path, form_body(&confirmed)).await;
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    assert!(sink.wait_for(1).await[0].raw.contains("It ships today."));
+}

@@ -110,7 +110,7 @@ async fn render(state: &WebState, me: &SignedIn, id: &str) -> Result<Markup, Web
             (items(lang, &config, &loaded, now))
             (activity(lang, &config, &loaded.detail.timeline, now))
             @if can_act {
-                (reply_form(lang, me, &config, c))
+                (reply_form(lang, me, &config, c, loaded.detail.messages.last().map_or(0, |m| m.id)))
                 (comment_form(lang, me, c))
             }
         }
@@ -370,7 +370,13 @@ fn activity(lang: Lang, config: &Config, timeline: &[TimelineEntry], now: i64) -
     }
 }
 
-fn reply_form(lang: Lang, me: &SignedIn, config: &Config, c: &ConversationRow) -> Markup {
+fn reply_form(
+    lang: Lang,
+    me: &SignedIn,
+    config: &Config,
+    c: &ConversationRow,
+    newest_seen: i64,
+) -> Markup {
     let channel = config
         .inbox(&c.inbox)
         .and_then(|i| i.channels.iter().find(|ch| ch.address == c.channel));
@@ -387,6 +393,7 @@ fn reply_form(lang: Lang, me: &SignedIn, config: &Config, c: &ConversationRow) -
     html! {
         form.reply #reply-form method="post" action=(format!("/conversations/{}/reply", c.id)) {
             (csrf::field(me))
+            input type="hidden" name="seen" value=(newest_seen);
             @if let Some(from) = &from {
                 p.from-preview { (lang.t("sent_as")) ": " strong { (from) } }
             }
@@ -410,6 +417,51 @@ fn reply_form(lang: Lang, me: &SignedIn, config: &Config, c: &ConversationRow) -
             button.primary type="submit" { (lang.t("send")) }
         }
     }
+}
+
+/// Shown instead of sending when messages came in after the reply box was opened:
+/// the new messages, then the draft again with Send (which now sends).
+pub async fn reply_after_new_mail(
+    state: &WebState,
+    me: &SignedIn,
+    c: &ConversationRow,
+    newer: &[MessageRow],
+    draft: &Draft,
+) -> Result<Markup, WebError> {
+    let lang = me.lang;
+    let now = state.service.now();
+    let place = Place {
+        inbox: Some(c.inbox.clone()),
+        view: None,
+    };
+    let main = html! {
+        article.thread #thread {
+            h1 { (subject(c)) }
+            p.notice role="alert" { (lang.t("reply.newer")) }
+            @for m in newer { (message(lang, c.id, m, false, true, now)) }
+            form.reply method="post" action=(format!("/conversations/{}/reply", c.id)) {
+                (csrf::field(me))
+                input type="hidden" name="confirm" value="1";
+                input type="hidden" name="to" value=(draft.to);
+                input type="hidden" name="cc" value=(draft.cc);
+                input type="hidden" name="bcc" value=(draft.bcc);
+                label for="reply" { (lang.t("reply")) }
+                textarea #reply name="text" rows="6" required { (draft.text) }
+                button.primary type="submit" { (lang.t("send")) }
+                a href=(format!("/conversations/{}", c.id)) { (lang.t("back")) }
+            }
+        }
+    };
+    frame(state, me, &place, &c.subject, main).await
+}
+
+/// A reply as typed, carried to the confirmation.
+#[derive(Debug, Default)]
+pub struct Draft {
+    pub text: String,
+    pub to: String,
+    pub cc: String,
+    pub bcc: String,
 }
 
 fn comment_form(lang: Lang, me: &SignedIn, c: &ConversationRow) -> Markup {
