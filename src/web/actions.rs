@@ -103,6 +103,38 @@ pub async fn comment(
     .await
 }
 
+/// `POST /availability`: available or away (SPEC F7); back to where the agent was.
+pub async fn availability(
+    State(state): State<Arc<WebState>>,
+    me: SignedIn,
+    headers: axum::http::HeaderMap,
+    form: PostedForm,
+) -> Response {
+    let caller = me.caller();
+    checked(&me, form, |fields| async move {
+        let available = fields.get("available") == Some("true");
+        state.service.set_availability(&caller, available).await?;
+        Ok(Redirect::to(&same_site_referer(&headers)).into_response())
+    })
+    .await
+}
+
+/// The path of this site's page the form was posted from, else `/`.
+fn same_site_referer(headers: &axum::http::HeaderMap) -> String {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    headers
+        .get(axum::http::header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| r.split_once("://"))
+        .and_then(|(_, rest)| rest.strip_prefix(host))
+        .filter(|path| path.starts_with('/') && !path.starts_with("//"))
+        .unwrap_or("/")
+        .to_string()
+}
+
 /// Addresses typed into a To/Cc/Bcc box: separated by commas or whitespace.
 fn addresses(text: Option<&str>) -> Vec<String> {
     text.unwrap_or_default()

@@ -97,6 +97,7 @@ pub const CATALOGUE: &[(&str, [&str; 3])] = &[
         ["All inboxes", "Alle inboxen", "Alla inkorgar"],
     ),
     ("switch", ["Switch", "Wisselen", "Byt"]),
+    ("availability", ["Availability", "Beschikbaarheid", "Tillgänglighet"]),
     ("available", ["Available", "Beschikbaar", "Tillgänglig"]),
     ("away", ["Away", "Afwezig", "Borta"]),
     // list

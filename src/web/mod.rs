@@ -54,6 +54,7 @@ pub fn router(
         .route("/sign-in", get(pages::sign_in::page).post(session::sign_in))
         .route("/sign-out", post(session::sign_out))
         .route("/bulk", post(actions::bulk))
+        .route("/availability", post(actions::availability))
         .route("/conversations/{id}", get(pages::conversation::page))
         .route(
             "/conversations/{id}/messages/{message}/body",

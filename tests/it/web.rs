@@ -751,3 +751,20 @@ async fn a_reply_begun_before_new_mail_arrived_is_held_until_the_agent_has_seen_
     assert_eq!(sent.status, 303, "{}", sent.body);
     assert!(sink.wait_for(1).await[0].raw.contains("It ships today."));
 }
+
+#[tokio::test]
+async fn the_availability_select_sets_the_agent_away() {
+    let d = Daemon::start().await;
+    let web = Web::signed_in(&d, ALICE).await;
+    let list = web.get("/").await;
+    assert!(list
+        .body
+        .contains("<label for=\"availability\">Availability</label>"));
+    let set = web
+        .submit("/", "/availability", &[("available", "false")])
+        .await;
+    assert_eq!(set.status, 303);
+    let shown: Value =
+        serde_json::from_str(&d.cli(&["users", "availability", ALICE])).expect("JSON");
+    assert_eq!(shown["available"], false);
+}

@@ -109,10 +109,11 @@ async fn sidebar(state: &WebState, me: &SignedIn, place: &Place) -> Result<Marku
     let lang = me.lang;
     let caller = me.caller();
     let inbox = place.inbox.clone();
-    let (counts, inboxes) = blocking(state, move |s| {
+    let (counts, inboxes, available) = blocking(state, move |s| {
         Ok((
             s.view_counts(&caller, inbox.as_deref())?,
             s.inboxes(&caller),
+            s.me(&caller)?.1,
         ))
     })
     .await?;
@@ -160,6 +161,15 @@ async fn sidebar(state: &WebState, me: &SignedIn, place: &Place) -> Result<Marku
                         (view_link(view))
                     }
                 }
+            }
+            form.availability method="post" action="/availability" {
+                (csrf::field(me))
+                label for="availability" { (lang.t("availability")) }
+                select #availability name="available" data-autosubmit {
+                    option value="true" selected[available] { (lang.t("available")) }
+                    option value="false" selected[!available] { (lang.t("away")) }
+                }
+                noscript { button type="submit" { (lang.t("apply")) } }
             }
             div.me {
                 span.name { (me.name) }
