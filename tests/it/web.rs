@@ -768,3 +768,25 @@ async fn the_availability_select_sets_the_agent_away() {
         serde_json::from_str(&d.cli(&["users", "availability", ALICE])).expect("JSON");
     assert_eq!(shown["available"], false);
 }
+
+#[tokio::test]
+async fn search_filters_narrow_the_list_and_a_bad_date_is_an_error() {
+    let d = Daemon::start().await;
+    let open = customer_writes(&d, "f1@klant.example", SUPPORT, "Still open").await;
+    let closed = customer_writes(&d, "f2@klant.example", SUPPORT, "Done already").await;
+    let web = Web::signed_in(&d, ALICE).await;
+    let page = format!("/conversations/{closed}");
+    let done = web
+        .submit(&page, &format!("{page}/act"), &[("action", "close")])
+        .await;
+    assert_eq!(done.status, 303);
+    let list = web
+        .get("/?q=&status=closed&assignee=none&hide_trash=on")
+        .await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert!(list.body.contains(&format!("/conversations/{closed}\"")));
+    assert!(!list.body.contains(&format!("/conversations/{open}\"")));
+    assert!(list.body.contains("Leave search"));
+    let bad = web.get("/?since=yesterday-ish").await;
+    assert_eq!(bad.status, 400, "a bad date is an error, not everything");
+}

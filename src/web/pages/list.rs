@@ -30,9 +30,48 @@ pub struct ListQuery {
     q: Option<String>,
     sort: Option<String>,
     cursor: Option<String>,
+    // Search filters (F2); empty fields mean "any".
+    status: Option<String>,
+    contact: Option<String>,
+    assignee: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    hide_filtered: Option<String>,
+    hide_trash: Option<String>,
     /// What the last bulk action did ("3 changed, 1 refused").
     done: Option<u32>,
     refused: Option<u32>,
+}
+
+impl ListQuery {
+    /// The filters that are set, as query pairs.
+    fn filters(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("status", &self.status),
+            ("contact", &self.contact),
+            ("assignee", &self.assignee),
+            ("since", &self.since),
+            ("until", &self.until),
+            ("hide_filtered", &self.hide_filtered),
+            ("hide_trash", &self.hide_trash),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| {
+            value
+                .as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| (name, v))
+        })
+        .collect()
+    }
+
+    fn filter(&self, name: &str) -> Option<&str> {
+        self.filters()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+    }
 }
 
 /// `GET /`.
@@ -53,10 +92,11 @@ pub async fn page(
 async fn render(state: &WebState, me: &SignedIn, query: ListQuery) -> Result<Markup, WebError> {
     let lang = me.lang;
     let search = query.q.clone().filter(|q| !q.trim().is_empty());
+    let filtering = search.is_some() || !query.filters().is_empty();
     let inbox = query.inbox.clone().filter(|i| !i.is_empty());
     let view = match query.view.as_deref() {
         Some(name) => Some(View::parse(name).ok_or(WebError::NotFound)?),
-        None if search.is_some() => None,
+        None if filtering => None,
         None => Some(View::AllOpen),
     };
     let params = ListParams {
@@ -66,6 +106,13 @@ async fn render(state: &WebState, me: &SignedIn, query: ListQuery) -> Result<Mar
         cursor: query.cursor.clone(),
         q: search.clone(),
         limit: Some(PAGE_SIZE),
+        status: query.filter("status").map(str::to_string),
+        contact: query.filter("contact").map(str::to_string),
+        assignee: query.filter("assignee").map(str::to_string),
+        since: query.filter("since").map(str::to_string),
+        until: query.filter("until").map(str::to_string),
+        hide_filtered: query.filter("hide_filtered").map(|_| true),
+        hide_trash: query.filter("hide_trash").map(|_| true),
         ..ListParams::default()
     };
     let filter = params.into_filter()?;
@@ -78,7 +125,7 @@ async fn render(state: &WebState, me: &SignedIn, query: ListQuery) -> Result<Mar
     let main = html! {
         header.list-head {
             h1 { (title) }
-            (search_form(lang, &place, search.as_deref()))
+            (search_form(lang, &place, search.as_deref(), &query, &config))
             (sort_form(lang, &place, &query))
         }
         @if let Some(done) = query.done {
@@ -93,10 +140,10 @@ async fn render(state: &WebState, me: &SignedIn, query: ListQuery) -> Result<Mar
             (rows(lang, me, &config, &page.conversations, now, &place))
             nav.pages {
                 @if query.cursor.is_some() {
-                    a href=(list_url(&place, search.as_deref(), query.sort.as_deref(), None)) { (lang.t("first_page")) }
+                    a href=(list_url(&place, search.as_deref(), &query, None)) { (lang.t("first_page")) }
                 }
                 @if let Some(next) = &page.next_cursor {
-                    a rel="next" href=(list_url(&place, search.as_deref(), query.sort.as_deref(), Some(next))) { (lang.t("next_page")) }
+                    a rel="next" href=(list_url(&place, search.as_deref(), &query, Some(next))) { (lang.t("next_page")) }
                 }
             }
         }
@@ -105,10 +152,14 @@ async fn render(state: &WebState, me: &SignedIn, query: ListQuery) -> Result<Mar
 }
 
 /// The list URL for a place, search, sort and page.
-fn list_url(place: &Place, q: Option<&str>, sort: Option<&str>, cursor: Option<&str>) -> String {
+fn list_url(place: &Place, q: Option<&str>, query: &ListQuery, cursor: Option<&str>) -> String {
+    let sort = query.sort.as_deref();
     let mut parts = Vec::new();
     if let Some(view) = place.view {
         parts.push(format!("view={}", view.name()));
+    }
+    for (name, value) in query.filters() {
+        parts.push(format!("{name}={}", encode(value)));
     }
     for (name, value) in [
         ("inbox", place.inbox.as_deref()),
@@ -130,14 +181,52 @@ fn hidden_place(place: &Place) -> Markup {
     }
 }
 
-fn search_form(lang: Lang, place: &Place, q: Option<&str>) -> Markup {
+fn search_form(
+    lang: Lang,
+    place: &Place,
+    q: Option<&str>,
+    query: &ListQuery,
+    config: &Config,
+) -> Markup {
+    let status = query.filter("status").unwrap_or("");
+    let assignee = query.filter("assignee").unwrap_or("");
     html! {
         form.search method="get" action="/" role="search" {
             @if let Some(inbox) = &place.inbox { input type="hidden" name="inbox" value=(inbox); }
             label for="q" { (lang.t("search")) }
             input #q type="search" name="q" value=[q];
-            @if q.is_some() {
+            @if q.is_some() || !query.filters().is_empty() {
                 a href=(place.view_url(place.view.unwrap_or(View::AllOpen))) { (lang.t("leave_search")) }
+            }
+            details.filters open[!query.filters().is_empty()] {
+                summary { (lang.t("filters")) }
+                div.filter-grid {
+                    label for="f-status" { (lang.t("filter.status")) }
+                    select #f-status name="status" {
+                        option value="" { (lang.t("filter.any")) }
+                        option value="open" selected[status == "open"] { (lang.t("status.open")) }
+                        option value="closed" selected[status == "closed"] { (lang.t("status.closed")) }
+                    }
+                    label for="f-contact" { (lang.t("col.contact")) }
+                    input #f-contact type="email" name="contact" value=[query.filter("contact")];
+                    label for="f-assignee" { (lang.t("col.assignee")) }
+                    select #f-assignee name="assignee" {
+                        option value="" { (lang.t("filter.any")) }
+                        option value="none" selected[assignee == "none"] { (lang.t("nobody")) }
+                        @for u in &config.users {
+                            option value=(u.email) selected[assignee.eq_ignore_ascii_case(&u.email)] { (u.name) }
+                        }
+                    }
+                    label for="f-since" { (lang.t("filter.since")) }
+                    input #f-since type="date" name="since" value=[query.filter("since")];
+                    label for="f-until" { (lang.t("filter.until")) }
+                    input #f-until type="date" name="until" value=[query.filter("until")];
+                    span {}
+                    label { input type="checkbox" name="hide_filtered" checked[query.filter("hide_filtered").is_some()]; " " (lang.t("filter.hide_filtered")) }
+                    span {}
+                    label { input type="checkbox" name="hide_trash" checked[query.filter("hide_trash").is_some()]; " " (lang.t("filter.hide_trash")) }
+                }
+                button type="submit" { (lang.t("search")) }
             }
         }
     }
