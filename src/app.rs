@@ -97,8 +97,15 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("api.listen: cannot bind {}", config.api.listen))?;
     let api_addr = api.local_addr()?;
+    let api_tls = match &config.api.tls {
+        Some(files) => {
+            Some(crate::smtp::listener::tls_acceptor(files).context("api.tls_cert / api.tls_key")?)
+        }
+        None => None,
+    };
     listeners.push(tokio::spawn(crate::api::serve(
         api,
+        api_tls,
         service.clone(),
         metrics,
         shutdown_rx.clone(),

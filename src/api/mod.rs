@@ -11,6 +11,7 @@ mod error;
 mod extract;
 mod handlers;
 pub mod openapi;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -182,6 +183,7 @@ pub const ACTION_ROUTES: [(&str, &str); 11] = [
 pub fn router(
     service: Arc<Service>,
     metrics: Arc<Metrics>,
+    https: bool,
     shutdown: watch::Receiver<bool>,
 ) -> Router {
     let service_for_web = service.clone();
@@ -198,25 +200,40 @@ pub fn router(
         .route("/metrics", on(MethodFilter::GET, handlers::metrics))
         .fallback(handlers::no_route)
         .with_state(state)
-        .merge(crate::web::router(service_for_web, false, shutdown))
+        .merge(crate::web::router(service_for_web, https, shutdown))
 }
 
-/// Serves the API on `listener` until `shutdown` turns true.
+/// Serves the API on `listener` until `shutdown` turns true; over HTTPS when `tls` is
+/// given (the web inbox's session cookie is then `Secure`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     service: Arc<Service>,
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let app = router(service, metrics, shutdown.clone())
+    let app = router(service, metrics, tls.is_some(), shutdown.clone())
         .into_make_service_with_connect_info::<SocketAddr>();
     let stopped = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     };
-    if let Err(error) = axum::serve(listener, app)
-        .with_graceful_shutdown(stopped)
-        .await
-    {
+    let served = match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }
+        Some(acceptor) => match tls::TlsListener::new(listener, acceptor) {
+            Ok(listener) => {
+                use axum::serve::ListenerExt;
+                axum::serve(listener.tap_io(|_| {}), app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+            Err(error) => Err(error),
+        },
+    };
+    if let Err(error) = served {
         tracing::error!(%error, "api server failed");
     }
 }

@@ -1071,3 +1071,12 @@ fn a_users_web_language_is_english_by_default_and_must_be_a_catalogue_language()
         ["users[1].language: unknown value \"de\"; expected \"en\" or \"nl\" or \"sv\""]
     );
 }
+
+#[test]
+fn an_api_certificate_needs_its_key() {
+    let text = with("[api]\ntls_cert = \"/etc/inboxgate/web.pem\"\n");
+    assert_eq!(
+        problems(&text),
+        ["api.tls_key: required when api.tls_cert is set"]
+    );
+}

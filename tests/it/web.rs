@@ -790,3 +790,73 @@ async fn search_filters_narrow_the_list_and_a_bad_date_is_an_error() {
     let bad = web.get("/?since=yesterday-ish").await;
     assert_eq!(bad.status, 400, "a bad date is an error, not everything");
 }
+
+/// One HTTP/1.1 exchange over TLS (trusting `cert` for `localhost`); the raw answer.
+async fn https_exchange(
+    addr: std::net::SocketAddr,
+    cert: &rcgen::CertifiedKey<rcgen::KeyPair>,
+    request: &str,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(cert.cert.der().clone())
+        .expect("trust the certificate");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+    let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
+    tls.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    tls.read_to_end(&mut answer).await.expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn over_tls_the_listener_speaks_https_and_the_session_cookie_is_secure() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("certificate");
+    let (cert_pem, key_pem) = (cert.cert.pem(), cert.signing_key.serialize_pem());
+    let d = Daemon::start_edited(move |text, dir| {
+        let (cert, key) = (dir.join("web.pem"), dir.join("web.key"));
+        std::fs::write(&cert, cert_pem).expect("write cert");
+        std::fs::write(&key, key_pem).expect("write key");
+        text.replace(
+            "[api]\nlisten = \"127.0.0.1:0\"\n",
+            &format!(
+                "[api]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+                cert.display(),
+                key.display()
+            ),
+        )
+    })
+    .await;
+    assert!(set_password(&d, ALICE, PASSWORD).status.success());
+    let form = form_body(&[("email", ALICE), ("password", PASSWORD)]);
+    let request = format!(
+        "POST /sign-in HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    let answer = https_exchange(d.api_addr, &cert, &request).await;
+    assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
+    let cookie = answer
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .expect("a session cookie");
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    // The API answers over the same HTTPS listener.
+    let api = https_exchange(
+        d.api_addr,
+        &cert,
+        "GET /api/v1/me HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(api.starts_with("HTTP/1.1 401"), "{api}");
+}
