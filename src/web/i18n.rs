@@ -102,6 +102,13 @@ pub const CATALOGUE: &[(&str, [&str; 3])] = &[
     ("away", ["Away", "Afwezig", "Borta"]),
     // list
     ("search", ["Search", "Zoeken", "Sök"]),
+    ("filters", ["Filters", "Filters", "Filter"]),
+    ("filter.status", ["Status", "Status", "Status"]),
+    ("filter.any", ["Any", "Alle", "Alla"]),
+    ("filter.since", ["From date", "Vanaf datum", "Från datum"]),
+    ("filter.until", ["Before date", "Tot datum", "Före datum"]),
+    ("filter.hide_filtered", ["Hide filtered", "Gefilterd verbergen", "Dölj filtrerade"]),
+    ("filter.hide_trash", ["Hide trash", "Prullenbak verbergen", "Dölj papperskorgen"]),
     (
         "leave_search",
         ["Leave search", "Zoeken verlaten", "Lämna sökningen"],
