@@ -130,9 +130,18 @@ fn same_site_referer(headers: &axum::http::HeaderMap) -> String {
         .and_then(|v| v.to_str().ok())
         .and_then(|r| r.split_once("://"))
         .and_then(|(_, rest)| rest.strip_prefix(host))
-        .filter(|path| path.starts_with('/') && !path.starts_with("//"))
+        .filter(|path| local_path(path))
         .unwrap_or("/")
         .to_string()
+}
+
+/// Whether `path` stays on this site when redirected to (not `//host`, nor `/\host`,
+/// which browsers read as `//host`).
+fn local_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.contains('\\')
+        && !path.chars().any(char::is_control)
 }
 
 /// Addresses typed into a To/Cc/Bcc box: separated by commas or whitespace.
@@ -258,10 +267,7 @@ pub async fn bulk(State(state): State<Arc<WebState>>, me: SignedIn, form: Posted
         let outcomes = state.service.act_on_many(&caller, &ids, action).await;
         let refused = outcomes.iter().filter(|(_, o)| o.is_err()).count();
         let done = outcomes.len() - refused;
-        let back = fields
-            .get("back")
-            .filter(|b| b.starts_with('/') && !b.starts_with("//"))
-            .unwrap_or("/");
+        let back = fields.get("back").filter(|b| local_path(b)).unwrap_or("/");
         let sep = if back.contains('?') { '&' } else { '?' };
         Ok(Redirect::to(&format!("{back}{sep}done={done}&refused={refused}")).into_response())
     })
@@ -271,6 +277,15 @@ pub async fn bulk(State(state): State<Arc<WebState>>, me: SignedIn, form: Posted
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_local_paths_are_redirect_targets() {
+        assert!(local_path("/?view=all_open"));
+        assert!(!local_path("//evil.example/"));
+        assert!(!local_path("/\\evil.example/"));
+        assert!(!local_path("https://evil.example/"));
+        assert!(!local_path("/\r\nSet-Cookie: x"));
+    }
 
     #[test]
     fn typed_addresses_split_on_commas_and_spaces() {

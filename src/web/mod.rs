@@ -71,7 +71,31 @@ pub fn router(
         .route("/events", get(live::events))
         .route("/assets/app.css", get(css))
         .route("/assets/app.js", get(js))
+        .layer(axum::middleware::map_response(page_policy))
         .with_state(state)
+}
+
+/// What every web response gets unless its handler set a stricter policy (the frame
+/// of a message's body): only our own script, style, frames and form targets; never
+/// framed by another site; no referrer leaves the inbox.
+const PAGE_POLICY: &str = "default-src 'self'; img-src 'self'; frame-src 'self'; \
+    frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
+
+async fn page_policy(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            header::HeaderValue::from_static(PAGE_POLICY),
+        );
+    }
+    headers
+        .entry(header::REFERRER_POLICY)
+        .or_insert(header::HeaderValue::from_static("same-origin"));
+    headers
+        .entry(header::X_FRAME_OPTIONS)
+        .or_insert(header::HeaderValue::from_static("DENY"));
+    response
 }
 
 const APP_CSS: &str = include_str!("assets/app.css");

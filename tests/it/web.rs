@@ -524,7 +524,7 @@ async fn the_interface_speaks_the_users_configured_language() {
 }
 
 #[tokio::test]
-async fn an_attachment_downloads_as_an_attachment_that_is_not_sniffed() {
+async fn an_attachment_downloads_unsniffed_and_pages_refuse_foreign_frames() {
     let d = Daemon::start().await;
     let message = "Message-ID: <att@klant.example>\r\nFrom: jan@klant.example\r\n\
         To: support@demo.hs-inbox.com\r\nSubject: Invoice\r\nMIME-Version: 1.0\r\n\
@@ -557,6 +557,15 @@ async fn an_attachment_downloads_as_an_attachment_that_is_not_sniffed() {
         .to_str()
         .expect("ascii")
         .contains("default-src 'none'"));
+    assert_eq!(
+        frame.headers["x-frame-options"], "SAMEORIGIN",
+        "our page may frame it"
+    );
+    let policy = page.headers["content-security-policy"]
+        .to_str()
+        .expect("ascii");
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert_eq!(page.headers["x-frame-options"], "DENY");
 }
 
 #[tokio::test]

@@ -506,8 +506,9 @@ fn body_response(text: String) -> Response {
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
             (
                 header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; sandbox",
+                "default-src 'none'; sandbox; frame-ancestors 'self'",
             ),
+            (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             (header::REFERRER_POLICY, "no-referrer"),
         ],
