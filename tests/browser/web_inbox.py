@@ -5,7 +5,8 @@ Run by tests/it/web.rs with one JSON argument:
   {"base": "http://127.0.0.1:PORT", "smtp_port": N, "support": "support@…",
    "users": [{"email", "password", "lang"}…], "shots": "DIR"}
 The first user signs in, watches the open list while a mail arrives over SMTP (it must
-appear without a reload), opens it and replies; then every user signs in and the list
+appear without a reload), opens it, sees a comment draft survive a reload, and
+replies; then every user signs in and the list
 and the conversation are saved as screenshots in their language under DIR.
 Prints one JSON line with what it measured; exits non-zero on any failure.
 """
@@ -100,6 +101,17 @@ def main():
         reply = WebDriverWait(driver, 10).until(lambda d: by_label(d, "Reply"))
         conversation = driver.current_url
         driver.save_screenshot(f"{shots}/conversation-{first['lang']}.png")
+        # A draft comes back after a reload.
+        by_label(driver, "Comment").send_keys("Draft: ask about the model")
+        driver.refresh()
+        comment = WebDriverWait(driver, 10).until(lambda d: by_label(d, "Comment"))
+        if comment.get_attribute("value") != "Draft: ask about the model":
+            raise SystemExit("the comment draft did not survive a reload")
+        driver.execute_script(
+            "var c = document.getElementById('comment'); c.value = '';"
+            "c.dispatchEvent(new Event('input'));")
+        log("draft kept across a reload")
+        reply = by_label(driver, "Reply")
         reply.send_keys("It does; that is the whistle working. Enjoy your tea!")
         button(driver, "Send").click()
         WebDriverWait(driver, 10).until(

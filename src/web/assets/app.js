@@ -61,6 +61,19 @@
     window.addEventListener("pagehide", function () { source.close(); });
   }
 
+  // Drafts: the reply and comment boxes are kept in this browser as the agent types
+  // and come back after a reload; sending clears them.
+  ["reply", "comment"].forEach(function (id) {
+    var box = document.getElementById(id);
+    if (!box || !window.localStorage) return;
+    var key = "inboxgate-draft:" + location.pathname + ":" + id;
+    if (!box.value) box.value = localStorage.getItem(key) || "";
+    box.addEventListener("input", function () {
+      if (box.value) localStorage.setItem(key, box.value); else localStorage.removeItem(key);
+    });
+    if (box.form) box.form.addEventListener("submit", function () { localStorage.removeItem(key); });
+  });
+
   function rows() { return Array.prototype.slice.call(document.querySelectorAll("tr[data-id]")); }
   function select(row) {
     rows().forEach(function (r) { r.classList.remove("sel"); });
