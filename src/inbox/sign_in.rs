@@ -145,6 +145,18 @@ impl Service {
         }))
     }
 
+    /// Ends the sessions of users no longer in the running configuration (at start and
+    /// after each reload).
+    pub async fn end_sessions_of_removed_users(&self) -> Result<usize, InboxError> {
+        let users = self
+            .config()
+            .users
+            .iter()
+            .map(|u| u.email.to_lowercase())
+            .collect();
+        Ok(self.writer.end_sessions_of_removed_users(users).await?)
+    }
+
     /// Signs a session out.
     pub async fn end_session(&self, id: i64) -> Result<(), InboxError> {
         Ok(self.writer.delete_web_session(id).await?)

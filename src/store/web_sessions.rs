@@ -81,12 +81,21 @@ impl Writer {
         .await
     }
 
-    /// Notes that session `id` was used at `now`.
-    pub async fn touch_web_session(&self, id: i64, now: i64) -> Result<(), StoreError> {
+    /// Ends every session of a user not in `users` (lower-case emails): a user removed
+    /// from the configuration is signed out for good, even if added back later.
+    pub async fn end_sessions_of_removed_users(
+        &self,
+        users: Vec<String>,
+    ) -> Result<usize, StoreError> {
         self.write(move |conn| {
-            conn.prepare_cached("UPDATE web_sessions SET last_seen_at = ?2 WHERE id = ?1")?
-                .execute(params![id, now])?;
-            Ok(())
+            let list = serde_json::to_string(&users)
+                .map_err(|e| StoreError::Invalid(format!("user list: {e}")))?;
+            Ok(conn
+                .prepare_cached(
+                    "DELETE FROM web_sessions
+                     WHERE user_email NOT IN (SELECT value FROM json_each(?1))",
+                )?
+                .execute([list])?)
         })
         .await
     }

@@ -501,10 +501,25 @@ async fn sessions_of_a_user_removed_from_the_config_end_at_reload() {
         "",
     );
     assert_ne!(without_alice, d.config_text());
+    let with_alice = d.config_text();
     d.reload(&without_alice);
     let after = web.get("/").await;
     assert_eq!(after.status, 303);
     assert_eq!(after.location(), "/sign-in");
+    // Ended, not only refused: added back, alice signs in again.
+    d.reload(&with_alice);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let again = web.get("/").await;
+        if again.status == 303 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the removed user's session came back with them"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
