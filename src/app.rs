@@ -94,12 +94,20 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
     if unassigned > 0 {
         tracing::info!(unassigned, "unassigned conversations of removed users");
     }
+    service.end_sessions_of_removed_users().await?;
     let api = tokio::net::TcpListener::bind(config.api.listen)
         .await
         .with_context(|| format!("api.listen: cannot bind {}", config.api.listen))?;
     let api_addr = api.local_addr()?;
+    let api_tls = match &config.api.tls {
+        Some(files) => {
+            Some(crate::smtp::listener::tls_acceptor(files).context("api.tls_cert / api.tls_key")?)
+        }
+        None => None,
+    };
     listeners.push(tokio::spawn(crate::api::serve(
         api,
+        api_tls,
         service.clone(),
         metrics,
         shutdown_rx.clone(),
@@ -270,12 +278,17 @@ impl Running {
         // D5: conversations of users who left the config become unassigned.
         let (writer, now) = (self.writer.clone(), (self.clock)());
         tokio::spawn(async move {
+            let lower = users.iter().map(|u| u.to_lowercase()).collect();
             match writer.unassign_removed_users(users, now).await {
                 Ok(0) => {}
                 Ok(count) => tracing::info!(count, "unassigned conversations of removed users"),
                 Err(e) => {
                     tracing::warn!(error = %e, "unassigning removed users' conversations failed")
                 }
+            }
+            // Their web sessions end too (a user added back signs in again).
+            if let Err(e) = writer.end_sessions_of_removed_users(lower).await {
+                tracing::warn!(error = %e, "ending removed users' web sessions failed");
             }
         });
     }

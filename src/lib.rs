@@ -1,7 +1,8 @@
 //! inboxgate: the email channel of a shared conversations inbox.
 //!
 //! See ARCHITECTURE.md for the map. Data flows SMTP/IMAP → `pipeline` → `store`;
-//! agents read and act through `cli` and the HTTP API (`api`), both over `inbox`.
+//! agents read and act through `cli`, the HTTP API (`api`) and the web inbox (`web`),
+//! all over `inbox`.
 
 #![forbid(unsafe_code)]
 
@@ -22,3 +23,4 @@ pub mod outbound;
 pub mod pipeline;
 pub mod smtp;
 pub mod store;
+pub mod web;

@@ -342,7 +342,7 @@ pub async fn attachment(
 
 /// `attachment; filename="ascii"; filename*=UTF-8''percent-encoded` (RFC 6266), so
 /// any name survives and the header stays valid.
-fn content_disposition(name: &str) -> String {
+pub fn content_disposition(name: &str) -> String {
     let ascii: String = name
         .chars()
         .map(|c| {

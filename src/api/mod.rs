@@ -11,6 +11,7 @@ mod error;
 mod extract;
 mod handlers;
 pub mod openapi;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +24,8 @@ use tokio::sync::watch;
 use crate::inbox::Service;
 use crate::metrics::Metrics;
 
-pub use auth::FailureLimiter;
+pub use auth::{client_address, FailureLimiter};
+pub(crate) use handlers::content_disposition;
 
 /// What every handler reaches.
 pub struct ApiState {
@@ -175,10 +177,16 @@ pub const ACTION_ROUTES: [(&str, &str); 11] = [
     ("block_sender", "/api/v1/conversations/{id}/block_sender"),
 ];
 
-/// The router over `service`. `/metrics` (Prometheus) is outside `/api/v1` and the
+/// The router over `service`, with the web inbox (`crate::web`) beside `/api/v1`. `/metrics` (Prometheus) is outside `/api/v1` and the
 /// OpenAPI document, and unauthenticated like other daemons' metrics endpoints: it
 /// carries counts and channel addresses only; bind `[api] listen` to a private address.
-pub fn router(service: Arc<Service>, metrics: Arc<Metrics>) -> Router {
+pub fn router(
+    service: Arc<Service>,
+    metrics: Arc<Metrics>,
+    https: bool,
+    shutdown: watch::Receiver<bool>,
+) -> Router {
+    let service_for_web = service.clone();
     let state = Arc::new(ApiState {
         service,
         limiter: FailureLimiter::default(),
@@ -192,23 +200,40 @@ pub fn router(service: Arc<Service>, metrics: Arc<Metrics>) -> Router {
         .route("/metrics", on(MethodFilter::GET, handlers::metrics))
         .fallback(handlers::no_route)
         .with_state(state)
+        .merge(crate::web::router(service_for_web, https, shutdown))
 }
 
-/// Serves the API on `listener` until `shutdown` turns true.
+/// Serves the API on `listener` until `shutdown` turns true; over HTTPS when `tls` is
+/// given (the web inbox's session cookie is then `Secure`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     service: Arc<Service>,
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let app = router(service, metrics).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(service, metrics, tls.is_some(), shutdown.clone())
+        .into_make_service_with_connect_info::<SocketAddr>();
     let stopped = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     };
-    if let Err(error) = axum::serve(listener, app)
-        .with_graceful_shutdown(stopped)
-        .await
-    {
+    let served = match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }
+        Some(acceptor) => match tls::TlsListener::new(listener, acceptor) {
+            Ok(listener) => {
+                use axum::serve::ListenerExt;
+                axum::serve(listener.tap_io(|_| {}), app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+            Err(error) => Err(error),
+        },
+    };
+    if let Err(error) = served {
         tracing::error!(%error, "api server failed");
     }
 }

@@ -16,6 +16,9 @@ pub enum UsersCommand {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Web inbox passwords.
+    #[command(subcommand)]
+    Password(PasswordCommand),
     /// Show or set a user's availability (F7): `availability EMAIL [available|away]`,
     /// or `availability [available|away] --as EMAIL`.
     Availability {
@@ -40,6 +43,13 @@ pub enum TokenCommand {
     },
     /// Revoke a token by id: the API refuses it at once.
     Revoke { id: i64 },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PasswordCommand {
+    /// Set a configured user's web inbox password, read from standard input (one
+    /// line); stored as an Argon2id hash. Their open sessions end.
+    Set { email: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -88,6 +98,11 @@ pub fn run_users(config: &Config, command: UsersCommand) -> anyhow::Result<ExitC
             let token = run_async(service.create_token(&email))??;
             outln!("{token}");
         }
+        UsersCommand::Password(PasswordCommand::Set { email }) => {
+            let password = read_password_line()?;
+            run_async(service.set_password(&email, &password))??;
+            outln!("{email}: password set");
+        }
         UsersCommand::Token(TokenCommand::List { email, json }) => {
             let tokens = service.tokens(&Caller::Operator, email.as_deref())?;
             print_tokens(&tokens, json)?;
@@ -112,6 +127,19 @@ pub fn run_users(config: &Config, command: UsersCommand) -> anyhow::Result<ExitC
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The new password: the first line of standard input, without its line ending.
+fn read_password_line() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| anyhow::anyhow!("password: cannot read standard input: {e}"))?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        anyhow::bail!("password: standard input gave no password (one line expected)");
+    }
+    Ok(password)
 }
 
 /// `users token list`: a table, or JSON with `--json`.

@@ -87,6 +87,8 @@ pub struct User {
     pub paid_seat: bool,
     pub super_admin: bool,
     pub available: bool,
+    /// The web inbox's language: `en` (default), `nl` or `sv`.
+    pub language: &'static str,
 }
 
 #[derive(Debug, Clone)]
@@ -227,6 +229,8 @@ pub struct ApiConfig {
     pub listen: SocketAddr,
     /// Reverse proxies whose `X-Forwarded-For` is believed (empty: none).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Certificate and key: the listener speaks HTTPS only (session cookies `Secure`).
+    pub tls: Option<TlsFiles>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -71,6 +71,7 @@ pub struct RawUser {
     pub paid_seat: Option<bool>,
     pub super_admin: Option<bool>,
     pub available: Option<bool>,
+    pub language: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -135,6 +136,9 @@ pub struct RawApi {
     pub listen: Option<String>,
     /// Proxies whose `X-Forwarded-For` names the client (IP addresses).
     pub trusted_proxies: Option<Vec<String>>,
+    /// PEM files: serve the API and the web inbox over HTTPS.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1052,3 +1052,31 @@ fn trusted_proxies_are_ip_addresses_named_by_key_path() {
         ["api.trusted_proxies[1]: \"proxy.example\" is not an IP address"]
     );
 }
+
+#[test]
+fn a_users_web_language_is_english_by_default_and_must_be_a_catalogue_language() {
+    let config = valid(&BASE.replace(
+        "name = \"Bob Jansen\"",
+        "name = \"Bob Jansen\"\nlanguage = \"sv\"",
+    ));
+    let languages: Vec<&str> = config.users.iter().map(|u| u.language).collect();
+    assert_eq!(languages[0], "en");
+    assert_eq!(languages[1], "sv");
+    let text = BASE.replace(
+        "name = \"Bob Jansen\"",
+        "name = \"Bob Jansen\"\nlanguage = \"de\"",
+    );
+    assert_eq!(
+        problems(&text),
+        ["users[1].language: unknown value \"de\"; expected \"en\" or \"nl\" or \"sv\""]
+    );
+}
+
+#[test]
+fn an_api_certificate_needs_its_key() {
+    let text = with("[api]\ntls_cert = \"/etc/inboxgate/web.pem\"\n");
+    assert_eq!(
+        problems(&text),
+        ["api.tls_key: required when api.tls_cert is set"]
+    );
+}

@@ -1,7 +1,8 @@
 //! Agents' side of the inbox, shared by the CLI and the HTTP API so both behave the
 //! same: access rules (`access`), every read and action (`service`), API tokens
 //! (`token`), the JSON shapes both print (`json`), safe display of mail-derived text
-//! (`display`), and the trash retention job.
+//! (`display`), the web inbox's sign-in and sessions (`sign_in`), and the trash
+//! retention job.
 
 pub mod access;
 pub mod display;
@@ -9,6 +10,7 @@ pub mod json;
 pub mod query;
 pub mod retention;
 pub mod service;
+pub mod sign_in;
 pub mod token;
 
 pub use service::{Action, Caller, InboxError, Page, Service, TokenOwner};

@@ -166,7 +166,7 @@ pub struct ChannelView {
 pub struct Service {
     config: Arc<LiveConfig>,
     store: Store,
-    writer: Writer,
+    pub(super) writer: Writer,
     clock: Clock,
     readers: Mutex<Vec<Reader>>,
 }
@@ -210,7 +210,7 @@ impl Service {
     }
 
     /// Runs `query` on a pooled read connection.
-    fn read<T>(
+    pub(super) fn read<T>(
         &self,
         query: impl FnOnce(&Reader) -> Result<T, StoreError>,
     ) -> Result<T, InboxError> {
@@ -670,7 +670,7 @@ impl Service {
 }
 
 /// What `caller` may do in the inbox named `inbox_name`, by `config`.
-fn access(config: &Config, caller: &Caller, inbox_name: &str) -> InboxAccess {
+pub(super) fn access(config: &Config, caller: &Caller, inbox_name: &str) -> InboxAccess {
     match (caller, config.inbox(inbox_name)) {
         (Caller::Operator, _) => InboxAccess::ViewOnly,
         (Caller::User(_), None) => InboxAccess::None,

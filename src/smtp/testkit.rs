@@ -94,6 +94,7 @@ pub fn test_config() -> Config {
         api: ApiConfig {
             listen: "127.0.0.1:0".parse().expect("literal address"),
             trusted_proxies: Vec::new(),
+            tls: None,
         },
         outbound: OutboundConfig::default(),
         classification: crate::config::ClassificationConfig::default(),

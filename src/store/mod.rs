@@ -12,7 +12,8 @@
 //! using only those below it: `error`, `rows` (the shared row types), `schema`,
 //! `connection`, `writer`; then one module per group of tables (`conversations`,
 //! `deliveries`, `route`, `actions`, `bayes`, `search_index`, `read`); then filing
-//! (`ingest`, `outbound`), and what builds on it (`from_addresses`, `imap`).
+//! (`ingest`, `outbound`), and what builds on it (`from_addresses`, `imap`,
+//! `web_sessions`).
 
 mod actions;
 mod backup;
@@ -34,6 +35,7 @@ mod schema;
 mod search_index;
 #[cfg(test)]
 mod testkit;
+mod web_sessions;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -53,6 +55,7 @@ pub use rows::{
     MessageInConversation, MessageRow, NewInbound, NewOutbound, NewSystemMail, OutboundRow,
     Outcome, RecipientDelivery, ReplyParent, SyncState, TicketRow, TimelineEntry, TokenRow,
 };
+pub use web_sessions::{NewWebSession, WebSessionRow};
 pub use writer::Writer;
 
 use connection::open_connection;

@@ -373,6 +373,24 @@ impl Reader {
         self.conversations_planned(filter, FEW_HITS, WALK_STEP)
     }
 
+    /// How many conversations the filter selects (search, cursor and limit aside): a
+    /// view's count in the web inbox's sidebar.
+    pub fn count_conversations(&self, filter: &ListFilter) -> Result<i64, StoreError> {
+        let unpaged = ListFilter {
+            cursor: None,
+            ..filter.clone()
+        };
+        let c = list_conditions(&unpaged, None);
+        let sql = format!(
+            "SELECT COUNT(*) FROM conversations c WHERE {}",
+            c.sql.join(" AND ")
+        );
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(params_from_iter(c.params), |r| r.get(0))?)
+    }
+
     fn conversations_planned(
         &self,
         filter: &ListFilter,

@@ -282,6 +282,25 @@ ALTER TABLE api_tokens ADD COLUMN last_used_at INTEGER;
 ALTER TABLE bayes_totals ADD COLUMN tokenizer INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE bayes_totals ADD COLUMN trained_at INTEGER;
 "#,
+    // The web inbox (issue 13): agents' passwords (Argon2id PHC strings) and sign-in
+    // sessions, so sessions survive a restart. Only the SHA-256 of a session's secret
+    // is stored; its CSRF token is per session.
+    r#"
+CREATE TABLE web_passwords (
+    email      TEXT PRIMARY KEY,            -- lower-case user email
+    hash       TEXT NOT NULL,               -- $argon2id$… PHC string
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE web_sessions (
+    id           INTEGER PRIMARY KEY,
+    secret_sha256 TEXT NOT NULL UNIQUE,
+    user_email   TEXT NOT NULL,
+    csrf         TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL
+);
+CREATE INDEX web_sessions_by_user ON web_sessions(user_email);
+"#,
 ];
 
 /// How long a process starting beside others waits to switch a new database to WAL.

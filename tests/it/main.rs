@@ -22,3 +22,4 @@ mod reload;
 mod routing;
 mod smtp;
 mod spam;
+mod web;

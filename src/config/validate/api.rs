@@ -15,6 +15,7 @@ pub(super) fn api(raw: &RawApi, smtp: &SmtpConfig, p: &mut Problems) -> ApiConfi
     ApiConfig {
         listen,
         trusted_proxies,
+        tls: super::smtp::tls_pair(p, "api", raw.tls_cert.as_deref(), raw.tls_key.as_deref()),
     }
 }
 

@@ -102,9 +102,18 @@ pub(super) fn listen_list(p: &mut Problems, raw: Option<&[String]>) -> Vec<Socke
 }
 
 pub(super) fn tls_files(p: &mut Problems, raw: &RawSmtp) -> Option<TlsFiles> {
-    let cert = raw.tls_cert.as_deref();
-    let key = raw.tls_key.as_deref();
-    for (name, value) in [("smtp.tls_cert", cert), ("smtp.tls_key", key)] {
+    tls_pair(p, "smtp", raw.tls_cert.as_deref(), raw.tls_key.as_deref())
+}
+
+/// `tls_cert` and `tls_key` of `section`: both or neither.
+pub(super) fn tls_pair(
+    p: &mut Problems,
+    section: &str,
+    cert: Option<&str>,
+    key: Option<&str>,
+) -> Option<TlsFiles> {
+    let (cert_key, key_key) = (format!("{section}.tls_cert"), format!("{section}.tls_key"));
+    for (name, value) in [(&cert_key, cert), (&key_key, key)] {
         if value.is_some_and(|v| v.trim().is_empty()) {
             p.add(name, "must not be empty");
         }
@@ -115,11 +124,11 @@ pub(super) fn tls_files(p: &mut Problems, raw: &RawSmtp) -> Option<TlsFiles> {
             key: PathBuf::from(key),
         }),
         (Some(_), None) => {
-            p.add("smtp.tls_key", "required when smtp.tls_cert is set");
+            p.add(&key_key, format!("required when {cert_key} is set"));
             None
         }
         (None, Some(_)) => {
-            p.add("smtp.tls_cert", "required when smtp.tls_key is set");
+            p.add(&cert_key, format!("required when {key_key} is set"));
             None
         }
         (None, None) => None,

@@ -22,6 +22,14 @@ pub(super) fn users(raw: &[RawUser], p: &mut Problems) -> Vec<User> {
             paid_seat: u.paid_seat.unwrap_or(defaults::PAID_SEAT),
             super_admin: u.super_admin.unwrap_or(defaults::SUPER_ADMIN),
             available: u.available.unwrap_or(defaults::AVAILABLE),
+            language: choice(
+                p,
+                &join(&key, "language"),
+                u.language.as_deref(),
+                Some("en"),
+                &[("en", "en"), ("nl", "nl"), ("sv", "sv")],
+            )
+            .unwrap_or("en"),
         });
     }
     users

@@ -1,0 +1,298 @@
+//! The form actions: plain HTML form posts that answer with a redirect (303), so they
+//! work with scripting off. Each checks the session's CSRF token first and goes
+//! through `inbox::Service` (its access rules: a view-only admin is refused, an inbox
+//! the agent may not see is 404).
+
+use std::sync::Arc;
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+
+use super::csrf::{self, Fields};
+use super::pages::conversation::{parse_id, reply_after_new_mail, Draft};
+use super::session::SignedIn;
+use super::{WebError, WebState};
+use crate::inbox::service::SendRequest;
+use crate::inbox::{Action, Caller};
+use crate::outbound::send::{Content, ReplyRequest, SendError};
+
+type PostedForm = Result<Form<Vec<(String, String)>>, FormRejection>;
+
+/// Runs `act` after the CSRF check; a failure is shown in the agent's language.
+async fn checked<F>(me: &SignedIn, form: PostedForm, act: impl FnOnce(Fields) -> F) -> Response
+where
+    F: std::future::Future<Output = Result<Response, WebError>>,
+{
+    let fields = Fields::from_form(form);
+    let outcome = match csrf::check(me, &fields) {
+        Ok(()) => act(fields).await,
+        Err(e) => Err(e),
+    };
+    outcome.unwrap_or_else(|e| e.page(me.lang))
+}
+
+fn back_to(id: i64) -> Response {
+    Redirect::to(&format!("/conversations/{id}")).into_response()
+}
+
+/// `POST /conversations/{id}/act`: close, reopen, spam, not spam, trash, restore.
+pub async fn act(
+    State(state): State<Arc<WebState>>,
+    me: SignedIn,
+    Path(id): Path<String>,
+    form: PostedForm,
+) -> Response {
+    let caller = me.caller();
+    checked(&me, form, |fields| async move {
+        let id = parse_id(&id)?;
+        let action = match fields.get("action").unwrap_or_default() {
+            "close" => Action::Close { with_ticket: false },
+            "reopen" => Action::Reopen,
+            "spam" => Action::Spam,
+            "not_spam" => Action::NotSpam,
+            "trash" => Action::Trash,
+            "restore" => Action::Restore,
+            other => return Err(WebError::Invalid(format!("unknown action {other:?}"))),
+        };
+        state.service.act(&caller, id, action).await?;
+        Ok(back_to(id))
+    })
+    .await
+}
+
+/// `POST /conversations/{id}/assign`: the Assignee select (empty: unassign).
+pub async fn assign(
+    State(state): State<Arc<WebState>>,
+    me: SignedIn,
+    Path(id): Path<String>,
+    form: PostedForm,
+) -> Response {
+    let caller = me.caller();
+    checked(&me, form, |fields| async move {
+        let id = parse_id(&id)?;
+        let action = match fields.get("assignee").map(str::trim) {
+            None | Some("") => Action::Unassign,
+            Some(email) => Action::Assign(email.to_string()),
+        };
+        state.service.act(&caller, id, action).await?;
+        Ok(back_to(id))
+    })
+    .await
+}
+
+/// `POST /conversations/{id}/comment`: an internal note.
+pub async fn comment(
+    State(state): State<Arc<WebState>>,
+    me: SignedIn,
+    Path(id): Path<String>,
+    form: PostedForm,
+) -> Response {
+    let caller = me.caller();
+    checked(&me, form, |fields| async move {
+        let id = parse_id(&id)?;
+        let text = fields.get("text").unwrap_or_default().to_string();
+        state
+            .service
+            .act(&caller, id, Action::Comment(text))
+            .await?;
+        Ok(back_to(id))
+    })
+    .await
+}
+
+/// `POST /availability`: available or away (SPEC F7); back to where the agent was.
+pub async fn availability(
+    State(state): State<Arc<WebState>>,
+    me: SignedIn,
+    headers: axum::http::HeaderMap,
+    form: PostedForm,
+) -> Response {
+    let caller = me.caller();
+    checked(&me, form, |fields| async move {
+        let available = fields.get("available") == Some("true");
+        state.service.set_availability(&caller, available).await?;
+        Ok(Redirect::to(&same_site_referer(&headers)).into_response())
+    })
+    .await
+}
+
+/// The path of this site's page the form was posted from, else `/`.
+fn same_site_referer(headers: &axum::http::HeaderMap) -> String {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    headers
+        .get(axum::http::header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| r.split_once("://"))
+        .and_then(|(_, rest)| rest.strip_prefix(host))
+        .filter(|path| local_path(path))
+        .unwrap_or("/")
+        .to_string()
+}
+
+/// Whether `path` stays on this site when redirected to (not `//host`, nor `/\host`,
+/// which browsers read as `//host`).
+fn local_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.contains('\\')
+        && !path.chars().any(char::is_control)
+}
+
+/// Addresses typed into a To/Cc/Bcc box: separated by commas or whitespace.
+fn addresses(text: Option<&str>) -> Vec<String> {
+    text.unwrap_or_default()
+        .split([',', ';', ' ', '\n', '\r', '\t'])
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// `POST /conversations/{id}/reply`: queued like the API's reply (from-name and
+/// signature added by `outbound::send`).
+pub async fn reply(
+    State(state): State<Arc<WebState>>,
+    me: SignedIn,
+    Path(id): Path<String>,
+    form: PostedForm,
+) -> Response {
+    let caller = me.caller();
+    let agent_page = me.clone();
+    checked(&me, form, |fields| async move {
+        let id = parse_id(&id)?;
+        let text = fields.get("text").unwrap_or_default().replace("\r\n", "\n");
+        if text.trim().is_empty() {
+            return Err(WebError::Invalid("the reply is empty".into()));
+        }
+        if fields.get("confirm") != Some("1") {
+            if let Some(page) = newer_mail(&state, &agent_page, id, &fields).await? {
+                return Ok(page);
+            }
+        }
+        let Caller::User(agent) = caller else {
+            return Err(WebError::Forbidden("sending needs an agent".into()));
+        };
+        let request = SendRequest::Reply(ReplyRequest {
+            conversation_id: id,
+            agent,
+            content: Content {
+                text,
+                html: None,
+                attachments: Vec::new(),
+            },
+            to: addresses(fields.get("to")),
+            cc: addresses(fields.get("cc")),
+            bcc: addresses(fields.get("bcc")),
+            from: None,
+        });
+        // The send future holds a read connection (not `Send`): run it off the runtime.
+        let service = state.service.clone();
+        let runtime = tokio::runtime::Handle::current();
+        let sent = tokio::task::spawn_blocking(move || runtime.block_on(service.send(request)))
+            .await
+            .map_err(|_| WebError::Internal)?;
+        sent.map_err(send_error)?;
+        Ok(back_to(id))
+    })
+    .await
+}
+
+/// When inbound messages arrived after the reply form was shown (its `seen` field),
+/// the page that shows them with the draft, instead of sending (409).
+async fn newer_mail(
+    state: &WebState,
+    me: &SignedIn,
+    id: i64,
+    fields: &Fields,
+) -> Result<Option<Response>, WebError> {
+    let Some(seen) = fields.get("seen").and_then(|s| s.parse::<i64>().ok()) else {
+        return Ok(None);
+    };
+    let caller = me.caller();
+    let detail = super::blocking(state, move |s| s.show(&caller, id)).await?;
+    let newer: Vec<_> = detail
+        .messages
+        .into_iter()
+        .filter(|m| m.id > seen && m.direction == "in")
+        .collect();
+    if newer.is_empty() {
+        return Ok(None);
+    }
+    let draft = Draft {
+        text: fields.get("text").unwrap_or_default().to_string(),
+        to: fields.get("to").unwrap_or_default().to_string(),
+        cc: fields.get("cc").unwrap_or_default().to_string(),
+        bcc: fields.get("bcc").unwrap_or_default().to_string(),
+    };
+    let page = reply_after_new_mail(state, me, &detail.conversation, &newer, &draft).await?;
+    Ok(Some((StatusCode::CONFLICT, page).into_response()))
+}
+
+fn send_error(e: SendError) -> WebError {
+    match e {
+        SendError::NotFound(_) | SendError::NoAccess { .. } | SendError::UnknownAgent(_) => {
+            WebError::NotFound
+        }
+        SendError::Forbidden { .. } => WebError::Forbidden(e.to_string()),
+        SendError::Store(error) => {
+            tracing::error!(%error, "web: storage error while sending");
+            WebError::Internal
+        }
+        other => WebError::Invalid(other.to_string()),
+    }
+}
+
+/// `POST /bulk`: close, trash or assign the checked conversations; back to the list
+/// with how many changed and how many were refused.
+pub async fn bulk(State(state): State<Arc<WebState>>, me: SignedIn, form: PostedForm) -> Response {
+    let caller = me.caller();
+    checked(&me, form, |fields| async move {
+        let action = match fields.get("action").unwrap_or_default() {
+            "close" => Action::Close { with_ticket: false },
+            "trash" => Action::Trash,
+            "assign" => Action::Assign(fields.get("assignee").unwrap_or_default().to_string()),
+            other => return Err(WebError::Invalid(format!("unknown action {other:?}"))),
+        };
+        let ids: Vec<i64> = fields
+            .all("id")
+            .filter_map(|id| id.parse().ok())
+            .take(crate::inbox::service::MAX_PAGE as usize)
+            .collect();
+        let outcomes = state.service.act_on_many(&caller, &ids, action).await;
+        let refused = outcomes.iter().filter(|(_, o)| o.is_err()).count();
+        let done = outcomes.len() - refused;
+        let back = fields.get("back").filter(|b| local_path(b)).unwrap_or("/");
+        let sep = if back.contains('?') { '&' } else { '?' };
+        Ok(Redirect::to(&format!("{back}{sep}done={done}&refused={refused}")).into_response())
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_redirect_targets() {
+        assert!(local_path("/?view=all_open"));
+        assert!(!local_path("//evil.example/"));
+        assert!(!local_path("/\\evil.example/"));
+        assert!(!local_path("https://evil.example/"));
+        assert!(!local_path("/\r\nSet-Cookie: x"));
+    }
+
+    #[test]
+    fn typed_addresses_split_on_commas_and_spaces() {
+        assert_eq!(
+            addresses(Some(" a@x.example, b@y.example;c@z.example ")),
+            vec!["a@x.example", "b@y.example", "c@z.example"]
+        );
+        assert!(addresses(None).is_empty());
+    }
+}

@@ -1,0 +1,141 @@
+// inboxgate web inbox: live updates (server-sent events) and keyboard shortcuts.
+// Everything works without this script; it only saves reloads and keystrokes.
+(function () {
+  "use strict";
+
+  // Selects that apply themselves when changed (inbox switcher, sort, assignee).
+  document.addEventListener("change", function (e) {
+    var t = e.target;
+    if (t.matches && t.matches("select[data-autosubmit]") && t.form) t.form.submit();
+  });
+
+  function typing() {
+    var a = document.activeElement;
+    return a && (a.tagName === "INPUT" || a.tagName === "TEXTAREA" || a.tagName === "SELECT" || a.isContentEditable);
+  }
+
+  function drafting() {
+    var boxes = document.querySelectorAll("textarea");
+    for (var i = 0; i < boxes.length; i++) if (boxes[i].value.trim() !== "") return true;
+    return typing();
+  }
+
+  // Replaces the live regions (the list, the thread) and the view counts with the
+  // server's current page, keeping the selected row.
+  var refreshing = false;
+  function refresh() {
+    if (refreshing) return;
+    if (document.getElementById("thread") && drafting()) {
+      var note = document.getElementById("live-note");
+      if (note) note.hidden = false;
+      return;
+    }
+    refreshing = true;
+    fetch(location.href, { credentials: "same-origin" }).then(function (r) {
+      return r.ok ? r.text() : null;
+    }).then(function (text) {
+      refreshing = false;
+      if (!text) return;
+      var fresh = new DOMParser().parseFromString(text, "text/html");
+      var selected = document.querySelector("tr.sel");
+      var selectedId = selected && selected.getAttribute("data-id");
+      document.querySelectorAll("[data-live-region]").forEach(function (old) {
+        var now = old.id && fresh.getElementById(old.id);
+        if (now) old.replaceWith(document.importNode(now, true));
+      });
+      var oldViews = document.querySelectorAll(".sidebar .views");
+      var newViews = fresh.querySelectorAll(".sidebar .views");
+      for (var i = 0; i < oldViews.length && i < newViews.length; i++) {
+        oldViews[i].innerHTML = newViews[i].innerHTML;
+      }
+      if (selectedId) select(document.querySelector('tr[data-id="' + selectedId + '"]'));
+      document.body.setAttribute("data-refreshed", String(Date.now()));
+    }).catch(function () { refreshing = false; });
+  }
+
+  var app = document.querySelector(".app[data-live]");
+  if (app && window.EventSource) {
+    var source = new EventSource(app.getAttribute("data-live"));
+    source.addEventListener("change", refresh);
+    // Free the connection when the page goes (browsers allow few per host).
+    window.addEventListener("pagehide", function () { source.close(); });
+  }
+
+  // Drafts: the reply and comment boxes are kept in this browser as the agent types
+  // and come back after a reload; sending clears them.
+  ["reply", "comment"].forEach(function (id) {
+    var box = document.getElementById(id);
+    if (!box || !window.localStorage) return;
+    var key = "inboxgate-draft:" + location.pathname + ":" + id;
+    if (!box.value) box.value = localStorage.getItem(key) || "";
+    box.addEventListener("input", function () {
+      if (box.value) localStorage.setItem(key, box.value); else localStorage.removeItem(key);
+    });
+    if (box.form) box.form.addEventListener("submit", function () { localStorage.removeItem(key); });
+  });
+
+  function rows() { return Array.prototype.slice.call(document.querySelectorAll("tr[data-id]")); }
+  function select(row) {
+    rows().forEach(function (r) { r.classList.remove("sel"); });
+    if (!row) return;
+    row.classList.add("sel");
+    row.scrollIntoView({ block: "nearest" });
+  }
+  function move(step) {
+    var list = rows();
+    if (!list.length) return;
+    var at = list.indexOf(document.querySelector("tr.sel"));
+    select(list[Math.max(0, Math.min(list.length - 1, at + step))]);
+  }
+  function focus(id) {
+    var el = document.getElementById(id);
+    if (el) { el.focus(); return true; }
+    return false;
+  }
+
+  document.addEventListener("keydown", function (e) {
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.key === "Escape") {
+      var d = document.getElementById("shortcuts");
+      if (d && d.open) d.close();
+      if (typing()) document.activeElement.blur();
+      return;
+    }
+    if (typing()) return;
+    var handled = true;
+    switch (e.key) {
+      case "j": move(1); break;
+      case "k": move(-1); break;
+      case "o":
+      case "Enter": {
+        var row = document.querySelector("tr.sel a");
+        if (row) location.href = row.getAttribute("href"); else handled = false;
+        break;
+      }
+      case "r": handled = focus("reply"); break;
+      case "c": handled = focus("comment"); break;
+      case "/": handled = focus("q"); break;
+      case "a": {
+        var owner = document.getElementById("assignee");
+        var me = app && app.getAttribute("data-me");
+        if (owner && me && owner.querySelector('option[value="' + me + '"]')) {
+          owner.value = me;
+          owner.form.submit();
+        } else handled = false;
+        break;
+      }
+      case "e": {
+        var close = document.querySelector('button[data-key="e"]');
+        if (close) close.click(); else handled = false;
+        break;
+      }
+      case "?": {
+        var dialog = document.getElementById("shortcuts");
+        if (dialog && dialog.showModal) dialog.showModal(); else handled = false;
+        break;
+      }
+      default: handled = false;
+    }
+    if (handled) e.preventDefault();
+  });
+})();

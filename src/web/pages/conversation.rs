@@ -1,0 +1,583 @@
+//! The conversation page (`/conversations/{id}`, 404 when the agent may not see it):
+//! its messages oldest first with from/to/cc/date, text with quoted history folded,
+//! attachments to download, deliveries, internal comments as tinted notes, the
+//! activity timeline, classification with its reasons; the owner menu, status
+//! actions, the reply editor (from-name and signature shown as sent) and the comment
+//! box. A message's HTML is shown only in a sandboxed frame (`message_body`).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use maud::{html, Markup};
+
+use super::list::user_name;
+use super::{frame, when, Place};
+use crate::config::Config;
+use crate::inbox::access::{inbox_access, InboxAccess};
+use crate::inbox::service::ConversationDetail;
+use crate::outbound::compose;
+use crate::store::{ConversationRow, MessageRow, TimelineEntry};
+use crate::web::csrf;
+use crate::web::i18n::Lang;
+use crate::web::session::SignedIn;
+use crate::web::{blocking, WebError, WebState};
+
+/// Everything the page shows, read in one go.
+struct Loaded {
+    detail: ConversationDetail,
+    /// Message ids that have an HTML part.
+    with_html: Vec<i64>,
+    access: InboxAccess,
+}
+
+/// `GET /conversations/{id}`.
+pub async fn page(
+    State(state): State<Arc<WebState>>,
+    me: SignedIn,
+    Path(id): Path<String>,
+) -> Response {
+    match render(&state, &me, &id).await {
+        Ok(page) => page.into_response(),
+        Err(e) => e.page(me.lang),
+    }
+}
+
+pub fn parse_id(text: &str) -> Result<i64, WebError> {
+    text.parse().map_err(|_| WebError::NotFound)
+}
+
+async fn render(state: &WebState, me: &SignedIn, id: &str) -> Result<Markup, WebError> {
+    let id = parse_id(id)?;
+    let caller = me.caller();
+    let loaded = blocking(state, move |s| {
+        let detail = s.show(&caller, id)?;
+        let with_html = detail
+            .messages
+            .iter()
+            .filter(|m| {
+                s.raw_message(&caller, m.id)
+                    .map(|raw| has_html(&raw))
+                    .unwrap_or(false)
+            })
+            .map(|m| m.id)
+            .collect();
+        let access = s
+            .inboxes(&caller)
+            .into_iter()
+            .find(|i| i.name == detail.conversation.inbox)
+            .map_or(InboxAccess::None, |i| i.access);
+        Ok(Loaded {
+            detail,
+            with_html,
+            access,
+        })
+    })
+    .await?;
+    let config = state.service.config();
+    let now = state.service.now();
+    let c = &loaded.detail.conversation;
+    let place = Place {
+        inbox: Some(c.inbox.clone()),
+        view: None,
+    };
+    let lang = me.lang;
+    let can_act = loaded.access == InboxAccess::Member;
+    let main = html! {
+        article.thread data-live-region #thread {
+            header.thread-head {
+                p { a href=(format!("/?inbox={}", super::encode(&c.inbox))) { "← " (lang.t("back")) } }
+                h1 { (subject(c)) }
+                p.meta {
+                    (c.inbox) " · " (c.channel) " · "
+                    span.badge { (lang.t(if c.status == "open" { "status.open" } else { "status.closed" })) }
+                    (classification(lang, c))
+                }
+                @if can_act {
+                    div.toolbar {
+                        (assign_form(lang, me, &config, c))
+                        (status_form(lang, me, c))
+                    }
+                } @else {
+                    p.notice { (lang.t("view_only")) }
+                }
+            }
+            p #live-note.notice role="status" hidden {
+                (lang.t("live.note")) " "
+                a href=(format!("/conversations/{}", c.id)) { (lang.t("live.show")) }
+            }
+            (items(lang, &config, &loaded, now))
+            (activity(lang, &config, &loaded.detail.timeline, now))
+            @if can_act {
+                (reply_form(lang, me, &config, c, loaded.detail.messages.last().map_or(0, |m| m.id)))
+                (comment_form(lang, me, c))
+            }
+        }
+        aside.context {
+            h2 { (lang.t("contact")) }
+            p { (c.contact_name.clone().unwrap_or_default()) br; (c.contact_email) }
+            @if let Some(ticket) = &c.ticket {
+                h2 { (lang.t("ticket")) }
+                p { "#" (ticket.id) " · " (ticket.pipeline) " · " (ticket.stage) }
+            }
+        }
+    };
+    frame(state, me, &place, &c.subject, main).await
+}
+
+fn subject(c: &ConversationRow) -> &str {
+    if c.subject.trim().is_empty() {
+        "(no subject)"
+    } else {
+        &c.subject
+    }
+}
+
+/// Whether the message has a real HTML part (not one made from its text).
+fn has_html(raw: &[u8]) -> bool {
+    let Some(message) = mail_parser::MessageParser::default().parse(raw) else {
+        return false;
+    };
+    message.html_body.iter().any(|&i| {
+        matches!(
+            message.parts.get(i as usize).map(|p| &p.body),
+            Some(mail_parser::PartType::Html(_))
+        )
+    })
+}
+
+/// The badge of a verdict other than clean, with its reasons behind "why?".
+fn verdict_badge(lang: Lang, verdict: &str, reasons: &[String]) -> Markup {
+    let key = match verdict {
+        "spam" => "badge.spam",
+        "filtered" => "badge.filtered",
+        "auto_reply" => "badge.auto_reply",
+        "bulk" => "badge.bulk",
+        "bounce" => "badge.bounce",
+        "feedback" => "badge.feedback",
+        _ => return html! {},
+    };
+    html! {
+        " "
+        span.badge.warn { (lang.t(key)) }
+        @if !reasons.is_empty() {
+            details.why {
+                summary { (lang.t("why")) }
+                ul { @for r in reasons { li { (r) } } }
+            }
+        }
+    }
+}
+
+fn classification(lang: Lang, c: &ConversationRow) -> Markup {
+    let verdict = if c.spam {
+        "spam"
+    } else if c.filtered {
+        "filtered"
+    } else {
+        c.verdict.as_str()
+    };
+    html! {
+        (verdict_badge(lang, verdict, &c.reasons))
+        @if c.trashed { " " span.badge.warn { (lang.t("badge.trashed")) } }
+    }
+}
+
+fn assign_form(lang: Lang, me: &SignedIn, config: &Config, c: &ConversationRow) -> Markup {
+    let inbox = config.inbox(&c.inbox);
+    let members: Vec<_> = config
+        .users
+        .iter()
+        .filter(|u| inbox.is_some_and(|i| inbox_access(config, &u.email, i).can_act()))
+        .collect();
+    let current = c.assignee.as_deref().unwrap_or("");
+    html! {
+        form.assign method="post" action=(format!("/conversations/{}/assign", c.id)) {
+            (csrf::field(me))
+            label for="assignee" { (lang.t("assignee")) }
+            select #assignee name="assignee" data-autosubmit {
+                option value="" selected[current.is_empty()] { (lang.t("nobody")) }
+                @for u in members {
+                    option value=(u.email) selected[u.email.eq_ignore_ascii_case(current)] { (u.name) }
+                }
+            }
+            noscript { button type="submit" { (lang.t("assign")) } }
+        }
+    }
+}
+
+fn status_form(lang: Lang, me: &SignedIn, c: &ConversationRow) -> Markup {
+    let button = |action: &str, key: &'static str, shortcut: Option<&str>| {
+        html! { button type="submit" name="action" value=(action) data-key=[shortcut] { (lang.t(key)) } }
+    };
+    html! {
+        form.status method="post" action=(format!("/conversations/{}/act", c.id)) {
+            (csrf::field(me))
+            @if c.status == "open" { (button("close", "close", Some("e"))) } @else { (button("reopen", "reopen", None)) }
+            @if c.spam { (button("not_spam", "not_spam", None)) } @else { (button("spam", "spam", None)) }
+            @if c.trashed { (button("restore", "restore", None)) } @else { (button("trash", "trash", None)) }
+        }
+    }
+}
+
+/// Messages and comments, oldest first.
+fn items(lang: Lang, config: &Config, loaded: &Loaded, now: i64) -> Markup {
+    enum Item<'a> {
+        Message(&'a MessageRow),
+        Comment(&'a TimelineEntry),
+    }
+    let d = &loaded.detail;
+    let mut list: Vec<(i64, Item)> = d
+        .messages
+        .iter()
+        .map(|m| (m.received_at, Item::Message(m)))
+        .chain(
+            d.timeline
+                .iter()
+                .filter(|t| t.action == "comment")
+                .map(|t| (t.at, Item::Comment(t))),
+        )
+        .collect();
+    list.sort_by_key(|(at, _)| *at);
+    let newest = d.messages.last().map(|m| m.id);
+    html! {
+        @for (_, item) in &list {
+            @match item {
+                Item::Message(m) => (message(lang, d.conversation.id, m, loaded.with_html.contains(&m.id), newest == Some(m.id), now)),
+                Item::Comment(t) => {
+                    aside.note {
+                        p.who { (user_name(config, &t.actor)) " · " (when(lang, t.at, now)) " · " (lang.t("comment")) }
+                        p.text { (t.detail.clone().unwrap_or_default()) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn message(
+    lang: Lang,
+    conversation: i64,
+    m: &MessageRow,
+    html_part: bool,
+    newest: bool,
+    now: i64,
+) -> Markup {
+    let from = match &m.from_name {
+        Some(name) if !name.trim().is_empty() => format!("{name} <{}>", m.from),
+        _ => m.from.clone(),
+    };
+    let (body, quoted) = split_quoted(&m.text);
+    let base = format!("/conversations/{conversation}/messages/{}", m.id);
+    html! {
+        details.message open[newest] class=(if m.direction == "out" { "out" } else { "in" }) {
+            summary {
+                span.from { (from) }
+                " "
+                (when(lang, m.date.unwrap_or(m.received_at), now))
+            }
+            dl.headers {
+                dt { (lang.t("from")) } dd { (from) }
+                dt { (lang.t("to")) } dd { (m.to.join(", ")) }
+                @if !m.cc.is_empty() { dt { (lang.t("cc")) } dd { (m.cc.join(", ")) } }
+                dt { (lang.t("date")) } dd { (when(lang, m.date.unwrap_or(m.received_at), now)) }
+            }
+            (verdict_badge(lang, &m.verdict, &m.reasons))
+            pre.text { (body) }
+            @if !quoted.is_empty() {
+                details.quoted {
+                    summary { "… " span.sr { (lang.t("quoted")) } }
+                    pre.text { (quoted) }
+                }
+            }
+            @if html_part {
+                details.html {
+                    summary { (lang.t("html_version")) }
+                    iframe sandbox="" referrerpolicy="no-referrer" loading="lazy" title=(lang.t("html_version")) src=(format!("{base}/body")) {}
+                }
+            }
+            @if !m.attachments.is_empty() {
+                ul.attachments aria-label=(lang.t("attachments")) {
+                    @for (i, a) in m.attachments.iter().enumerate() {
+                        li {
+                            a href=(format!("{base}/attachments/{i}")) download { (crate::inbox::display::download_name(&a.filename)) }
+                            " (" (a.content_type) ", " (size(a.size as u64)) ")"
+                        }
+                    }
+                }
+            }
+            @if !m.deliveries.is_empty() {
+                ul.deliveries aria-label=(lang.t("delivery")) {
+                    @for d in &m.deliveries {
+                        li { (d.recipient) ": " strong { (d.status) } @if let Some(r) = &d.last_reply { " — " (r) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{:.1} MB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{} KB", b >> 10),
+        b => format!("{b} B"),
+    }
+}
+
+/// The message text and, folded away, its quoted history and signature: everything
+/// from the first attribution line ("On … wrote:"), quoted line, forwarded-original
+/// marker or signature separator on. Nothing is folded from the first line.
+pub fn split_quoted(text: &str) -> (&str, &str) {
+    let mut offset = 0;
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        let l = line.trim_end();
+        let starts_fold = l.starts_with('>')
+            || l == "-- "
+            || l == "--"
+            || l.starts_with("-----Original Message-----")
+            || (l.ends_with(':')
+                && (l.starts_with("On ") && l.contains(" wrote")
+                    || l.starts_with("Op ") && l.contains(" schreef")
+                    || l.starts_with("Den ") && l.contains(" skrev")
+                    || l.starts_with("Am ") && l.contains(" schrieb")));
+        if starts_fold && n > 0 {
+            return (text[..offset].trim_end(), &text[offset..]);
+        }
+        offset += line.len();
+    }
+    (text.trim_end(), "")
+}
+
+fn activity(lang: Lang, config: &Config, timeline: &[TimelineEntry], now: i64) -> Markup {
+    let entries: Vec<&TimelineEntry> = timeline.iter().filter(|t| t.action != "comment").collect();
+    if entries.is_empty() {
+        return html! {};
+    }
+    html! {
+        details.activity {
+            summary { (lang.t("timeline")) " (" (entries.len()) ")" }
+            ol {
+                @for t in entries {
+                    li {
+                        (when(lang, t.at, now)) " · " (user_name(config, &t.actor)) " · " (t.action)
+                        @if let Some(d) = &t.detail { ": " (d) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn reply_form(
+    lang: Lang,
+    me: &SignedIn,
+    config: &Config,
+    c: &ConversationRow,
+    newest_seen: i64,
+) -> Markup {
+    let channel = config
+        .inbox(&c.inbox)
+        .and_then(|i| i.channels.iter().find(|ch| ch.address == c.channel));
+    let from = channel.map(|ch| {
+        format!(
+            "{} <{}>",
+            compose::from_name(&ch.from_name, &me.name),
+            ch.address
+        )
+    });
+    let signature = channel
+        .and_then(|ch| ch.signature.as_deref())
+        .map(|t| compose::signature(t, &me.name));
+    html! {
+        form.reply #reply-form method="post" action=(format!("/conversations/{}/reply", c.id)) {
+            (csrf::field(me))
+            input type="hidden" name="seen" value=(newest_seen);
+            @if let Some(from) = &from {
+                p.from-preview { (lang.t("sent_as")) ": " strong { (from) } }
+            }
+            details.recipients {
+                summary { (lang.t("to")) " / " (lang.t("cc")) " / " (lang.t("bcc")) }
+                label for="reply-to" { (lang.t("to")) }
+                input #reply-to name="to" type="text" placeholder=(c.contact_email);
+                label for="reply-cc" { (lang.t("cc")) }
+                input #reply-cc name="cc" type="text";
+                label for="reply-bcc" { (lang.t("bcc")) }
+                input #reply-bcc name="bcc" type="text";
+            }
+            label for="reply" { (lang.t("reply")) }
+            textarea #reply name="text" rows="6" required {}
+            @if let Some(signature) = &signature {
+                div.signature-preview {
+                    span.label { (lang.t("signature")) }
+                    pre { (signature) }
+                }
+            }
+            button.primary type="submit" { (lang.t("send")) }
+        }
+    }
+}
+
+/// Shown instead of sending when messages came in after the reply box was opened:
+/// the new messages, then the draft again with Send (which now sends).
+pub async fn reply_after_new_mail(
+    state: &WebState,
+    me: &SignedIn,
+    c: &ConversationRow,
+    newer: &[MessageRow],
+    draft: &Draft,
+) -> Result<Markup, WebError> {
+    let lang = me.lang;
+    let now = state.service.now();
+    let place = Place {
+        inbox: Some(c.inbox.clone()),
+        view: None,
+    };
+    let main = html! {
+        article.thread #thread {
+            h1 { (subject(c)) }
+            p.notice role="alert" { (lang.t("reply.newer")) }
+            @for m in newer { (message(lang, c.id, m, false, true, now)) }
+            form.reply method="post" action=(format!("/conversations/{}/reply", c.id)) {
+                (csrf::field(me))
+                input type="hidden" name="confirm" value="1";
+                input type="hidden" name="to" value=(draft.to);
+                input type="hidden" name="cc" value=(draft.cc);
+                input type="hidden" name="bcc" value=(draft.bcc);
+                label for="reply" { (lang.t("reply")) }
+                textarea #reply name="text" rows="6" required { (draft.text) }
+                button.primary type="submit" { (lang.t("send")) }
+                a href=(format!("/conversations/{}", c.id)) { (lang.t("back")) }
+            }
+        }
+    };
+    frame(state, me, &place, &c.subject, main).await
+}
+
+/// A reply as typed, carried to the confirmation.
+#[derive(Debug, Default)]
+pub struct Draft {
+    pub text: String,
+    pub to: String,
+    pub cc: String,
+    pub bcc: String,
+}
+
+fn comment_form(lang: Lang, me: &SignedIn, c: &ConversationRow) -> Markup {
+    html! {
+        form.comment method="post" action=(format!("/conversations/{}/comment", c.id)) {
+            (csrf::field(me))
+            label for="comment" { (lang.t("comment")) }
+            p.hint { (lang.t("internal_note")) }
+            textarea #comment name="text" rows="3" required {}
+            button type="submit" { (lang.t("add_comment")) }
+        }
+    }
+}
+
+/// `GET /conversations/{id}/messages/{message}/body`: what the message's frame shows.
+pub async fn message_body(
+    State(state): State<Arc<WebState>>,
+    me: SignedIn,
+    Path((id, message)): Path<(String, String)>,
+) -> Response {
+    let found = async {
+        let (id, message) = (parse_id(&id)?, parse_id(&message)?);
+        let caller = me.caller();
+        let m = blocking(&state, move |s| s.message(&caller, message)).await?;
+        if m.conversation_id != id {
+            return Err(WebError::NotFound);
+        }
+        Ok(m.message.text)
+    }
+    .await;
+    match found {
+        Ok(text) => body_response(text),
+        Err(e) => e.page(me.lang),
+    }
+}
+
+/// The frame's document. For now the message's text part as plain text, under a
+/// policy that allows nothing; the sanitized HTML takes its place.
+fn body_response(text: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; sandbox; frame-ancestors 'self'",
+            ),
+            (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        text,
+    )
+        .into_response()
+}
+
+/// `GET /conversations/{id}/messages/{message}/attachments/{index}`: a download, never
+/// shown inline.
+pub async fn attachment(
+    State(state): State<Arc<WebState>>,
+    me: SignedIn,
+    Path((id, message, index)): Path<(String, String, String)>,
+) -> Response {
+    let found = async {
+        let (id, message) = (parse_id(&id)?, parse_id(&message)?);
+        let index: usize = index.parse().map_err(|_| WebError::NotFound)?;
+        let caller = me.caller();
+        blocking(&state, move |s| {
+            let m = s.message(&caller, message)?;
+            if m.conversation_id != id {
+                return Err(crate::inbox::InboxError::NotFound(format!(
+                    "message {message}"
+                )));
+            }
+            s.attachment(&caller, message, index)
+        })
+        .await
+    }
+    .await;
+    match found {
+        Ok((info, bytes)) => {
+            let name = crate::inbox::display::download_name(&info.filename);
+            let content_type = if info.content_type.is_ascii() {
+                info.content_type
+            } else {
+                "application/octet-stream".into()
+            };
+            (
+                [
+                    (header::CONTENT_TYPE, content_type),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        crate::api::content_disposition(&name),
+                    ),
+                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff".into()),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
+        Err(e) => e.page(me.lang),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_history_and_signature_fold_but_a_leading_quote_does_not() {
+        let text = "Thanks!\n\nOn Mon, 1 Jan 2026, Jan wrote:\n> hello\n";
+        assert_eq!(
+            split_quoted(text),
+            ("Thanks!", "On Mon, 1 Jan 2026, Jan wrote:\n> hello\n")
+        );
+        assert_eq!(split_quoted("Hi\n-- \nBob\n").1, "-- \nBob\n");
+        assert_eq!(split_quoted("> quoted first\nanswer\n").1, "");
+        assert_eq!(split_quoted("plain"), ("plain", ""));
+    }
+}

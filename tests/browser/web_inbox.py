@@ -1,0 +1,145 @@
+#!/usr/bin/python3
+"""The web inbox in a real browser (Debian's chromium over chromedriver, selenium).
+
+Run by tests/it/web.rs with one JSON argument:
+  {"base": "http://127.0.0.1:PORT", "smtp_port": N, "support": "support@…",
+   "users": [{"email", "password", "lang"}…], "shots": "DIR"}
+The first user signs in, watches the open list while a mail arrives over SMTP (it must
+appear without a reload), opens it, sees a comment draft survive a reload, and
+replies; then every user signs in and the list
+and the conversation are saved as screenshots in their language under DIR.
+Prints one JSON line with what it measured; exits non-zero on any failure.
+"""
+
+import json
+import smtplib
+import sys
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+SUBJECT = "Live kettle question"
+STARTED = time.monotonic()
+
+
+def log(what):
+    print(f"{time.monotonic() - STARTED:6.1f}s {what}", file=sys.stderr, flush=True)
+
+
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                "--window-size=1280,800", "--disable-dev-shm-usage"):
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def by_label(driver, text):
+    """The control a <label> with exactly this text names."""
+    label = driver.find_element(By.XPATH, f"//label[normalize-space()='{text}']")
+    return driver.find_element(By.ID, label.get_attribute("for"))
+
+
+def button(driver, text):
+    return driver.find_element(By.XPATH, f"//button[normalize-space()='{text}']")
+
+
+def sign_in(driver, base, user):
+    driver.delete_all_cookies()
+    driver.get(base + "/")
+    WebDriverWait(driver, 10).until(ec.url_contains("/sign-in"))
+    by_label(driver, "Email").send_keys(user["email"])
+    by_label(driver, "Password").send_keys(user["password"])
+    button(driver, "Sign in").click()
+    WebDriverWait(driver, 10).until(lambda d: d.current_url.rstrip("/") == base)
+
+
+def send_mail(port, to):
+    message = (
+        f"From: Jan Klant <jan@klant.example>\r\nTo: {to}\r\nSubject: {SUBJECT}\r\n"
+        "Message-ID: <live-kettle@klant.example>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        "My kettle whistles in B flat. Is that normal?\r\n\r\n"
+        "On Fri, 20 Nov 2026, Support wrote:\r\n> Thanks for your order.\r\n"
+    )
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+        smtp.sendmail("jan@klant.example", [to], message.encode())
+
+
+def main():
+    args = json.loads(sys.argv[1])
+    base, shots = args["base"], args["shots"]
+    first, *others = args["users"]
+    log("starting chromium")
+    driver = browser()
+    log("chromium started")
+    result = {}
+    try:
+        sign_in(driver, base, first)
+        log("signed in")
+        driver.get(base + "/?view=all_open")
+        driver.execute_script("window.__notReloaded = true;")
+        # Let the page's event stream connect before the mail comes in.
+        WebDriverWait(driver, 5).until(
+            lambda d: d.execute_script("return document.readyState") == "complete")
+        time.sleep(0.5)
+        sent = time.monotonic()
+        send_mail(args["smtp_port"], args["support"])
+        link = WebDriverWait(driver, 5, poll_frequency=0.05).until(
+            ec.presence_of_element_located((By.LINK_TEXT, SUBJECT)))
+        result["appeared_after_ms"] = round((time.monotonic() - sent) * 1000)
+        if not driver.execute_script("return window.__notReloaded === true;"):
+            raise SystemExit("the list reloaded instead of updating in place")
+        log(f"mail appeared after {result['appeared_after_ms']} ms")
+        driver.save_screenshot(f"{shots}/list-{first['lang']}.png")
+        link.click()
+        reply = WebDriverWait(driver, 10).until(lambda d: by_label(d, "Reply"))
+        conversation = driver.current_url
+        driver.save_screenshot(f"{shots}/conversation-{first['lang']}.png")
+        # A draft comes back after a reload.
+        by_label(driver, "Comment").send_keys("Draft: ask about the model")
+        driver.refresh()
+        comment = WebDriverWait(driver, 10).until(lambda d: by_label(d, "Comment"))
+        if comment.get_attribute("value") != "Draft: ask about the model":
+            raise SystemExit("the comment draft did not survive a reload")
+        driver.execute_script(
+            "var c = document.getElementById('comment'); c.value = '';"
+            "c.dispatchEvent(new Event('input'));")
+        log("draft kept across a reload")
+        reply = by_label(driver, "Reply")
+        reply.send_keys("It does; that is the whistle working. Enjoy your tea!")
+        button(driver, "Send").click()
+        WebDriverWait(driver, 10).until(
+            lambda d: "Enjoy your tea" in d.find_element(By.ID, "thread").text)
+        log("replied")
+        for user in others:
+            sign_in(driver, base, user)
+            log(f"signed in as {user['email']}")
+            driver.get(base + "/?view=email")
+            log("list loaded")
+            WebDriverWait(driver, 10).until(
+                ec.presence_of_element_located((By.LINK_TEXT, SUBJECT)))
+            driver.save_screenshot(f"{shots}/list-{user['lang']}.png")
+            driver.get(conversation)
+            log("conversation loaded")
+            WebDriverWait(driver, 10).until(
+                ec.presence_of_element_located((By.ID, "reply")))
+            driver.save_screenshot(f"{shots}/conversation-{user['lang']}.png")
+            log(f"screenshots in {user['lang']}")
+        # Phone width: the same page, one pane at a time.
+        driver.set_window_size(390, 844)
+        driver.get(base + "/?view=email")
+        driver.save_screenshot(f"{shots}/list-phone.png")
+    finally:
+        driver.quit()
+        log("chromium ended")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

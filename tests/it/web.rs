@@ -1,0 +1,886 @@
+//! The web inbox (issue 13) over real HTTP against the real daemon: sign-in (right and
+//! wrong password, cookie flags, the failure limit, removed users), the CSRF check,
+//! the access matrix, mail sent over SMTP in the list, and the form actions (reply to
+//! a real SMTP receiver with from-name and signature, assign, comment, close); plus a
+//! real browser (Debian's chromium over WebDriver) for live updates and screenshots.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
+use serde_json::Value;
+
+use crate::outbound::Sink;
+use crate::support::*;
+
+const ALICE: &str = "alice@demo.example"; // member of Support
+const BOB: &str = "bob@demo.example"; // member of Support and Sales
+const ROOT: &str = "root@demo.example"; // super admin: views Sales, may not act there
+const SUPPORT: &str = "support@demo.hs-inbox.com";
+const SALES: &str = "sales@demo.hs-inbox.com";
+const PASSWORD: &str = "correct horse battery staple";
+
+/// Sets `email`'s web password with the real CLI (password on standard input).
+fn set_password(d: &Daemon, email: &str, password: &str) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_inboxgate"))
+        .arg("--config")
+        .arg(&d.config_path)
+        .args(["users", "password", "set", email])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run inboxgate");
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin, "{password}").expect("write password");
+    drop(stdin);
+    child.wait_with_output().expect("inboxgate ends")
+}
+
+/// A browser-like HTTP client: no automatic redirects, one session cookie.
+struct Web {
+    base: String,
+    http: reqwest::Client,
+    cookie: Option<String>,
+}
+
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn location(&self) -> &str {
+        self.headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// The CSRF token the page's forms carry.
+    fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .unwrap_or_else(|| panic!("no CSRF field in {}", self.body));
+        let rest = &self.body[at + "name=\"csrf\" value=\"".len()..];
+        rest[..rest.find('"').expect("closing quote")].to_string()
+    }
+}
+
+fn form_body(fields: &[(&str, &str)]) -> String {
+    let encode = |s: &str| -> String {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    };
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+impl Web {
+    fn new(d: &Daemon) -> Web {
+        Web {
+            base: format!("http://{}", d.api_addr),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("http client"),
+            cookie: None,
+        }
+    }
+
+    /// Signs in (password set first); panics unless it works.
+    async fn signed_in(d: &Daemon, email: &str) -> Web {
+        let out = set_password(d, email, PASSWORD);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut web = Web::new(d);
+        let answer = web.sign_in(email, PASSWORD).await;
+        assert_eq!(answer.status, 303, "{}", answer.body);
+        web
+    }
+
+    async fn sign_in(&mut self, email: &str, password: &str) -> Answer {
+        let answer = self
+            .post_raw(
+                "/sign-in",
+                form_body(&[("email", email), ("password", password)]),
+            )
+            .await;
+        if let Some(cookie) = answer.headers.get(SET_COOKIE).and_then(|v| v.to_str().ok()) {
+            self.cookie = cookie.split(';').next().map(str::to_string);
+        }
+        answer
+    }
+
+    async fn answer(&self, request: reqwest::RequestBuilder) -> Answer {
+        let request = match &self.cookie {
+            Some(cookie) => request.header(COOKIE, cookie),
+            None => request,
+        };
+        let response = request.send().await.expect("http request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.text().await.expect("http body");
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Answer {
+        self.answer(self.http.get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    async fn post_raw(&self, path: &str, body: String) -> Answer {
+        self.answer(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body),
+        )
+        .await
+    }
+
+    /// Posts a form of the page at `page` with its CSRF token.
+    async fn submit(&self, page: &str, path: &str, fields: &[(&str, &str)]) -> Answer {
+        let token = self.get(page).await.csrf();
+        let mut all = vec![("csrf", token.as_str())];
+        all.extend_from_slice(fields);
+        self.post_raw(path, form_body(&all)).await
+    }
+}
+
+fn mail(id: &str, to: &str, subject: &str, body: &str) -> Vec<u8> {
+    format!(
+        "Message-ID: <{id}>\r\nFrom: Jan Klant <jan@klant.example>\r\nTo: {to}\r\n\
+         Subject: {subject}\r\nDate: Sat, 21 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+/// Delivers a customer's mail over SMTP; returns its conversation id.
+async fn customer_writes(d: &Daemon, id: &str, to: &str, subject: &str) -> i64 {
+    let reply = d
+        .send(
+            "jan@klant.example",
+            &[to],
+            &mail(id, to, subject, "Where is my order?"),
+        )
+        .await;
+    assert!(reply.starts_with("250"), "{reply}");
+    conversation_with_subject(&d.list(&[]), subject)
+}
+
+fn status_of(d: &Daemon, id: i64) -> Value {
+    d.show(id)
+}
+
+#[tokio::test]
+async fn sign_in_with_the_right_password_sets_an_http_only_session_and_a_wrong_one_sets_none() {
+    let d = Daemon::start().await;
+    let mut web = Web::new(&d);
+    let first = web.get("/").await;
+    assert_eq!(first.status, 303);
+    assert_eq!(first.location(), "/sign-in");
+    let form = web.get("/sign-in").await;
+    for label in [">Email<", ">Password<", ">Sign in<"] {
+        assert!(form.body.contains(label), "{label} missing: {}", form.body);
+    }
+    let out = set_password(&d, ALICE, PASSWORD);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let wrong = web.sign_in(ALICE, "not the password").await;
+    assert_eq!(wrong.status, 401);
+    assert!(
+        wrong.headers.get(SET_COOKIE).is_none(),
+        "a wrong password sets no cookie"
+    );
+    assert!(
+        wrong.body.contains("Wrong email or password"),
+        "{}",
+        wrong.body
+    );
+    assert_eq!(web.get("/").await.status, 303, "still signed out");
+
+    let right = web.sign_in(ALICE, PASSWORD).await;
+    assert_eq!(right.status, 303, "{}", right.body);
+    assert_eq!(right.location(), "/");
+    let cookie = right.headers[SET_COOKIE].to_str().expect("ascii");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "plain HTTP: no Secure flag: {cookie}"
+    );
+    let list = web.get("/").await;
+    assert_eq!(list.status, 200);
+    for view in [
+        "Unassigned",
+        "Assigned to me",
+        "All open",
+        "Email",
+        "Closed",
+        "Sent",
+        "Spam",
+        "Filtered",
+        "Trash",
+    ] {
+        assert!(
+            list.body.contains(&format!("<span>{view}</span>")),
+            "{view} missing"
+        );
+    }
+    assert!(list.body.contains("<label for=\"q\">Search</label>"));
+
+    // Sessions live in the store: a restart keeps them.
+    let d = d.restart().await;
+    web.base = format!("http://{}", d.api_addr);
+    assert_eq!(web.get("/").await.status, 200, "session survives a restart");
+}
+
+#[tokio::test]
+async fn users_password_set_names_a_user_who_is_not_configured() {
+    let d = Daemon::start().await;
+    let out = set_password(&d, "nobody@demo.example", PASSWORD);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("nobody@demo.example"), "{stderr}");
+}
+
+#[tokio::test]
+async fn failed_sign_ins_are_limited_per_account_even_for_the_right_password_then() {
+    let d = Daemon::start().await;
+    assert!(set_password(&d, BOB, PASSWORD).status.success());
+    let mut web = Web::new(&d);
+    for _ in 0..10 {
+        assert_eq!(web.sign_in(BOB, "guess").await.status, 401);
+    }
+    let held = web.sign_in(BOB, PASSWORD).await;
+    assert_eq!(held.status, 429, "{}", held.body);
+    assert!(held.headers.get(SET_COOKIE).is_none());
+}
+
+#[tokio::test]
+async fn a_form_post_without_the_csrf_token_is_refused_and_changes_nothing() {
+    let d = Daemon::start().await;
+    let id = customer_writes(&d, "csrf@klant.example", SUPPORT, "Order 1").await;
+    let web = Web::signed_in(&d, ALICE).await;
+    let path = format!("/conversations/{id}/act");
+    let none = web.post_raw(&path, form_body(&[("action", "close")])).await;
+    assert_eq!(none.status, 403);
+    let forged = web
+        .post_raw(
+            &path,
+            form_body(&[("action", "close"), ("csrf", "0123abcd")]),
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    let empty = web.post_raw(&path, String::new()).await;
+    assert_eq!(empty.status, 403);
+    let comment = web
+        .post_raw(
+            &format!("/conversations/{id}/comment"),
+            form_body(&[("text", "x")]),
+        )
+        .await;
+    assert_eq!(comment.status, 403);
+    let shown = status_of(&d, id);
+    assert_eq!(shown["status"], "open", "nothing changed: {shown:#}");
+    let page = format!("/conversations/{id}");
+    let ok = web.submit(&page, &path, &[("action", "close")]).await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    assert_eq!(status_of(&d, id)["status"], "closed");
+}
+
+#[tokio::test]
+async fn a_conversation_of_an_inbox_the_agent_may_not_see_is_404_and_a_super_admin_may_not_act() {
+    let d = Daemon::start().await;
+    let sales = customer_writes(&d, "sales@klant.example", SALES, "Offerte").await;
+    let alice = Web::signed_in(&d, ALICE).await;
+    assert_eq!(
+        alice.get(&format!("/conversations/{sales}")).await.status,
+        404
+    );
+    assert!(
+        !alice.get("/").await.body.contains("Offerte"),
+        "not in alice's list"
+    );
+    let bob = Web::signed_in(&d, BOB).await;
+    let page = bob.get(&format!("/conversations/{sales}")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Offerte"));
+
+    let root = Web::signed_in(&d, ROOT).await;
+    let seen = root.get(&format!("/conversations/{sales}")).await;
+    assert_eq!(seen.status, 200, "a super admin views every inbox");
+    assert!(
+        !seen.body.contains(">Close<"),
+        "no actions offered to a viewer"
+    );
+    let refused = root
+        .submit(
+            "/",
+            &format!("/conversations/{sales}/act"),
+            &[("action", "close")],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(status_of(&d, sales)["status"], "open");
+    // The attachment and frame routes follow the same rule.
+    let body = alice
+        .get(&format!("/conversations/{sales}/messages/1/body"))
+        .await;
+    assert_eq!(body.status, 404);
+}
+
+#[tokio::test]
+async fn a_mail_sent_over_smtp_shows_in_the_list_with_its_contact_and_links_by_subject() {
+    let d = Daemon::start().await;
+    let web = Web::signed_in(&d, ALICE).await;
+    let id = customer_writes(&d, "list@klant.example", SUPPORT, "Broken <b>kettle</b>").await;
+    let list = web.get("/?view=unassigned").await;
+    assert_eq!(list.status, 200);
+    assert!(list.body.contains("Jan Klant"), "{}", list.body);
+    assert!(
+        list.body.contains(&format!(
+            "<a href=\"/conversations/{id}\">Broken &lt;b&gt;kettle&lt;/b&gt;</a>"
+        )),
+        "subject escaped, as a link: {}",
+        list.body
+    );
+    assert!(list.body.contains("Where is my order?"), "preview");
+    assert!(list
+        .body
+        .contains("<span>Unassigned</span> <span class=\"count\">1</span>"));
+    let found = web.get("/?q=kettle").await;
+    assert!(found.body.contains(&format!("/conversations/{id}")));
+    let missing = web.get("/?q=toaster").await;
+    assert!(!missing.body.contains(&format!("/conversations/{id}")));
+}
+
+#[tokio::test]
+async fn reply_assign_comment_and_close_by_form_reach_the_store_and_the_receiver() {
+    let sink = Sink::plain();
+    let relay = sink.relay_config();
+    let d = Daemon::start_edited(move |text, _| {
+        text.replace(
+            "company = \"Demo Support\" }",
+            "company = \"Demo Support\" }\n  signature = \"-- \\n{{full_name}}\\nDemo Inc support\"",
+        ) + &relay
+    })
+    .await;
+    let id = customer_writes(&d, "act@klant.example", SUPPORT, "Kettle").await;
+    let web = Web::signed_in(&d, ALICE).await;
+    let page = format!("/conversations/{id}");
+    let shown = web.get(&page).await;
+    assert!(
+        shown
+            .body
+            .contains("Alice Smith from Demo Support &lt;support@demo.hs-inbox.com&gt;"),
+        "from-name preview: {}",
+        shown.body
+    );
+    assert!(shown.body.contains("Demo Inc support"), "signature preview");
+    assert!(shown.body.contains("<label for=\"reply\">Reply</label>"));
+    assert!(shown.body.contains(">Send</button>"));
+    assert!(shown
+        .body
+        .contains("<label for=\"comment\">Comment</label>"));
+    assert!(shown.body.contains(">Add comment</button>"));
+    assert!(shown
+        .body
+        .contains("<label for=\"assignee\">Assignee</label>"));
+
+    let sent = web
+        .submit(
+            &page,
+            &format!("{page}/reply"),
+            &[("text", "It ships today.")],
+        )
+        .await;
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    let got = sink.wait_for(1).await;
+    let reply = &got[0];
+    assert_eq!(
+        reply.header("From").as_deref(),
+        Some("\"Alice Smith from Demo Support\" <support@demo.hs-inbox.com>")
+    );
+    assert_eq!(
+        reply.header("In-Reply-To").as_deref(),
+        Some("<act@klant.example>")
+    );
+    assert!(reply.raw.contains("It ships today."));
+    assert!(
+        reply.raw.contains("Alice Smith\r\nDemo Inc support"),
+        "{}",
+        reply.raw
+    );
+
+    let assigned = web
+        .submit(&page, &format!("{page}/assign"), &[("assignee", BOB)])
+        .await;
+    assert_eq!(assigned.status, 303, "{}", assigned.body);
+    let commented = web
+        .submit(
+            &page,
+            &format!("{page}/comment"),
+            &[("text", "Called him, all good")],
+        )
+        .await;
+    assert_eq!(commented.status, 303);
+    let closed = web
+        .submit(&page, &format!("{page}/act"), &[("action", "close")])
+        .await;
+    assert_eq!(closed.status, 303);
+    let shown = d.show(id);
+    assert_eq!(shown["assignee"], BOB);
+    assert_eq!(shown["status"], "closed");
+    let after = web.get(&page).await;
+    assert!(
+        after.body.contains("class=\"note\""),
+        "comment shown as a note"
+    );
+    assert!(after.body.contains("Called him, all good"));
+    assert!(after.body.contains(">Reopen<"));
+}
+
+#[tokio::test]
+async fn bulk_close_from_the_list_closes_the_checked_conversations() {
+    let d = Daemon::start().await;
+    let one = customer_writes(&d, "b1@klant.example", SUPPORT, "First").await;
+    let two = customer_writes(&d, "b2@klant.example", SUPPORT, "Second").await;
+    let web = Web::signed_in(&d, ALICE).await;
+    let (one_text, two_text) = (one.to_string(), two.to_string());
+    let done = web
+        .submit(
+            "/",
+            "/bulk",
+            &[
+                ("action", "close"),
+                ("id", &one_text),
+                ("id", &two_text),
+                ("back", "/?view=all_open"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 303);
+    assert_eq!(done.location(), "/?view=all_open&done=2&refused=0");
+    assert_eq!(d.show(one)["status"], "closed");
+    assert_eq!(d.show(two)["status"], "closed");
+}
+
+#[tokio::test]
+async fn sessions_of_a_user_removed_from_the_config_end_at_reload() {
+    let d = Daemon::start().await;
+    let web = Web::signed_in(&d, ALICE).await;
+    assert_eq!(web.get("/").await.status, 200);
+    let without_alice = d.config_text().replace(
+        "[[users]]\nemail = \"alice@demo.example\"\nname = \"Alice Smith\"\n",
+        "",
+    );
+    assert_ne!(without_alice, d.config_text());
+    let with_alice = d.config_text();
+    d.reload(&without_alice);
+    let after = web.get("/").await;
+    assert_eq!(after.status, 303);
+    assert_eq!(after.location(), "/sign-in");
+    // Ended, not only refused: added back, alice signs in again.
+    d.reload(&with_alice);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let again = web.get("/").await;
+        if again.status == 303 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the removed user's session came back with them"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_interface_speaks_the_users_configured_language() {
+    let d = Daemon::start_edited(|text, _| {
+        text.replace(
+            "name = \"Alice Smith\"\n",
+            "name = \"Alice Smith\"\nlanguage = \"nl\"\n",
+        )
+    })
+    .await;
+    let web = Web::signed_in(&d, ALICE).await;
+    let list = web.get("/").await;
+    assert!(list.body.contains("lang=\"nl\""));
+    assert!(list.body.contains("Niet toegewezen"), "{}", list.body);
+    assert!(list.body.contains("Prullenbak"));
+}
+
+#[tokio::test]
+async fn an_attachment_downloads_unsniffed_and_pages_refuse_foreign_frames() {
+    let d = Daemon::start().await;
+    let message = "Message-ID: <att@klant.example>\r\nFrom: jan@klant.example\r\n\
+        To: support@demo.hs-inbox.com\r\nSubject: Invoice\r\nMIME-Version: 1.0\r\n\
+        Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\
+        Content-Type: text/plain\r\n\r\nSee attached\r\n--b\r\n\
+        Content-Type: text/html; name=\"x.html\"\r\nContent-Disposition: attachment; filename=\"x.html\"\r\n\r\n\
+        <script>alert(1)</script>\r\n--b--\r\n";
+    let reply = d
+        .send("jan@klant.example", &[SUPPORT], message.as_bytes())
+        .await;
+    assert!(reply.starts_with("250"), "{reply}");
+    let id = conversation_with_subject(&d.list(&[]), "Invoice");
+    let row = d.show(id)["messages"][0]["id"]
+        .as_i64()
+        .expect("message id");
+    let web = Web::signed_in(&d, ALICE).await;
+    let page = web.get(&format!("/conversations/{id}")).await;
+    let link = format!("/conversations/{id}/messages/{row}/attachments/0");
+    assert!(page.body.contains(&link), "{}", page.body);
+    let file = web.get(&link).await;
+    assert_eq!(file.status, 200);
+    let disposition = file.headers["content-disposition"].to_str().expect("ascii");
+    assert!(disposition.starts_with("attachment;"), "{disposition}");
+    assert_eq!(file.headers["x-content-type-options"], "nosniff");
+    let frame = web
+        .get(&format!("/conversations/{id}/messages/{row}/body"))
+        .await;
+    assert_eq!(frame.status, 200);
+    assert!(frame.headers["content-security-policy"]
+        .to_str()
+        .expect("ascii")
+        .contains("default-src 'none'"));
+    assert_eq!(
+        frame.headers["x-frame-options"], "SAMEORIGIN",
+        "our page may frame it"
+    );
+    let policy = page.headers["content-security-policy"]
+        .to_str()
+        .expect("ascii");
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert_eq!(page.headers["x-frame-options"], "DENY");
+}
+
+#[tokio::test]
+async fn in_a_real_browser_new_mail_appears_without_reload_and_a_reply_is_sent() {
+    let install = "apt-get install chromium chromium-driver python3-selenium";
+    require("chromium", install);
+    require("chromedriver", install);
+    require_python_module("selenium", install);
+    let sink = Sink::plain();
+    let relay = sink.relay_config();
+    let d = Daemon::start_edited(move |text, _| {
+        text.replace(
+            "company = \"Demo Support\" }",
+            "company = \"Demo Support\" }\n  signature = \"-- \\n{{full_name}}\\nDemo Inc support\"",
+        )
+        .replace("name = \"Bob Jansen\"\n", "name = \"Bob Jansen\"\nlanguage = \"nl\"\n")
+        .replace(
+            "[[inboxes]]\nname = \"Support\"",
+            "[[users]]\nemail = \"sven@demo.example\"\nname = \"Sven Berg\"\nlanguage = \"sv\"\n\n\
+             [[inboxes]]\nname = \"Support\"",
+        ) + &relay
+    })
+    .await;
+    customer_writes(&d, "older@klant.example", SUPPORT, "Descaling the kettle").await;
+    let users: Vec<Value> = [(ALICE, "en"), (BOB, "nl"), ("sven@demo.example", "sv")]
+        .iter()
+        .map(|(email, lang)| {
+            let out = set_password(&d, email, PASSWORD);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::json!({ "email": email, "password": PASSWORD, "lang": lang })
+        })
+        .collect();
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/web-screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let args = serde_json::json!({
+        "base": format!("http://{}", d.api_addr),
+        "smtp_port": d.addr.port(),
+        "support": SUPPORT,
+        "users": users,
+        "shots": shots,
+    });
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/web_inbox.py");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("/usr/bin/python3")
+            .arg(script)
+            .arg(args.to_string())
+            .output()
+    })
+    .await
+    .expect("browser script thread")
+    .expect("run the browser script");
+    assert!(
+        out.status.success(),
+        "browser script failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    let measured: Value = serde_json::from_slice(
+        out.stdout
+            .split(|b| *b == b'\n')
+            .find(|l| l.starts_with(b"{"))
+            .unwrap_or(b"{}"),
+    )
+    .expect("the script's JSON line");
+    let after = measured["appeared_after_ms"].as_i64().expect("measured");
+    assert!(after < 1500, "new mail took {after} ms to appear");
+    let got = sink.wait_for(1).await;
+    assert!(got[0].raw.contains("Enjoy your tea!"), "{}", got[0].raw);
+    assert!(got[0].raw.contains("Alice Smith from Demo Support"));
+    for lang in ["en", "nl", "sv"] {
+        for page in ["list", "conversation"] {
+            assert!(
+                shots.join(format!("{page}-{lang}.png")).is_file(),
+                "{page}-{lang}.png"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_event_stream_says_change_when_mail_arrives_and_ends_when_the_daemon_stops() {
+    let d = Daemon::start().await;
+    let web = Web::signed_in(&d, ALICE).await;
+    let request = web
+        .http
+        .get(format!("{}/events", web.base))
+        .header(COOKIE, web.cookie.clone().expect("cookie"));
+    let mut events = request.send().await.expect("event stream");
+    assert_eq!(events.status(), 200);
+    assert!(events.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .starts_with("text/event-stream"));
+    let mut seen = String::new();
+    let mut wait_for = async |what: &str| {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+        while !seen.contains(what) {
+            let chunk = tokio::time::timeout_at(deadline, events.chunk())
+                .await
+                .unwrap_or_else(|_| panic!("{what} within 3 s; got {seen:?}"))
+                .expect("stream chunk")
+                .expect("stream open");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    wait_for("event: ready").await;
+    customer_writes(&d, "live@klant.example", SUPPORT, "Live").await;
+    wait_for("event: change").await;
+    // An open stream must not hold the daemon's graceful shutdown.
+    tokio::time::timeout(std::time::Duration::from_secs(10), d.stop())
+        .await
+        .expect("the daemon stops with an event stream open");
+}
+
+#[tokio::test]
+async fn a_full_list_page_with_its_css_and_script_weighs_under_100_kb() {
+    let d = Daemon::start().await;
+    let mut smtp = d.client().await;
+    for n in 0..60 {
+        let subject = format!("Question number {n} about a rather long-winded order issue");
+        let body =
+            "Hello, I ordered a kettle three weeks ago and it has not arrived yet. ".repeat(4);
+        let message = mail(&format!("w{n}@klant.example"), SUPPORT, &subject, &body);
+        let reply = smtp.mail("jan@klant.example", &[SUPPORT], &message).await;
+        assert!(reply.starts_with("250"), "{reply}");
+    }
+    let web = Web::signed_in(&d, ALICE).await;
+    let html = web.get("/?view=all_open").await;
+    assert_eq!(html.body.matches("<tr data-id=").count(), 50, "a full page");
+    let css = web.get("/assets/app.css").await;
+    let js = web.get("/assets/app.js").await;
+    let total = html.body.len() + css.body.len() + js.body.len();
+    eprintln!(
+        "list page weight: html {} + css {} + js {} = {total} bytes",
+        html.body.len(),
+        css.body.len(),
+        js.body.len()
+    );
+    assert!(total < 100 * 1024, "{total} bytes");
+}
+
+#[tokio::test]
+async fn a_reply_begun_before_new_mail_arrived_is_held_until_the_agent_has_seen_it() {
+    let sink = Sink::plain();
+    let relay = sink.relay_config();
+    let d = Daemon::start_edited(move |text, _| text + &relay).await;
+    let id = customer_writes(&d, "first@klant.example", SUPPORT, "Kettle").await;
+    let web = Web::signed_in(&d, ALICE).await;
+    let page = web.get(&format!("/conversations/{id}")).await;
+    let seen = page
+        .body
+        .split("name=\"seen\" value=\"")
+        .nth(1)
+        .expect("seen field");
+    let seen = seen[..seen.find('"').expect("quote")].to_string();
+    // The customer writes again while the agent types.
+    let follow_up = format!(
+        "Message-ID: <second@klant.example>\r\nIn-Reply-To: <first@klant.example>\r\n\
+         From: Jan Klant <jan@klant.example>\r\nTo: {SUPPORT}\r\nSubject: Re: Kettle\r\n\r\n\
+         Never mind, it arrived!\r\n"
+    );
+    let reply = d
+        .send("jan@klant.example", &[SUPPORT], follow_up.as_bytes())
+        .await;
+    assert!(reply.starts_with("250"), "{reply}");
+    assert_eq!(d.show(id)["message_count"], 2, "threaded");
+    let csrf = page.csrf();
+    let path = format!("/conversations/{id}/reply");
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("seen", seen.as_str()),
+        ("text", "It ships today."),
+    ];
+    let held = web.post_raw(&path, form_body(&fields)).await;
+    assert_eq!(held.status, 409, "{}", held.body);
+    assert!(held.body.contains("A new message arrived"), "{}", held.body);
+    assert!(held.body.contains("Never mind, it arrived!"));
+    assert!(
+        held.body.contains(">It ships today.</textarea>"),
+        "the draft is kept"
+    );
+    assert_eq!(d.show(id)["message_count"], 2, "nothing sent yet");
+    let mut confirmed = fields.to_vec();
+    confirmed.push(("confirm", "1"));
+    let sent = web.post_raw(&path, form_body(&confirmed)).await;
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    assert!(sink.wait_for(1).await[0].raw.contains("It ships today."));
+}
+
+#[tokio::test]
+async fn the_availability_select_sets_the_agent_away() {
+    let d = Daemon::start().await;
+    let web = Web::signed_in(&d, ALICE).await;
+    let list = web.get("/").await;
+    assert!(list
+        .body
+        .contains("<label for=\"availability\">Availability</label>"));
+    let set = web
+        .submit("/", "/availability", &[("available", "false")])
+        .await;
+    assert_eq!(set.status, 303);
+    let shown: Value =
+        serde_json::from_str(&d.cli(&["users", "availability", ALICE])).expect("JSON");
+    assert_eq!(shown["available"], false);
+}
+
+#[tokio::test]
+async fn search_filters_narrow_the_list_and_a_bad_date_is_an_error() {
+    let d = Daemon::start().await;
+    let open = customer_writes(&d, "f1@klant.example", SUPPORT, "Still open").await;
+    let closed = customer_writes(&d, "f2@klant.example", SUPPORT, "Done already").await;
+    let web = Web::signed_in(&d, ALICE).await;
+    let page = format!("/conversations/{closed}");
+    let done = web
+        .submit(&page, &format!("{page}/act"), &[("action", "close")])
+        .await;
+    assert_eq!(done.status, 303);
+    let list = web
+        .get("/?q=&status=closed&assignee=none&hide_trash=on")
+        .await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert!(list.body.contains(&format!("/conversations/{closed}\"")));
+    assert!(!list.body.contains(&format!("/conversations/{open}\"")));
+    assert!(list.body.contains("Leave search"));
+    let bad = web.get("/?since=yesterday-ish").await;
+    assert_eq!(bad.status, 400, "a bad date is an error, not everything");
+}
+
+/// One HTTP/1.1 exchange over TLS (trusting `cert` for `localhost`); the raw answer.
+async fn https_exchange(
+    addr: std::net::SocketAddr,
+    cert: &rcgen::CertifiedKey<rcgen::KeyPair>,
+    request: &str,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(cert.cert.der().clone())
+        .expect("trust the certificate");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+    let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
+    tls.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    tls.read_to_end(&mut answer).await.expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn over_tls_the_listener_speaks_https_and_the_session_cookie_is_secure() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("certificate");
+    let (cert_pem, key_pem) = (cert.cert.pem(), cert.signing_key.serialize_pem());
+    let d = Daemon::start_edited(move |text, dir| {
+        let (cert, key) = (dir.join("web.pem"), dir.join("web.key"));
+        std::fs::write(&cert, cert_pem).expect("write cert");
+        std::fs::write(&key, key_pem).expect("write key");
+        text.replace(
+            "[api]\nlisten = \"127.0.0.1:0\"\n",
+            &format!(
+                "[api]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+                cert.display(),
+                key.display()
+            ),
+        )
+    })
+    .await;
+    assert!(set_password(&d, ALICE, PASSWORD).status.success());
+    let form = form_body(&[("email", ALICE), ("password", PASSWORD)]);
+    let request = format!(
+        "POST /sign-in HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    let answer = https_exchange(d.api_addr, &cert, &request).await;
+    assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
+    let cookie = answer
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .expect("a session cookie");
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    // The API answers over the same HTTPS listener.
+    let api = https_exchange(
+        d.api_addr,
+        &cert,
+        "GET /api/v1/me HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(api.starts_with("HTTP/1.1 401"), "{api}");
+}
