@@ -16,6 +16,7 @@ pub mod fuzzing;
 pub mod imap;
 pub mod inbox;
 pub mod logging;
+pub mod mail_html;
 pub mod metrics;
 pub mod outbound;
 pub mod pipeline;
