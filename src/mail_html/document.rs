@@ -116,10 +116,20 @@ mod tests {
     fn csp_never_allows_scripts_forms_or_same_origin() {
         for policy in [CSP_BLOCKED, CSP_IMAGES_SHOWN] {
             assert!(policy.starts_with("default-src 'none';"), "{policy}");
-            for forbidden in ["script-src", "allow-scripts", "allow-forms", "allow-same-origin", "unsafe-eval"] {
+            for forbidden in [
+                "script-src",
+                "allow-scripts",
+                "allow-forms",
+                "allow-same-origin",
+                "unsafe-eval",
+            ] {
                 assert!(!policy.contains(forbidden), "{forbidden} in {policy}");
             }
-            for required in ["form-action 'none'", "base-uri 'none'", "frame-ancestors 'self'"] {
+            for required in [
+                "form-action 'none'",
+                "base-uri 'none'",
+                "frame-ancestors 'self'",
+            ] {
                 assert!(policy.contains(required), "{required} missing in {policy}");
             }
         }
@@ -141,7 +151,10 @@ mod tests {
         assert_eq!(headers[header::REFERRER_POLICY], "no-referrer");
         assert_eq!(headers[header::CACHE_CONTROL], "private, no-store");
         let shown = body_response("", RemoteImages::Shown);
-        assert_eq!(shown.headers()[header::CONTENT_SECURITY_POLICY], CSP_IMAGES_SHOWN);
+        assert_eq!(
+            shown.headers()[header::CONTENT_SECURITY_POLICY],
+            CSP_IMAGES_SHOWN
+        );
     }
 
     #[test]

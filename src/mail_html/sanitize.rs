@@ -34,8 +34,11 @@ pub enum RemoteImages {
 pub struct ImagePolicy<'a> {
     /// Remote images blocked or shown.
     pub remote: RemoteImages,
-    cid_url: Box<dyn Fn(&str) -> Option<String> + 'a>,
+    cid_url: CidUrl<'a>,
 }
+
+/// Content-ID → the URL its part is served at (`None`: no such part).
+type CidUrl<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
 
 impl<'a> ImagePolicy<'a> {
     /// A policy whose `cid:` images are served at `cid_url(content_id)` (for example
@@ -43,7 +46,10 @@ impl<'a> ImagePolicy<'a> {
     /// (no such part), leaving its alt text. The content id is percent-decoded, without
     /// angle brackets.
     pub fn new(remote: RemoteImages, cid_url: impl Fn(&str) -> Option<String> + 'a) -> Self {
-        ImagePolicy { remote, cid_url: Box::new(cid_url) }
+        ImagePolicy {
+            remote,
+            cid_url: Box::new(cid_url),
+        }
     }
 
     /// Remote images blocked, `cid:` images dropped: the strictest policy.
@@ -70,19 +76,87 @@ pub fn sanitize(html: &str, policy: &ImagePolicy) -> String {
 pub fn sanitize_mail(html: &str, policy: &ImagePolicy) -> Sanitized {
     let clean = MAIL_SANITIZER.clean(html).to_string();
     let (html, blocked_remote_images) = images::apply(&clean, policy);
-    Sanitized { html, blocked_remote_images }
+    Sanitized {
+        html,
+        blocked_remote_images,
+    }
 }
 
 /// Elements a mail may use: text formatting, lists, tables, images. Everything else is
 /// unwrapped (its text kept) or, for `CONTENT_DROPPED`, removed with its content.
 const TAGS: &[&str] = &[
-    "a", "abbr", "address", "article", "aside", "b", "bdi", "bdo", "big", "blockquote",
-    "br", "caption", "center", "cite", "code", "col", "colgroup", "dd", "del", "details",
-    "dfn", "div", "dl", "dt", "em", "figcaption", "figure", "font", "footer", "h1", "h2",
-    "h3", "h4", "h5", "h6", "header", "hr", "i", "img", "ins", "kbd", "li", "main", "mark",
-    "nav", "ol", "p", "pre", "q", "s", "samp", "section", "small", "span", "strike",
-    "strong", "sub", "summary", "sup", "table", "tbody", "td", "tfoot", "th", "thead",
-    "time", "tr", "tt", "u", "ul", "var", "wbr",
+    "a",
+    "abbr",
+    "address",
+    "article",
+    "aside",
+    "b",
+    "bdi",
+    "bdo",
+    "big",
+    "blockquote",
+    "br",
+    "caption",
+    "center",
+    "cite",
+    "code",
+    "col",
+    "colgroup",
+    "dd",
+    "del",
+    "details",
+    "dfn",
+    "div",
+    "dl",
+    "dt",
+    "em",
+    "figcaption",
+    "figure",
+    "font",
+    "footer",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "header",
+    "hr",
+    "i",
+    "img",
+    "ins",
+    "kbd",
+    "li",
+    "main",
+    "mark",
+    "nav",
+    "ol",
+    "p",
+    "pre",
+    "q",
+    "s",
+    "samp",
+    "section",
+    "small",
+    "span",
+    "strike",
+    "strong",
+    "sub",
+    "summary",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "tfoot",
+    "th",
+    "thead",
+    "time",
+    "tr",
+    "tt",
+    "u",
+    "ul",
+    "var",
+    "wbr",
 ];
 
 /// Elements removed together with everything inside them.
@@ -94,11 +168,38 @@ const GENERIC_ATTRIBUTES: &[&str] = &["title", "dir", "lang", "align", "valign",
 /// Attributes allowed per element (URLs checked separately).
 const TAG_ATTRIBUTES: &[(&str, &[&str])] = &[
     ("a", &["href", "hreflang"]),
-    ("img", &["src", "alt", "width", "height", "border", "hspace", "vspace"]),
+    (
+        "img",
+        &[
+            "src", "alt", "width", "height", "border", "hspace", "vspace",
+        ],
+    ),
     ("font", &["color", "face", "size"]),
-    ("table", &["width", "height", "border", "cellpadding", "cellspacing", "bgcolor", "summary"]),
-    ("td", &["width", "height", "bgcolor", "colspan", "rowspan", "nowrap", "headers", "scope"]),
-    ("th", &["width", "height", "bgcolor", "colspan", "rowspan", "nowrap", "headers", "scope", "abbr"]),
+    (
+        "table",
+        &[
+            "width",
+            "height",
+            "border",
+            "cellpadding",
+            "cellspacing",
+            "bgcolor",
+            "summary",
+        ],
+    ),
+    (
+        "td",
+        &[
+            "width", "height", "bgcolor", "colspan", "rowspan", "nowrap", "headers", "scope",
+        ],
+    ),
+    (
+        "th",
+        &[
+            "width", "height", "bgcolor", "colspan", "rowspan", "nowrap", "headers", "scope",
+            "abbr",
+        ],
+    ),
     ("tr", &["bgcolor", "height"]),
     ("col", &["span", "width"]),
     ("colgroup", &["span", "width"]),
@@ -118,27 +219,95 @@ const TAG_ATTRIBUTES: &[(&str, &[&str])] = &[
 /// CSS properties a `style` attribute keeps: colours, fonts, text, box and table
 /// layout. None of them can take a resource once `url(` and `image` are refused.
 const STYLE_PROPERTIES: &[&str] = &[
-    "background", "background-color", "border", "border-bottom", "border-bottom-color",
-    "border-bottom-style", "border-bottom-width", "border-collapse", "border-color",
-    "border-left", "border-left-color", "border-left-style", "border-left-width",
-    "border-radius", "border-right", "border-right-color", "border-right-style",
-    "border-right-width", "border-spacing", "border-style", "border-top",
-    "border-top-color", "border-top-style", "border-top-width", "border-width", "color",
-    "direction", "display", "float", "font", "font-family", "font-size", "font-style",
-    "font-variant", "font-weight", "height", "letter-spacing", "line-height",
-    "list-style-type", "margin", "margin-bottom", "margin-left", "margin-right",
-    "margin-top", "max-height", "max-width", "min-height", "min-width", "padding",
-    "padding-bottom", "padding-left", "padding-right", "padding-top", "table-layout",
-    "text-align", "text-decoration", "text-indent", "text-transform", "vertical-align",
-    "white-space", "width", "word-break", "word-spacing", "word-wrap",
+    "background",
+    "background-color",
+    "border",
+    "border-bottom",
+    "border-bottom-color",
+    "border-bottom-style",
+    "border-bottom-width",
+    "border-collapse",
+    "border-color",
+    "border-left",
+    "border-left-color",
+    "border-left-style",
+    "border-left-width",
+    "border-radius",
+    "border-right",
+    "border-right-color",
+    "border-right-style",
+    "border-right-width",
+    "border-spacing",
+    "border-style",
+    "border-top",
+    "border-top-color",
+    "border-top-style",
+    "border-top-width",
+    "border-width",
+    "color",
+    "direction",
+    "display",
+    "float",
+    "font",
+    "font-family",
+    "font-size",
+    "font-style",
+    "font-variant",
+    "font-weight",
+    "height",
+    "letter-spacing",
+    "line-height",
+    "list-style-type",
+    "margin",
+    "margin-bottom",
+    "margin-left",
+    "margin-right",
+    "margin-top",
+    "max-height",
+    "max-width",
+    "min-height",
+    "min-width",
+    "padding",
+    "padding-bottom",
+    "padding-left",
+    "padding-right",
+    "padding-top",
+    "table-layout",
+    "text-align",
+    "text-decoration",
+    "text-indent",
+    "text-transform",
+    "vertical-align",
+    "white-space",
+    "width",
+    "word-break",
+    "word-spacing",
+    "word-wrap",
 ];
 
 /// Substrings (ASCII case-insensitive) that drop a CSS declaration whatever its
 /// property: every way CSS names a resource, an escape that could spell one, a comment
 /// that could split one.
 const STYLE_FORBIDDEN: &[&str] = &[
-    "url", "image", "expression", "@", "src", "\\", "/*", "*/", "attr(", "var(", "env(",
-    "element(", "cross-fade", "paint(", "binding", "behavior", "javascript", "<", ">",
+    "url",
+    "image",
+    "expression",
+    "@",
+    "src",
+    "\\",
+    "/*",
+    "*/",
+    "attr(",
+    "var(",
+    "env(",
+    "element(",
+    "cross-fade",
+    "paint(",
+    "binding",
+    "behavior",
+    "javascript",
+    "<",
+    ">",
 ];
 
 /// `rel` of every link: no `window.opener`, no referrer, no ranking for the sender.
@@ -244,7 +413,9 @@ mod images {
         let mut attributes = Vec::new();
         let mut rest = text.trim_end_matches('/');
         loop {
-            rest = rest.strip_prefix(' ').or_else(|| rest.is_empty().then_some(rest))?;
+            rest = rest
+                .strip_prefix(' ')
+                .or_else(|| rest.is_empty().then_some(rest))?;
             if rest.is_empty() {
                 return Some(attributes);
             }
@@ -308,7 +479,9 @@ mod images {
         let mut decoded = Vec::with_capacity(bytes.len());
         let mut i = 0;
         while i < bytes.len() {
-            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
             match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
                 (b'%', Some(byte)) => {
                     decoded.push(byte);

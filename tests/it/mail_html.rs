@@ -69,7 +69,10 @@ impl Canary {
                 // Counted at accept, in order: a connection alone is a hit.
                 let index = {
                     let mut hits = recorded.lock().unwrap();
-                    hits.push(Hit { request_line: String::from("(connection without request)"), referer: None });
+                    hits.push(Hit {
+                        request_line: String::from("(connection without request)"),
+                        referer: None,
+                    });
                     hits.len() - 1
                 };
                 tokio::spawn(answer(stream, recorded.clone(), index));
@@ -86,19 +89,30 @@ impl Canary {
     /// Every hit before a sentinel request made now: since the listener accepts in
     /// order, once the sentinel is recorded every earlier connection is too.
     async fn hits_so_far(&self) -> Vec<Hit> {
-        let mut stream = TcpStream::connect(self.address).await.expect("connect to canary");
-        stream.write_all(b"GET /sentinel HTTP/1.1\r\nHost: canary\r\n\r\n").await.expect("sentinel");
+        let mut stream = TcpStream::connect(self.address)
+            .await
+            .expect("connect to canary");
+        stream
+            .write_all(b"GET /sentinel HTTP/1.1\r\nHost: canary\r\n\r\n")
+            .await
+            .expect("sentinel");
         let mut answer = Vec::new();
         let _ = stream.read_to_end(&mut answer).await;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             {
                 let hits = self.hits.lock().unwrap();
-                if let Some(at) = hits.iter().position(|hit| hit.request_line.starts_with("GET /sentinel ")) {
+                if let Some(at) = hits
+                    .iter()
+                    .position(|hit| hit.request_line.starts_with("GET /sentinel "))
+                {
                     return hits[..at].to_vec();
                 }
             }
-            assert!(Instant::now() < deadline, "the canary never recorded its sentinel request");
+            assert!(
+                Instant::now() < deadline,
+                "the canary never recorded its sentinel request"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -108,10 +122,16 @@ impl Canary {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let hits = self.hits.lock().unwrap().clone();
-            if paths.iter().all(|path| hits.iter().any(|hit| hit.request_line.contains(path.as_str()))) {
+            if paths.iter().all(|path| {
+                hits.iter()
+                    .any(|hit| hit.request_line.contains(path.as_str()))
+            }) {
                 return hits;
             }
-            assert!(Instant::now() < deadline, "the canary never saw {paths:?}; it saw {hits:#?}");
+            assert!(
+                Instant::now() < deadline,
+                "the canary never saw {paths:?}; it saw {hits:#?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -138,7 +158,10 @@ async fn answer(mut stream: TcpStream, hits: Arc<Mutex<Vec<Hit>>>, index: usize)
         .find(|(name, _)| name.eq_ignore_ascii_case("referer"))
         .map(|(_, value)| value.trim().to_owned());
     if !request_line.is_empty() {
-        hits.lock().unwrap()[index] = Hit { request_line, referer };
+        hits.lock().unwrap()[index] = Hit {
+            request_line,
+            referer,
+        };
     }
     let mut response = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: image/gif\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -162,7 +185,11 @@ fn fixtures(canary: &Canary) -> BTreeMap<String, String> {
             fixtures.insert(name.clone(), canary.substitute(&name, &html));
         }
     }
-    assert!(fixtures.len() >= 20, "expected the XSS corpus in {}", dir.display());
+    assert!(
+        fixtures.len() >= 20,
+        "expected the XSS corpus in {}",
+        dir.display()
+    );
     fixtures
 }
 
@@ -181,7 +208,9 @@ async fn start_pages(pages: Arc<Pages>) -> std::net::SocketAddr {
         .route("/body/{fixture}", get(body))
         .route("/cid/{content_id}", get(cid_part))
         .with_state(pages);
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind page server");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind page server");
     let address = listener.local_addr().expect("page server address");
     tokio::spawn(async move { axum::serve(listener, router).await });
     address
@@ -199,7 +228,11 @@ async fn outer_page(State(pages): State<Arc<Pages>>) -> Response {
             Layer::Served(_) => mail_html::iframe_tag(&src, name),
             Layer::Raw | Layer::SanitizedOnly => format!("<iframe src=\"{src}\"></iframe>"),
         };
-        html.push_str(&frame.replacen("<iframe ", &format!("<iframe onload=\"loaded('{name}')\" "), 1));
+        html.push_str(&frame.replacen(
+            "<iframe ",
+            &format!("<iframe onload=\"loaded('{name}')\" "),
+            1,
+        ));
     }
     html.push_str("</body></html>");
     let cookie = "session=agent; Path=/; HttpOnly; SameSite=Lax";
@@ -214,7 +247,8 @@ async fn body(State(pages): State<Arc<Pages>>, UrlPath(fixture): UrlPath<String>
     match pages.layer {
         Layer::Raw => Html(html.clone()).into_response(),
         Layer::SanitizedOnly => {
-            let clean = mail_html::sanitize(html, &ImagePolicy::new(RemoteImages::Blocked, cid_url));
+            let clean =
+                mail_html::sanitize(html, &ImagePolicy::new(RemoteImages::Blocked, cid_url));
             Html(mail_html::mail_document(&clean)).into_response()
         }
         Layer::Served(images) => {
@@ -230,7 +264,11 @@ async fn cid_part(
     headers: HeaderMap,
 ) -> Response {
     let with_cookie = headers.get(header::COOKIE).is_some();
-    pages.cid_requests.lock().unwrap().push((content_id, with_cookie));
+    pages
+        .cid_requests
+        .lock()
+        .unwrap()
+        .push((content_id, with_cookie));
     ([(header::CONTENT_TYPE, "image/gif")], GIF).into_response()
 }
 
@@ -260,7 +298,10 @@ fn load_in_chromium(url: &str) -> String {
             "--disable-default-apps",
             "--virtual-time-budget=5000",
         ])
-        .arg(format!("--user-data-dir={}", profile.path().join("profile").display()))
+        .arg(format!(
+            "--user-data-dir={}",
+            profile.path().join("profile").display()
+        ))
         .args(["--dump-dom", url])
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&dump).expect("dump file"))
@@ -294,12 +335,21 @@ impl Run {
     /// Every fixture served with `layer` in one outer page, loaded in chromium.
     async fn load(layer: Layer) -> Run {
         let canary = Canary::start().await;
-        let pages = Arc::new(Pages { layer, fixtures: fixtures(&canary), cid_requests: Mutex::new(Vec::new()) });
+        let pages = Arc::new(Pages {
+            layer,
+            fixtures: fixtures(&canary),
+            cid_requests: Mutex::new(Vec::new()),
+        });
         let address = start_pages(pages.clone()).await;
         let url = format!("http://{address}/outer");
-        let dom = tokio::task::spawn_blocking(move || load_in_chromium(&url)).await.expect("chromium task");
+        let dom = tokio::task::spawn_blocking(move || load_in_chromium(&url))
+            .await
+            .expect("chromium task");
         for name in pages.fixtures.keys() {
-            assert!(dom.contains(&format!("loaded:{name};")), "the frame of {name} never loaded ({layer:?}):\n{dom}");
+            assert!(
+                dom.contains(&format!("loaded:{name};")),
+                "the frame of {name} never loaded ({layer:?}):\n{dom}"
+            );
         }
         Run { canary, pages, dom }
     }
@@ -313,7 +363,10 @@ impl Run {
                 .split_once("/f/")
                 .and_then(|(_, rest)| rest.split(['/', ' ', '?']).next())
                 .unwrap_or("(unknown)");
-            by_fixture.entry(fixture.to_owned()).or_default().push(hit.request_line.clone());
+            by_fixture
+                .entry(fixture.to_owned())
+                .or_default()
+                .push(hit.request_line.clone());
         }
         by_fixture
     }
@@ -323,19 +376,31 @@ impl Run {
 async fn served_mail_html_fetches_nothing_and_runs_nothing_with_images_blocked() {
     let run = Run::load(Layer::Served(RemoteImages::Blocked)).await;
     let hits = run.canary.hits_so_far().await;
-    assert!(hits.is_empty(), "the canary was hit with images blocked: {:#?}", Run::by_fixture(&hits));
+    assert!(
+        hits.is_empty(),
+        "the canary was hit with images blocked: {:#?}",
+        Run::by_fixture(&hits)
+    );
     // The frames rendered (not blocked by frame-ancestors): the cid image came from
     // the daemon's own route, which the CSP's 'self' allows in the sandboxed frame.
     let cid = run.pages.cid_requests.lock().unwrap().clone();
     eprintln!("cid requests (content id, session cookie sent): {cid:?}");
-    assert!(cid.iter().any(|(id, _)| id == "logo@sender.example"), "no cid image loaded: {cid:?}\n{}", run.dom);
+    assert!(
+        cid.iter().any(|(id, _)| id == "logo@sender.example"),
+        "no cid image loaded: {cid:?}\n{}",
+        run.dom
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sanitizer_alone_stops_every_fixture_without_csp_or_sandbox() {
     let run = Run::load(Layer::SanitizedOnly).await;
     let hits = run.canary.hits_so_far().await;
-    assert!(hits.is_empty(), "sanitized mail hit the canary (no CSP, no sandbox): {:#?}", Run::by_fixture(&hits));
+    assert!(
+        hits.is_empty(),
+        "sanitized mail hit the canary (no CSP, no sandbox): {:#?}",
+        Run::by_fixture(&hits)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -350,16 +415,28 @@ async fn shown_images_load_without_referrer_and_scripts_still_never_run() {
     .map(String::from);
     run.canary.wait_for(&expected).await;
     let hits = run.canary.hits_so_far().await;
-    let not_images: Vec<&Hit> = hits.iter().filter(|hit| !is_image_request(&hit.request_line)).collect();
-    assert!(not_images.is_empty(), "with images shown, more than images hit the canary: {not_images:#?}");
+    let not_images: Vec<&Hit> = hits
+        .iter()
+        .filter(|hit| !is_image_request(&hit.request_line))
+        .collect();
+    assert!(
+        not_images.is_empty(),
+        "with images shown, more than images hit the canary: {not_images:#?}"
+    );
     let with_referer: Vec<&Hit> = hits.iter().filter(|hit| hit.referer.is_some()).collect();
-    assert!(with_referer.is_empty(), "images were fetched with a Referer: {with_referer:#?}");
+    assert!(
+        with_referer.is_empty(),
+        "images were fetched with a Referer: {with_referer:#?}"
+    );
 }
 
 /// `GET /f/{fixture}/img/…`: an ordinary remote image of a fixture.
 fn is_image_request(request_line: &str) -> bool {
     request_line.starts_with("GET /f/")
-        && request_line.split(' ').nth(1).is_some_and(|path| path.split('/').nth(3) == Some("img"))
+        && request_line
+            .split(' ')
+            .nth(1)
+            .is_some_and(|path| path.split('/').nth(3) == Some("img"))
 }
 
 /// Fixtures that cannot fetch anything in today's chromium even unprotected (kept in
@@ -376,12 +453,18 @@ async fn xss_corpus_hits_the_canary_when_served_unprotected() {
         .pages
         .fixtures
         .keys()
-        .filter(|name| !by_fixture.contains_key(*name) && !NOT_LIVE_IN_CHROMIUM.contains(&name.as_str()))
+        .filter(|name| {
+            !by_fixture.contains_key(*name) && !NOT_LIVE_IN_CHROMIUM.contains(&name.as_str())
+        })
         .collect();
     eprintln!("raw hits by fixture: {by_fixture:#?}");
-    assert!(silent.is_empty(), "fixtures that hit nothing even unprotected (dead tests): {silent:?}");
     assert!(
-        hits.iter().any(|hit| hit.request_line.contains("/script-ran")),
+        silent.is_empty(),
+        "fixtures that hit nothing even unprotected (dead tests): {silent:?}"
+    );
+    assert!(
+        hits.iter()
+            .any(|hit| hit.request_line.contains("/script-ran")),
         "no fixture's script ran unprotected: the browser check would not see a script"
     );
 }

@@ -12,7 +12,10 @@ fn shown(html: &str) -> String {
 
 #[test]
 fn script_elements_are_removed_with_their_content() {
-    assert_eq!(blocked("<p>a</p><script>alert(1)</script><SCRIPT src=x></SCRIPT>"), "<p>a</p>");
+    assert_eq!(
+        blocked("<p>a</p><script>alert(1)</script><SCRIPT src=x></SCRIPT>"),
+        "<p>a</p>"
+    );
 }
 
 #[test]
@@ -42,13 +45,19 @@ fn embedded_content_is_dropped() {
 #[test]
 fn svg_and_math_are_dropped() {
     let out = blocked("<svg onload=alert(1)><image href=http://e/i /><script>alert(2)</script></svg><math><mi xlink:href=javascript:alert(3)>m</mi></math>");
-    assert!(!out.contains("svg") && !out.contains("http") && !out.contains("alert"), "{out}");
+    assert!(
+        !out.contains("svg") && !out.contains("http") && !out.contains("alert"),
+        "{out}"
+    );
 }
 
 #[test]
 fn base_and_meta_are_dropped() {
     let out = blocked("<base href=http://e/><meta http-equiv=refresh content=\"0;url=http://e/\"><a href=http://x/>x</a>");
-    assert_eq!(out, "<a href=\"http://x/\" target=\"_blank\" rel=\"noopener noreferrer nofollow\">x</a>");
+    assert_eq!(
+        out,
+        "<a href=\"http://x/\" target=\"_blank\" rel=\"noopener noreferrer nofollow\">x</a>"
+    );
 }
 
 #[test]
@@ -77,20 +86,32 @@ fn links_keep_only_http_https_and_mailto() {
 #[test]
 fn links_open_a_new_tab_without_opener_or_referrer() {
     let out = blocked("<a href=https://e/ target=_top rel=opener>x</a>");
-    assert_eq!(out, "<a href=\"https://e/\" target=\"_blank\" rel=\"noopener noreferrer nofollow\">x</a>");
+    assert_eq!(
+        out,
+        "<a href=\"https://e/\" target=\"_blank\" rel=\"noopener noreferrer nofollow\">x</a>"
+    );
 }
 
 #[test]
 fn remote_images_are_blocked_keeping_alt_and_the_url_out_of_src() {
-    let out = sanitize_mail("<img src=\"https://t.example/p.gif?u=1&amp;m=2\" alt=\"Logo\" width=10>", &ImagePolicy::blocked());
-    assert_eq!(out.html, "<img data-blocked-src=\"https://t.example/p.gif?u=1&amp;m=2\" alt=\"Logo\" width=\"10\">");
+    let out = sanitize_mail(
+        "<img src=\"https://t.example/p.gif?u=1&amp;m=2\" alt=\"Logo\" width=10>",
+        &ImagePolicy::blocked(),
+    );
+    assert_eq!(
+        out.html,
+        "<img data-blocked-src=\"https://t.example/p.gif?u=1&amp;m=2\" alt=\"Logo\" width=\"10\">"
+    );
     assert_eq!(out.blocked_remote_images, 1);
 }
 
 #[test]
 fn remote_images_shown_keep_src_without_referrer() {
     let out = shown("<img src=http://t.example/p.gif alt=a>");
-    assert_eq!(out, "<img src=\"http://t.example/p.gif\" referrerpolicy=\"no-referrer\" alt=\"a\">");
+    assert_eq!(
+        out,
+        "<img src=\"http://t.example/p.gif\" referrerpolicy=\"no-referrer\" alt=\"a\">"
+    );
 }
 
 #[test]
@@ -98,14 +119,24 @@ fn cid_images_point_at_the_daemon_route() {
     let policy = ImagePolicy::new(RemoteImages::Blocked, |cid| {
         (cid == "logo@mail.example").then(|| format!("/conversations/1/messages/2/cid/{cid}?a&b"))
     });
-    let out = sanitize_mail("<img src=\"cid:logo%40mail.example\" alt=L><img src=cid:missing alt=M>", &policy);
+    let out = sanitize_mail(
+        "<img src=\"cid:logo%40mail.example\" alt=L><img src=cid:missing alt=M>",
+        &policy,
+    );
     assert_eq!(out.html, "<img src=\"/conversations/1/messages/2/cid/logo@mail.example?a&amp;b\" alt=\"L\"><img alt=\"M\">");
     assert_eq!(out.blocked_remote_images, 0);
 }
 
 #[test]
 fn image_sources_other_than_http_https_and_cid_are_dropped() {
-    for src in ["data:image/png;base64,AAAA", "javascript:alert(1)", "file:///etc/passwd", "/local.png", "//e/x.png", "mailto:a@b"] {
+    for src in [
+        "data:image/png;base64,AAAA",
+        "javascript:alert(1)",
+        "file:///etc/passwd",
+        "/local.png",
+        "//e/x.png",
+        "mailto:a@b",
+    ] {
         let out = shown(&format!("<img src=\"{src}\" alt=x>"));
         assert_eq!(out, "<img alt=\"x\">", "{src}");
     }
@@ -119,7 +150,9 @@ fn srcset_picture_and_background_attributes_are_dropped() {
 
 #[test]
 fn style_attributes_keep_safe_properties_only() {
-    let out = blocked("<p style=\"color: red; position: fixed; font-weight: bold; behavior: url(x.htc)\">t</p>");
+    let out = blocked(
+        "<p style=\"color: red; position: fixed; font-weight: bold; behavior: url(x.htc)\">t</p>",
+    );
     assert_eq!(out, "<p style=\"color:red;font-weight:bold\">t</p>");
 }
 
@@ -143,13 +176,19 @@ fn style_declarations_naming_a_resource_are_dropped() {
 
 #[test]
 fn a_style_left_empty_is_removed() {
-    assert_eq!(blocked("<p style=\"background:url(http://e/)\">t</p>"), "<p>t</p>");
+    assert_eq!(
+        blocked("<p style=\"background:url(http://e/)\">t</p>"),
+        "<p>t</p>"
+    );
 }
 
 #[test]
 fn comments_and_broken_markup_hide_nothing() {
     let out = blocked("<!-- <img src=http://e/a> --><p>a<!--><img src=x onerror=alert(1)>--><div><img src=\"http://e/b\"<script>alert(1)</script>");
-    assert!(!out.contains("onerror") && !out.contains("<script") && !out.contains(" src=\"http"), "{out}");
+    assert!(
+        !out.contains("onerror") && !out.contains("<script") && !out.contains(" src=\"http"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -173,5 +212,8 @@ fn text_that_looks_like_an_image_tag_stays_text() {
 #[test]
 fn an_attribute_quoting_an_image_tag_is_not_an_image() {
     let out = shown("<p title='<img src=\"http://e/x\">'>t</p>");
-    assert_eq!(out, "<p title=\"&lt;img src=&quot;http://e/x&quot;&gt;\">t</p>");
+    assert_eq!(
+        out,
+        "<p title=\"&lt;img src=&quot;http://e/x&quot;&gt;\">t</p>"
+    );
 }
