@@ -27,11 +27,11 @@
 //! page can fold the last two.
 
 pub mod document;
-// pub mod quote;
+pub mod quote;
 pub mod sanitize;
 
 pub use document::{
     body_response, iframe_tag, mail_document, CSP_BLOCKED, CSP_IMAGES_SHOWN, SANDBOX,
 };
-// pub use quote::{split_quoted, Part, PartKind};
+pub use quote::{split_quoted, Part, PartKind};
 pub use sanitize::{sanitize, sanitize_mail, ImagePolicy, RemoteImages, Sanitized};
