@@ -217,3 +217,20 @@ fn an_attribute_quoting_an_image_tag_is_not_an_image() {
         "<p title=\"&lt;img src=&quot;http://e/x&quot;&gt;\">t</p>"
     );
 }
+
+#[test]
+fn deeply_nested_markup_does_not_overflow_the_stack() {
+    let depth = 40_000;
+    let html = format!(
+        "{}<img src=http://e/x.png>{}",
+        "<div><table><tr><td>".repeat(depth / 4),
+        "</td></tr></table></div>".repeat(depth / 4)
+    );
+    let out = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || sanitize_mail(&html, &ImagePolicy::blocked()))
+        .expect("spawn")
+        .join()
+        .expect("sanitizing deep markup on a small stack");
+    assert!(out.blocked_remote_images <= 1);
+}
