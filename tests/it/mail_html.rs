@@ -13,7 +13,7 @@
 //! - With images blocked: zero hits, sanitized alone (no CSP, no sandbox, scripting on)
 //!   and as served.
 //! - With images shown: the `<img src>` images hit (the test can fail), only they, and
-//!   never with a Referer; no script ever runs.
+//!   never with a Referer (also without sandbox and headers); no script ever runs.
 //! - Raw, unprotected: the fixtures do hit, so they test something.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -39,8 +39,8 @@ const GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!
 enum Layer {
     /// The fixture as is, no CSP, no sandbox: the control.
     Raw,
-    /// Sanitized with images blocked, but no CSP and a frame without sandbox.
-    SanitizedOnly,
+    /// Sanitized, in `mail_document`, but no CSP, no headers, a frame without sandbox.
+    SanitizedOnly(RemoteImages),
     /// As the web inbox serves it: sanitized, CSP, `<iframe sandbox>`.
     Served(RemoteImages),
 }
@@ -226,7 +226,7 @@ async fn outer_page(State(pages): State<Arc<Pages>>) -> Response {
         let src = format!("/body/{name}");
         let frame = match pages.layer {
             Layer::Served(_) => mail_html::iframe_tag(&src, name),
-            Layer::Raw | Layer::SanitizedOnly => format!("<iframe src=\"{src}\"></iframe>"),
+            Layer::Raw | Layer::SanitizedOnly(_) => format!("<iframe src=\"{src}\"></iframe>"),
         };
         html.push_str(&frame.replacen(
             "<iframe ",
@@ -246,9 +246,8 @@ async fn body(State(pages): State<Arc<Pages>>, UrlPath(fixture): UrlPath<String>
     let cid_url = |content_id: &str| Some(format!("/cid/{content_id}"));
     match pages.layer {
         Layer::Raw => Html(html.clone()).into_response(),
-        Layer::SanitizedOnly => {
-            let clean =
-                mail_html::sanitize(html, &ImagePolicy::new(RemoteImages::Blocked, cid_url));
+        Layer::SanitizedOnly(images) => {
+            let clean = mail_html::sanitize(html, &ImagePolicy::new(images, cid_url));
             Html(mail_html::mail_document(&clean)).into_response()
         }
         Layer::Served(images) => {
@@ -394,7 +393,7 @@ async fn served_mail_html_fetches_nothing_and_runs_nothing_with_images_blocked()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sanitizer_alone_stops_every_fixture_without_csp_or_sandbox() {
-    let run = Run::load(Layer::SanitizedOnly).await;
+    let run = Run::load(Layer::SanitizedOnly(RemoteImages::Blocked)).await;
     let hits = run.canary.hits_so_far().await;
     assert!(
         hits.is_empty(),
@@ -423,6 +422,22 @@ async fn shown_images_load_without_referrer_and_scripts_still_never_run() {
         not_images.is_empty(),
         "with images shown, more than images hit the canary: {not_images:#?}"
     );
+    let with_referer: Vec<&Hit> = hits.iter().filter(|hit| hit.referer.is_some()).collect();
+    assert!(
+        with_referer.is_empty(),
+        "images were fetched with a Referer: {with_referer:#?}"
+    );
+}
+
+/// Chromium sends no Referer from a sandboxed frame anyway; without the sandbox and the
+/// header, the image's `referrerpolicy` and the document's `<meta name=referrer>` must.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shown_images_carry_no_referrer_even_without_sandbox_or_headers() {
+    let run = Run::load(Layer::SanitizedOnly(RemoteImages::Shown)).await;
+    let hits = run
+        .canary
+        .wait_for(&[String::from("/f/tracking-and-cid/img/tracker.gif")])
+        .await;
     let with_referer: Vec<&Hit> = hits.iter().filter(|hit| hit.referer.is_some()).collect();
     assert!(
         with_referer.is_empty(),
@@ -466,5 +481,9 @@ async fn xss_corpus_hits_the_canary_when_served_unprotected() {
         hits.iter()
             .any(|hit| hit.request_line.contains("/script-ran")),
         "no fixture's script ran unprotected: the browser check would not see a script"
+    );
+    assert!(
+        hits.iter().any(|hit| hit.referer.is_some()),
+        "no request carried a Referer unprotected: the referrer check could not fail"
     );
 }
