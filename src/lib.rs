@@ -18,6 +18,7 @@ pub mod imap;
 pub mod inbox;
 pub mod ingest;
 pub mod logging;
+pub mod mail_html;
 pub mod metrics;
 pub mod outbound;
 pub mod pipeline;

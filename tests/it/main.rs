@@ -15,6 +15,7 @@ mod forward;
 mod hostile;
 mod imap;
 mod ingest;
+mod mail_html;
 mod metrics;
 mod outbound;
 mod parallel;
