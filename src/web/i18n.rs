@@ -220,6 +220,22 @@ pub const CATALOGUE: &[(&str, [&str; 3])] = &[
         ],
     ),
     (
+        "images_blocked",
+        [
+            "Remote images are blocked.",
+            "Externe afbeeldingen zijn geblokkeerd.",
+            "Externa bilder är blockerade.",
+        ],
+    ),
+    (
+        "show_images",
+        [
+            "Show images",
+            "Afbeeldingen tonen",
+            "Visa bilder",
+        ],
+    ),
+    (
         "html_version",
         [
             "Formatted version",

@@ -545,6 +545,7 @@ async fn an_attachment_downloads_unsniffed_and_pages_refuse_foreign_frames() {
         To: support@demo.hs-inbox.com\r\nSubject: Invoice\r\nMIME-Version: 1.0\r\n\
         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\
         Content-Type: text/plain\r\n\r\nSee attached\r\n--b\r\n\
+        Content-Type: text/html\r\n\r\n<p onclick=\"steal()\">See <b>attached</b><script>alert(2)</script></p>\r\n--b\r\n\
         Content-Type: text/html; name=\"x.html\"\r\nContent-Disposition: attachment; filename=\"x.html\"\r\n\r\n\
         <script>alert(1)</script>\r\n--b--\r\n";
     let reply = d
@@ -568,6 +569,12 @@ async fn an_attachment_downloads_unsniffed_and_pages_refuse_foreign_frames() {
         .get(&format!("/conversations/{id}/messages/{row}/body"))
         .await;
     assert_eq!(frame.status, 200);
+    assert!(frame.body.contains("See <b>attached</b>"), "{}", frame.body);
+    assert!(
+        !frame.body.contains("<script") && !frame.body.contains("onclick"),
+        "sanitized: {}",
+        frame.body
+    );
     assert!(frame.headers["content-security-policy"]
         .to_str()
         .expect("ascii")

@@ -7,16 +7,19 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 
 use super::list::user_name;
+use super::mail_body::sanitized_html;
 use super::{frame, when, Place};
 use crate::config::Config;
 use crate::inbox::access::{inbox_access, InboxAccess};
 use crate::inbox::service::ConversationDetail;
+use crate::inbox::InboxError;
+use crate::mail_html::{self, PartKind, RemoteImages};
 use crate::outbound::compose;
 use crate::store::{ConversationRow, MessageRow, TimelineEntry};
 use crate::web::csrf;
@@ -27,8 +30,9 @@ use crate::web::{blocking, WebError, WebState};
 /// Everything the page shows, read in one go.
 struct Loaded {
     detail: ConversationDetail,
-    /// Message ids that have an HTML part.
-    with_html: Vec<i64>,
+    /// Message ids that have an HTML part, with the number of remote images blocked
+    /// in it.
+    with_html: Vec<(i64, usize)>,
     access: InboxAccess,
 }
 
@@ -56,12 +60,11 @@ async fn render(state: &WebState, me: &SignedIn, id: &str) -> Result<Markup, Web
         let with_html = detail
             .messages
             .iter()
-            .filter(|m| {
-                s.raw_message(&caller, m.id)
-                    .map(|raw| has_html(&raw))
-                    .unwrap_or(false)
+            .filter_map(|m| {
+                let raw = s.raw_message(&caller, m.id).ok()?;
+                let html = sanitized_html(&raw, RemoteImages::Blocked)?;
+                Some((m.id, html.blocked_remote_images))
             })
-            .map(|m| m.id)
             .collect();
         let access = s
             .inboxes(&caller)
@@ -132,19 +135,6 @@ fn subject(c: &ConversationRow) -> &str {
     } else {
         &c.subject
     }
-}
-
-/// Whether the message has a real HTML part (not one made from its text).
-fn has_html(raw: &[u8]) -> bool {
-    let Some(message) = mail_parser::MessageParser::default().parse(raw) else {
-        return false;
-    };
-    message.html_body.iter().any(|&i| {
-        matches!(
-            message.parts.get(i as usize).map(|p| &p.body),
-            Some(mail_parser::PartType::Html(_))
-        )
-    })
 }
 
 /// The badge of a verdict other than clean, with its reasons behind "why?".
@@ -244,7 +234,7 @@ fn items(lang: Lang, config: &Config, loaded: &Loaded, now: i64) -> Markup {
     html! {
         @for (_, item) in &list {
             @match item {
-                Item::Message(m) => (message(lang, d.conversation.id, m, loaded.with_html.contains(&m.id), newest == Some(m.id), now)),
+                Item::Message(m) => (message(lang, d.conversation.id, m, loaded.with_html.iter().find(|(id, _)| *id == m.id).map(|&(_, blocked)| blocked), newest == Some(m.id), now)),
                 Item::Comment(t) => {
                     aside.note {
                         p.who { (user_name(config, &t.actor)) " · " (when(lang, t.at, now)) " · " (lang.t("comment")) }
@@ -260,7 +250,7 @@ fn message(
     lang: Lang,
     conversation: i64,
     m: &MessageRow,
-    html_part: bool,
+    html_part: Option<usize>,
     newest: bool,
     now: i64,
 ) -> Markup {
@@ -268,7 +258,6 @@ fn message(
         Some(name) if !name.trim().is_empty() => format!("{name} <{}>", m.from),
         _ => m.from.clone(),
     };
-    let (body, quoted) = split_quoted(&m.text);
     let base = format!("/conversations/{conversation}/messages/{}", m.id);
     html! {
         details.message open[newest] class=(if m.direction == "out" { "out" } else { "in" }) {
@@ -284,17 +273,17 @@ fn message(
                 dt { (lang.t("date")) } dd { (when(lang, m.date.unwrap_or(m.received_at), now)) }
             }
             (verdict_badge(lang, &m.verdict, &m.reasons))
-            pre.text { (body) }
-            @if !quoted.is_empty() {
-                details.quoted {
-                    summary { "… " span.sr { (lang.t("quoted")) } }
-                    pre.text { (quoted) }
-                }
-            }
-            @if html_part {
+            (text_body(lang, &m.text))
+            @if let Some(blocked) = html_part {
                 details.html {
                     summary { (lang.t("html_version")) }
-                    iframe sandbox="" referrerpolicy="no-referrer" loading="lazy" title=(lang.t("html_version")) src=(format!("{base}/body")) {}
+                    @if blocked > 0 {
+                        p.images {
+                            (lang.t("images_blocked")) " "
+                            a href=(format!("{base}/body?images=shown")) target=(format!("body-{}", m.id)) { (lang.t("show_images")) }
+                        }
+                    }
+                    iframe name=(format!("body-{}", m.id)) sandbox=(mail_html::SANDBOX) referrerpolicy="no-referrer" loading="lazy" title=(lang.t("html_version")) src=(format!("{base}/body")) {}
                 }
             }
             @if !m.attachments.is_empty() {
@@ -326,28 +315,23 @@ fn size(bytes: u64) -> String {
     }
 }
 
-/// The message text and, folded away, its quoted history and signature: everything
-/// from the first attribution line ("On … wrote:"), quoted line, forwarded-original
-/// marker or signature separator on. Nothing is folded from the first line.
-pub fn split_quoted(text: &str) -> (&str, &str) {
-    let mut offset = 0;
-    for (n, line) in text.split_inclusive('\n').enumerate() {
-        let l = line.trim_end();
-        let starts_fold = l.starts_with('>')
-            || l == "-- "
-            || l == "--"
-            || l.starts_with("-----Original Message-----")
-            || (l.ends_with(':')
-                && (l.starts_with("On ") && l.contains(" wrote")
-                    || l.starts_with("Op ") && l.contains(" schreef")
-                    || l.starts_with("Den ") && l.contains(" skrev")
-                    || l.starts_with("Am ") && l.contains(" schrieb")));
-        if starts_fold && n > 0 {
-            return (text[..offset].trim_end(), &text[offset..]);
+/// The message text with its quoted history and signature folded behind "…"
+/// (`mail_html::split_quoted`); an interleaved reply keeps its own lines between the
+/// folds.
+fn text_body(lang: Lang, text: &str) -> Markup {
+    let parts = mail_html::split_quoted(text.trim_end());
+    html! {
+        @for part in parts {
+            @if part.kind == PartKind::Text {
+                pre.text { (part.text.trim_matches('\n')) }
+            } @else {
+                details.quoted {
+                    summary { "… " span.sr { (lang.t("quoted")) } }
+                    pre.text { (part.text.trim_end()) }
+                }
+            }
         }
-        offset += line.len();
     }
-    (text.trim_end(), "")
 }
 
 fn activity(lang: Lang, config: &Config, timeline: &[TimelineEntry], now: i64) -> Markup {
@@ -438,7 +422,7 @@ pub async fn reply_after_new_mail(
         article.thread #thread {
             h1 { (subject(c)) }
             p.notice role="alert" { (lang.t("reply.newer")) }
-            @for m in newer { (message(lang, c.id, m, false, true, now)) }
+            @for m in newer { (message(lang, c.id, m, None, true, now)) }
             form.reply method="post" action=(format!("/conversations/{}/reply", c.id)) {
                 (csrf::field(me))
                 input type="hidden" name="confirm" value="1";
@@ -481,40 +465,44 @@ pub async fn message_body(
     State(state): State<Arc<WebState>>,
     me: SignedIn,
     Path((id, message)): Path<(String, String)>,
+    Query(query): Query<BodyQuery>,
 ) -> Response {
+    let images = match query.images.as_deref() {
+        Some("shown") => RemoteImages::Shown,
+        _ => RemoteImages::Blocked,
+    };
     let found = async {
         let (id, message) = (parse_id(&id)?, parse_id(&message)?);
         let caller = me.caller();
-        let m = blocking(&state, move |s| s.message(&caller, message)).await?;
-        if m.conversation_id != id {
-            return Err(WebError::NotFound);
-        }
-        Ok(m.message.text)
+        blocking(&state, move |s| {
+            let m = s.message(&caller, message)?;
+            if m.conversation_id != id {
+                return Err(InboxError::NotFound(format!("message {message}")));
+            }
+            let raw = s.raw_message(&caller, message)?;
+            sanitized_html(&raw, images)
+                .ok_or_else(|| InboxError::NotFound(format!("HTML of message {message}")))
+        })
+        .await
     }
     .await;
     match found {
-        Ok(text) => body_response(text),
+        Ok(sanitized) => {
+            let mut response = mail_html::body_response(&sanitized.html, images);
+            response.headers_mut().insert(
+                header::X_FRAME_OPTIONS,
+                header::HeaderValue::from_static("SAMEORIGIN"),
+            );
+            response
+        }
         Err(e) => e.page(me.lang),
     }
 }
 
-/// The frame's document. For now the message's text part as plain text, under a
-/// policy that allows nothing; the sanitized HTML takes its place.
-fn body_response(text: String) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; sandbox; frame-ancestors 'self'",
-            ),
-            (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (header::REFERRER_POLICY, "no-referrer"),
-        ],
-        text,
-    )
-        .into_response()
+/// The body route's query: `images=shown` once the agent asked for remote images.
+#[derive(serde::Deserialize)]
+pub struct BodyQuery {
+    images: Option<String>,
 }
 
 /// `GET /conversations/{id}/messages/{message}/attachments/{index}`: a download, never
@@ -531,9 +519,7 @@ pub async fn attachment(
         blocking(&state, move |s| {
             let m = s.message(&caller, message)?;
             if m.conversation_id != id {
-                return Err(crate::inbox::InboxError::NotFound(format!(
-                    "message {message}"
-                )));
+                return Err(InboxError::NotFound(format!("message {message}")));
             }
             s.attachment(&caller, message, index)
         })
@@ -570,14 +556,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quoted_history_and_signature_fold_but_a_leading_quote_does_not() {
+    fn quoted_history_and_signature_fold_and_new_text_stays_open() {
         let text = "Thanks!\n\nOn Mon, 1 Jan 2026, Jan wrote:\n> hello\n";
-        assert_eq!(
-            split_quoted(text),
-            ("Thanks!", "On Mon, 1 Jan 2026, Jan wrote:\n> hello\n")
+        let page = text_body(Lang::En, text).into_string();
+        assert!(
+            page.starts_with("<pre class=\"text\">Thanks!</pre><details class=\"quoted\">"),
+            "{page}"
         );
-        assert_eq!(split_quoted("Hi\n-- \nBob\n").1, "-- \nBob\n");
-        assert_eq!(split_quoted("> quoted first\nanswer\n").1, "");
-        assert_eq!(split_quoted("plain"), ("plain", ""));
+        assert!(
+            page.contains("Jan wrote:\n&gt; hello</pre></details>"),
+            "{page}"
+        );
+        let signed = text_body(Lang::En, "Hi\n-- \nBob\n").into_string();
+        assert!(
+            signed.contains("<pre class=\"text\">Hi</pre><details"),
+            "{signed}"
+        );
+        assert_eq!(
+            text_body(Lang::En, "plain").into_string(),
+            "<pre class=\"text\">plain</pre>"
+        );
     }
 }

@@ -336,7 +336,7 @@ fn row(lang: Lang, me: &SignedIn, config: &Config, c: &ConversationRow, now: i64
                     @if let Some(comment) = &c.comment_preview {
                         span.comment { (lang.t("comment_prefix")) " " (first_line(comment)) }
                     } @else {
-                        (first_line(super::conversation::split_quoted(&c.preview).0))
+                        (first_line(new_text(&c.preview)))
                     }
                 }
             }
@@ -349,6 +349,14 @@ fn row(lang: Lang, me: &SignedIn, config: &Config, c: &ConversationRow, now: i64
             }
         }
     }
+}
+
+/// The preview's own words: its first run of new text, without quoted history.
+fn new_text(preview: &str) -> &str {
+    crate::mail_html::split_quoted(preview)
+        .into_iter()
+        .find(|part| part.kind == crate::mail_html::PartKind::Text && !part.text.trim().is_empty())
+        .map_or("", |part| part.text)
 }
 
 /// The start of a text as one line.

@@ -4,6 +4,7 @@
 
 pub mod conversation;
 pub mod list;
+pub mod mail_body;
 pub mod sign_in;
 
 use maud::{html, Markup, DOCTYPE};
