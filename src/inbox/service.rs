@@ -442,8 +442,12 @@ impl Service {
         self.read(|r| r.conversation(id))
     }
 
-    /// A conversation `caller` may act on: 404 when they may not see it, 403 when
-    /// they may only view it.
+    /// A conversation `caller` may act on (a page asking before an action): 404 when
+    /// they may not see it, 403 when they may only view it.
+    pub fn actionable(&self, caller: &Caller, id: i64) -> Result<ConversationRow, InboxError> {
+        self.acting_on(&self.config(), caller, id)
+    }
+
     fn acting_on(
         &self,
         config: &Config,
