@@ -186,6 +186,9 @@ def main():
         driver.set_window_size(390, 844)
         driver.get(base + "/?view=email")
         driver.save_screenshot(f"{shots}/list-phone.png")
+        driver.get(conversation)
+        driver.find_element(By.CSS_SELECTOR, "details.more-actions > summary").click()
+        driver.save_screenshot(f"{shots}/conversation-phone.png")
     finally:
         driver.quit()
         log("chromium ended")
