@@ -220,6 +220,94 @@ pub const CATALOGUE: &[(&str, [&str; 3])] = &[
         ],
     ),
     (
+        "why_here",
+        [
+            "Why here?",
+            "Waarom hier?",
+            "Varför här?",
+        ],
+    ),
+    (
+        "thread.in_reply_to",
+        [
+            "Joined this conversation: it replies to a message in it (In-Reply-To).",
+            "Bij dit gesprek gevoegd: het is een antwoord op een bericht hierin (In-Reply-To).",
+            "Lades till i konversationen: det svarar på ett meddelande i den (In-Reply-To).",
+        ],
+    ),
+    (
+        "thread.references",
+        [
+            "Joined this conversation: it refers to a message in it (References).",
+            "Bij dit gesprek gevoegd: het verwijst naar een bericht hierin (References).",
+            "Lades till i konversationen: det hänvisar till ett meddelande i den (References).",
+        ],
+    ),
+    (
+        "thread.thread_index",
+        [
+            "Joined this conversation: Outlook marks it as part of this thread (Thread-Index).",
+            "Bij dit gesprek gevoegd: Outlook markeert het als deel van deze thread (Thread-Index).",
+            "Lades till i konversationen: Outlook markerar det som en del av tråden (Thread-Index).",
+        ],
+    ),
+    (
+        "thread.subject_and_contact",
+        [
+            "Joined this conversation: the same contact wrote with the same subject.",
+            "Bij dit gesprek gevoegd: hetzelfde contact schreef met hetzelfde onderwerp.",
+            "Lades till i konversationen: samma kontakt skrev med samma ämne.",
+        ],
+    ),
+    (
+        "thread.new",
+        [
+            "Started this conversation: it belongs to no earlier one.",
+            "Begon dit gesprek: het hoort bij geen eerder gesprek.",
+            "Startade konversationen: det hör inte till någon tidigare.",
+        ],
+    ),
+    (
+        "thread.stranger_reply",
+        [
+            "Started this conversation: it answers another one, but its sender takes no part in that one.",
+            "Begon dit gesprek: het antwoordt op een ander gesprek, maar de afzender neemt daar geen deel aan.",
+            "Startade konversationen: det svarar på en annan, men avsändaren deltar inte i den.",
+        ],
+    ),
+    (
+        "thread.subject_changed",
+        [
+            "Started this conversation: it answers another one, but its subject has nothing in common with it.",
+            "Begon dit gesprek: het antwoordt op een ander gesprek, maar het onderwerp heeft daar niets mee gemeen.",
+            "Startade konversationen: det svarar på en annan, men ämnet har inget gemensamt med den.",
+        ],
+    ),
+    (
+        "thread.conversation_gone",
+        [
+            "Started this conversation: the one it answers is in Trash or deleted.",
+            "Begon dit gesprek: het gesprek waarop het antwoordt staat in de prullenbak of is verwijderd.",
+            "Startade konversationen: den som det svarar på ligger i papperskorgen eller är borttagen.",
+        ],
+    ),
+    (
+        "truncated",
+        [
+            "This message is long; only its first 100 KB are shown.",
+            "Dit bericht is lang; alleen de eerste 100 KB worden getoond.",
+            "Meddelandet är långt; bara de första 100 KB visas.",
+        ],
+    ),
+    (
+        "show_whole",
+        [
+            "Show the whole message",
+            "Het hele bericht tonen",
+            "Visa hela meddelandet",
+        ],
+    ),
+    (
         "images_blocked",
         [
             "Remote images are blocked.",

@@ -891,3 +891,69 @@ async fn over_tls_the_listener_speaks_https_and_the_session_cookie_is_secure() {
     .await;
     assert!(api.starts_with("HTTP/1.1 401"), "{api}");
 }
+
+#[tokio::test]
+async fn why_a_message_joined_its_thread_is_shown_on_the_page_and_in_the_json() {
+    let d = Daemon::start().await;
+    let id = customer_writes(&d, "first@klant.example", SUPPORT, "Kettle").await;
+    let reply = "Message-ID: <second@klant.example>\r\nIn-Reply-To: <first@klant.example>\r\n\
+        From: Jan Klant <jan@klant.example>\r\nTo: support@demo.hs-inbox.com\r\n\
+        Subject: Re: Kettle\r\n\r\nStill broken.\r\n";
+    let sent = d
+        .send("jan@klant.example", &[SUPPORT], reply.as_bytes())
+        .await;
+    assert!(sent.starts_with("250"), "{sent}");
+    let shown = d.show(id);
+    assert_eq!(shown["messages"][0]["threading"], "new", "{shown:#}");
+    assert_eq!(
+        shown["messages"][1]["threading"], "in_reply_to",
+        "{shown:#}"
+    );
+    let web = Web::signed_in(&d, ALICE).await;
+    let page = web.get(&format!("/conversations/{id}")).await;
+    assert!(page.body.contains(">Why here?<"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("Joined this conversation: it replies to a message in it (In-Reply-To)."),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("Started this conversation"),
+        "{}",
+        page.body
+    );
+}
+
+#[tokio::test]
+async fn a_message_over_100_kb_is_cut_on_the_page_until_the_agent_asks_for_all_of_it() {
+    let d = Daemon::start().await;
+    let line = format!("{}\r\n", "word ".repeat(15));
+    let body = format!("{}THE-LAST-LINE\r\n", line.repeat(1_600));
+    let sent = d
+        .send(
+            "jan@klant.example",
+            &[SUPPORT],
+            &mail("long@klant.example", SUPPORT, "Long story", &body),
+        )
+        .await;
+    assert!(sent.starts_with("250"), "{sent}");
+    let id = conversation_with_subject(&d.list(&[]), "Long story");
+    let row = d.show(id)["messages"][0]["id"]
+        .as_i64()
+        .expect("message id");
+    let web = Web::signed_in(&d, ALICE).await;
+    let page = web.get(&format!("/conversations/{id}")).await;
+    assert!(
+        page.body.contains("only its first 100 KB are shown"),
+        "{}",
+        &page.body[..2000]
+    );
+    assert!(!page.body.contains("THE-LAST-LINE"));
+    let whole_link = format!("/conversations/{id}?whole={row}#m{row}");
+    assert!(page.body.contains(&whole_link.replace('&', "&amp;")));
+    let whole = web.get(&format!("/conversations/{id}?whole={row}")).await;
+    assert_eq!(whole.status, 200);
+    assert!(whole.body.contains("THE-LAST-LINE"));
+    assert!(!whole.body.contains("only its first 100 KB are shown"));
+}
