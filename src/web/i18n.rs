@@ -220,6 +220,14 @@ pub const CATALOGUE: &[(&str, [&str; 3])] = &[
         ],
     ),
     (
+        "bounce_of",
+        [
+            "This is a bounce of a message we sent: show that message",
+            "Dit is een onbestelbaar-melding van een bericht dat wij stuurden: dat bericht tonen",
+            "Det här är en studs av ett meddelande vi skickade: visa det meddelandet",
+        ],
+    ),
+    (
         "why_here",
         [
             "Why here?",

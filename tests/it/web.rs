@@ -38,20 +38,20 @@ fn set_password(d: &Daemon, email: &str, password: &str) -> std::process::Output
 }
 
 /// A browser-like HTTP client: no automatic redirects, one session cookie.
-struct Web {
+pub(crate) struct Web {
     base: String,
     http: reqwest::Client,
     cookie: Option<String>,
 }
 
-struct Answer {
-    status: u16,
-    headers: HeaderMap,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: String,
 }
 
 impl Answer {
-    fn location(&self) -> &str {
+    pub(crate) fn location(&self) -> &str {
         self.headers
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
@@ -101,7 +101,7 @@ impl Web {
     }
 
     /// Signs in (password set first); panics unless it works.
-    async fn signed_in(d: &Daemon, email: &str) -> Web {
+    pub(crate) async fn signed_in(d: &Daemon, email: &str) -> Web {
         let out = set_password(d, email, PASSWORD);
         assert!(
             out.status.success(),
@@ -143,7 +143,7 @@ impl Web {
         }
     }
 
-    async fn get(&self, path: &str) -> Answer {
+    pub(crate) async fn get(&self, path: &str) -> Answer {
         self.answer(self.http.get(format!("{}{path}", self.base)))
             .await
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 
 use super::list::user_name;
@@ -325,6 +325,9 @@ fn message(lang: Lang, conversation: i64, m: &MessageRow, shown: Shown, now: i64
             }
             (verdict_badge(lang, &m.verdict, &m.reasons))
             (thread_note(lang, m.thread_reason.as_deref()))
+            @if let Some(returned) = m.bounce_of {
+                p.notice.bounce { a href=(format!("/messages/{returned}")) { (lang.t("bounce_of")) } }
+            }
             (text_body(lang, &m.text, &format!("/conversations/{conversation}?whole={}#m{}", m.id, m.id), shown.whole))
             @if let Some(blocked) = shown.html {
                 details.html {
@@ -558,6 +561,28 @@ pub async fn message_body(
                 header::HeaderValue::from_static("SAMEORIGIN"),
             );
             response
+        }
+        Err(e) => e.page(me.lang),
+    }
+}
+
+/// `GET /messages/{message}`: to the message in its conversation (a bounce links to
+/// the message it returned, which is usually in another conversation).
+pub async fn message_link(
+    State(state): State<Arc<WebState>>,
+    me: SignedIn,
+    Path(message): Path<String>,
+) -> Response {
+    let found = async {
+        let message = parse_id(&message)?;
+        let caller = me.caller();
+        let m = blocking(&state, move |s| s.message(&caller, message)).await?;
+        Ok::<_, WebError>((m.conversation_id, message))
+    }
+    .await;
+    match found {
+        Ok((conversation, message)) => {
+            Redirect::to(&format!("/conversations/{conversation}#m{message}")).into_response()
         }
         Err(e) => e.page(me.lang),
     }
