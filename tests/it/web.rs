@@ -957,3 +957,39 @@ async fn a_message_over_100_kb_is_cut_on_the_page_until_the_agent_asks_for_all_o
     assert!(whole.body.contains("THE-LAST-LINE"));
     assert!(!whole.body.contains("only its first 100 KB are shown"));
 }
+
+/// An operator sets the agents' passwords before the daemon first starts: the command
+/// used to refuse ("no database …") on a new data directory.
+#[test]
+fn users_password_set_before_the_first_start_creates_the_store() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("inboxgate.toml");
+    let data = dir.path().join("data");
+    std::fs::write(&config, crate::support::config_text(&data, "")).expect("write config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_inboxgate"))
+        .arg("--config")
+        .arg(&config)
+        .args(["users", "password", "set", ALICE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run inboxgate");
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin, "{PASSWORD}").expect("write password");
+    drop(stdin);
+    let out = child.wait_with_output().expect("inboxgate ends");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(data.join("inboxgate.db").exists());
+    let listed = Command::new(env!("CARGO_BIN_EXE_inboxgate"))
+        .arg("--config")
+        .arg(&config)
+        .args(["conversations", "list", "--json"])
+        .output()
+        .expect("run inboxgate");
+    assert!(listed.status.success(), "the store is usable afterwards");
+}
