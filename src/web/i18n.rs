@@ -386,6 +386,16 @@ pub const CATALOGUE: &[(&str, [&str; 3])] = &[
     ),
     ("contact", ["Contact", "Contact", "Kontakt"]),
     ("ticket", ["Ticket", "Ticket", "Ärende"]),
+    ("contact_owner", ["Owner", "Eigenaar", "Ägare"]),
+    ("ticket_owner", ["Owner", "Eigenaar", "Ägare"]),
+    (
+        "other_conversations",
+        [
+            "Other conversations",
+            "Andere gesprekken",
+            "Andra konversationer",
+        ],
+    ),
     ("messages", ["messages", "berichten", "meddelanden"]),
     // errors
     (

@@ -993,3 +993,32 @@ fn users_password_set_before_the_first_start_creates_the_store() {
         .expect("run inboxgate");
     assert!(listed.status.success(), "the store is usable afterwards");
 }
+
+#[tokio::test]
+async fn the_sidebar_shows_the_contacts_owner_and_other_conversations() {
+    let d = Daemon::start().await;
+    let first = customer_writes(&d, "one@klant.example", SUPPORT, "Kettle").await;
+    let second = customer_writes(&d, "two@klant.example", SUPPORT, "Toaster").await;
+    let hidden = customer_writes(&d, "three@klant.example", SALES, "Quote").await;
+    d.cli(&["contacts", "owner", "jan@klant.example", BOB]);
+    let web = Web::signed_in(&d, ALICE).await;
+    let page = web.get(&format!("/conversations/{first}")).await;
+    assert!(page.body.contains("Owner: Bob Jansen"), "{}", page.body);
+    assert!(page.body.contains(">Other conversations<"), "{}", page.body);
+    assert!(
+        page.body
+            .contains(&format!("<a href=\"/conversations/{second}\">Toaster</a>")),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains(&format!("/conversations/{hidden}\"")),
+        "a conversation of an inbox Alice may not see is not listed"
+    );
+    assert!(
+        !page
+            .body
+            .contains(&format!("<a href=\"/conversations/{first}\">")),
+        "the open conversation is not listed as another"
+    );
+}

@@ -35,6 +35,10 @@ struct Loaded {
     /// in it.
     with_html: Vec<(i64, usize)>,
     access: InboxAccess,
+    /// The user the contact belongs to (D3), if any.
+    contact_owner: Option<String>,
+    /// The contact's other conversations the agent may see, newest first.
+    earlier: Vec<ConversationRow>,
     /// The message asked for whole (`?whole=ID`), past `TEXT_LIMIT`.
     whole: Option<i64>,
 }
@@ -98,10 +102,19 @@ async fn render(
             .into_iter()
             .find(|i| i.name == detail.conversation.inbox)
             .map_or(InboxAccess::None, |i| i.access);
+        let (contact, conversations) = s
+            .contact(&caller, &detail.conversation.contact_email)
+            .map_or((None, Vec::new()), |(contact, list)| (Some(contact), list));
+        let earlier = conversations
+            .into_iter()
+            .filter(|other| other.id != id)
+            .collect();
         Ok(Loaded {
             detail,
             with_html,
             access,
+            contact_owner: contact.and_then(|c| c.owner),
+            earlier,
             whole,
         })
     })
@@ -145,17 +158,57 @@ async fn render(
                 (comment_form(lang, me, c))
             }
         }
-        aside.context {
-            h2 { (lang.t("contact")) }
-            p { (c.contact_name.clone().unwrap_or_default()) br; (c.contact_email) }
-            @if let Some(ticket) = &c.ticket {
-                h2 { (lang.t("ticket")) }
-                p { "#" (ticket.id) " · " (ticket.pipeline) " · " (ticket.stage) }
-            }
-        }
+        (context(lang, &config, &loaded, now))
     };
     frame(state, me, &place, &c.subject, main).await
 }
+
+/// The right sidebar: the contact (name, address, owner), the ticket, and the
+/// contact's other conversations the agent may see; each section folds.
+fn context(lang: Lang, config: &Config, loaded: &Loaded, now: i64) -> Markup {
+    let c = &loaded.detail.conversation;
+    let earlier = &loaded.earlier;
+    html! {
+        aside.context {
+            details open {
+                summary { h2 { (lang.t("contact")) } }
+                p { (c.contact_name.clone().unwrap_or_default()) br; (c.contact_email) }
+                @if let Some(owner) = &loaded.contact_owner {
+                    p { (lang.t("contact_owner")) ": " (user_name(config, owner)) }
+                }
+            }
+            @if let Some(ticket) = &c.ticket {
+                details open {
+                    summary { h2 { (lang.t("ticket")) } }
+                    p { "#" (ticket.id) " · " (ticket.pipeline) " · " (ticket.stage) }
+                    @if let Some(owner) = &ticket.owner {
+                        p { (lang.t("ticket_owner")) ": " (user_name(config, owner)) }
+                    }
+                }
+            }
+            @if !earlier.is_empty() {
+                details open {
+                    summary { h2 { (lang.t("other_conversations")) } }
+                    ul.earlier {
+                        @for other in earlier.iter().take(MAX_OTHER_CONVERSATIONS) {
+                            li {
+                                a href=(format!("/conversations/{}", other.id)) { (subject(other)) }
+                                br;
+                                span.meta {
+                                    (when(lang, other.last_message_at, now)) " · "
+                                    (lang.t(if other.status == "open" { "status.open" } else { "status.closed" }))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Most of a contact's other conversations listed beside a conversation.
+const MAX_OTHER_CONVERSATIONS: usize = 10;
 
 fn subject(c: &ConversationRow) -> &str {
     if c.subject.trim().is_empty() {
