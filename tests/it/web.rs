@@ -1018,7 +1018,7 @@ async fn the_sidebar_shows_the_contacts_owner_and_other_conversations() {
     assert!(
         !page
             .body
-            .contains(&format!("<a href=\"/conversations/{first}\">")),
+            .contains(&format!("<a href=\"/conversations/{first}\">Kettle</a>")),
         "the open conversation is not listed as another"
     );
 }
