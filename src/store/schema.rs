@@ -307,6 +307,16 @@ CREATE INDEX web_sessions_by_user ON web_sessions(user_email);
     r#"
 ALTER TABLE messages ADD COLUMN thread_reason TEXT;
 "#,
+    // When each agent last opened each conversation in the web inbox: what changed
+    // since is shown in bold in the list.
+    r#"
+CREATE TABLE web_seen (
+    user_email      TEXT NOT NULL,     -- lower-case user email
+    conversation_id INTEGER NOT NULL,
+    seen_at         INTEGER NOT NULL,
+    PRIMARY KEY (user_email, conversation_id)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// How long a process starting beside others waits to switch a new database to WAL.

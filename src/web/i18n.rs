@@ -387,6 +387,7 @@ pub const CATALOGUE: &[(&str, [&str; 3])] = &[
     ("contact", ["Contact", "Contact", "Kontakt"]),
     ("ticket", ["Ticket", "Ticket", "Ärende"]),
     ("contact_owner", ["Owner", "Eigenaar", "Ägare"]),
+    ("unseen", ["new", "nieuw", "ny"]),
     ("ticket_owner", ["Owner", "Eigenaar", "Ägare"]),
     (
         "other_conversations",

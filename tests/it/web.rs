@@ -1022,3 +1022,51 @@ async fn the_sidebar_shows_the_contacts_owner_and_other_conversations() {
         "the open conversation is not listed as another"
     );
 }
+
+#[tokio::test]
+async fn a_conversation_is_bold_in_the_list_until_the_agent_opens_it_and_again_after_new_mail() {
+    let d = Daemon::start().await;
+    let id = customer_writes(&d, "bold@klant.example", SUPPORT, "Kettle").await;
+    let alice = Web::signed_in(&d, ALICE).await;
+    let bob = Web::signed_in(&d, BOB).await;
+    let row_of = |body: &str| -> String {
+        let start = body
+            .find(&format!("data-id=\"{id}\""))
+            .expect("the conversation is listed");
+        let tag_start = body[..start].rfind("<tr").expect("its row");
+        body[tag_start..start + 40].to_string()
+    };
+    let list = alice.get("/?view=unassigned").await;
+    assert!(
+        row_of(&list.body).contains("unseen"),
+        "{}",
+        row_of(&list.body)
+    );
+    assert_eq!(alice.get(&format!("/conversations/{id}")).await.status, 200);
+    let list = alice.get("/?view=unassigned").await;
+    assert!(
+        !row_of(&list.body).contains("unseen"),
+        "{}",
+        row_of(&list.body)
+    );
+    let list = bob.get("/?view=unassigned").await;
+    assert!(
+        row_of(&list.body).contains("unseen"),
+        "seen is per agent: {}",
+        row_of(&list.body)
+    );
+    d.clock.advance(60);
+    let reply = "Message-ID: <bold2@klant.example>\r\nIn-Reply-To: <bold@klant.example>\r\n\
+        From: Jan Klant <jan@klant.example>\r\nTo: support@demo.hs-inbox.com\r\n\
+        Subject: Re: Kettle\r\n\r\nAnd another thing.\r\n";
+    let sent = d
+        .send("jan@klant.example", &[SUPPORT], reply.as_bytes())
+        .await;
+    assert!(sent.starts_with("250"), "{sent}");
+    let list = alice.get("/?view=unassigned").await;
+    assert!(
+        row_of(&list.body).contains("unseen"),
+        "new mail makes it new again: {}",
+        row_of(&list.body)
+    );
+}

@@ -119,6 +119,9 @@ async fn render(
         })
     })
     .await?;
+    if let Err(e) = state.service.mark_seen(&me.caller(), id).await {
+        tracing::warn!(error = %e, conversation = id, "web: could not note the conversation as seen");
+    }
     let config = state.service.config();
     let now = state.service.now();
     let c = &loaded.detail.conversation;
