@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::service::{caller, open, print_json, run_async};
+use super::service::{caller, open, open_creating, print_json, run_async};
 use crate::config::Config;
 use crate::inbox::{json, Caller};
 
@@ -92,7 +92,12 @@ pub enum ContactsCommand {
 }
 
 pub fn run_users(config: &Config, command: UsersCommand) -> anyhow::Result<ExitCode> {
-    let service = open(config)?;
+    let service = match command {
+        UsersCommand::Password(_) | UsersCommand::Token(TokenCommand::Create { .. }) => {
+            open_creating(config)?
+        }
+        _ => open(config)?,
+    };
     match command {
         UsersCommand::Token(TokenCommand::Create { email }) => {
             let token = run_async(service.create_token(&email))??;

@@ -32,6 +32,13 @@ pub fn open(config: &Config) -> anyhow::Result<Service> {
     ))
 }
 
+/// The service over this config's store, creating the store when there is none yet:
+/// for setting up users (passwords, tokens) before the daemon first starts.
+pub fn open_creating(config: &Config) -> anyhow::Result<Service> {
+    Store::open(&config.database_path()).context("creating the store")?;
+    open(config)
+}
+
 /// `--as EMAIL`, or the operator.
 pub fn caller(as_user: Option<String>) -> Caller {
     as_user.map_or(Caller::Operator, Caller::User)

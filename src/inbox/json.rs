@@ -152,6 +152,7 @@ pub fn message(m: &MessageRow, full: bool) -> Value {
             "authentication_results": m.auth_results,
         });
         value["bounce_of"] = json!(m.bounce_of);
+        value["threading"] = json!(m.thread_reason);
     }
     if m.direction == "out" {
         let d = delivery_summary(&m.deliveries);

@@ -9,6 +9,7 @@ pub mod display;
 pub mod json;
 pub mod query;
 pub mod retention;
+mod seen;
 pub mod service;
 pub mod sign_in;
 pub mod token;

@@ -147,6 +147,8 @@ pub(super) struct MessageInsert<'a> {
     pub attachments: &'a [AttachmentInfo],
     /// `None` (our own outbound message): clean, no reasons.
     pub classification: Option<&'a Classification>,
+    /// Inbound: the threading decision's label.
+    pub thread_reason: Option<&'a str>,
 }
 
 pub(super) fn insert_message(conn: &Connection, m: &MessageInsert) -> Result<i64, StoreError> {
@@ -156,9 +158,9 @@ pub(super) fn insert_message(conn: &Connection, m: &MessageInsert) -> Result<i64
         "INSERT INTO messages (conversation_id, raw_id, direction, message_id, from_addr,
              from_name, to_json, cc_json, subject, subject_norm, date, received_at, text,
              thread_index, attachments_json, verdict, reasons, auth_results, spam_score,
-             reply_refs)
+             reply_refs, thread_reason)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                 ?18, ?19, ?20)",
+                 ?18, ?19, ?20, ?21)",
     )?;
     stmt.execute(params![
         m.conversation_id,
@@ -184,6 +186,7 @@ pub(super) fn insert_message(conn: &Connection, m: &MessageInsert) -> Result<i64
         m.classification.and_then(|k| k.auth_results.as_deref()),
         m.classification.and_then(|k| k.score),
         json_list(reply_refs(m).iter().map(String::as_str)),
+        m.thread_reason,
     ])?;
     Ok(conn.last_insert_rowid())
 }

@@ -200,14 +200,12 @@ fn file_in_inbox(
             id
         }
     };
-    let message_row = insert_message(
-        conn,
-        message,
-        classification,
+    let filing = Filing {
         conversation_id,
         raw_id,
-        people,
-    )?;
+        thread_reason: decision.label(),
+    };
+    let message_row = insert_message(conn, message, classification, &filing, people)?;
     rows::record_id(
         conn,
         &target.inbox,
@@ -239,20 +237,26 @@ fn own_outbound(conn: &Connection, message: &NewInbound) -> Result<Option<i64>, 
     Ok(rows::outbound_message(conn, id)?.map(|(_, conversation_id)| conversation_id))
 }
 
+/// Where a message is filed: its conversation, its raw copy, and why there.
+struct Filing {
+    conversation_id: i64,
+    raw_id: i64,
+    thread_reason: &'static str,
+}
+
 fn insert_message(
     conn: &Connection,
     m: &NewInbound,
     classification: &Classification,
-    conversation_id: i64,
-    raw_id: i64,
+    filing: &Filing,
     people: &People,
 ) -> Result<i64, StoreError> {
     let p = &m.parsed;
     rows::insert_message(
         conn,
         &MessageInsert {
-            conversation_id,
-            raw_id,
+            conversation_id: filing.conversation_id,
+            raw_id: filing.raw_id,
             direction: Direction::In,
             message_id: p.message_id.as_deref(),
             from: people.author,
@@ -268,6 +272,7 @@ fn insert_message(
             in_reply_to: &p.in_reply_to,
             attachments: &p.attachments,
             classification: Some(classification),
+            thread_reason: Some(filing.thread_reason),
         },
     )
 }

@@ -13,7 +13,7 @@
 //! `connection`, `writer`; then one module per group of tables (`conversations`,
 //! `deliveries`, `route`, `actions`, `bayes`, `search_index`, `regroup`, `read`); then filing
 //! (`ingest`, `outbound`), and what builds on it (`from_addresses`, `imap`,
-//! `web_sessions`).
+//! `web_sessions`, `web_seen`).
 
 mod actions;
 mod backup;
@@ -36,6 +36,7 @@ mod schema;
 mod search_index;
 #[cfg(test)]
 mod testkit;
+mod web_seen;
 mod web_sessions;
 mod writer;
 

@@ -75,6 +75,7 @@ fn file_outbound(conn: &Connection, m: &NewOutbound) -> Result<FiledOutbound, St
             in_reply_to: m.in_reply_to.as_slice(),
             attachments: &m.attachments,
             classification: None,
+            thread_reason: None,
         },
     )?;
     rows::record_id(conn, &m.inbox, &m.message_id, conversation_id, message_row)?;

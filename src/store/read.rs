@@ -651,9 +651,9 @@ impl Reader {
 
 const MESSAGE_COLUMNS: &str = "messages.id, direction, from_addr, from_name, to_json, cc_json,
      messages.subject, message_id, date, received_at, text, attachments_json,
-     messages.verdict, messages.reasons, auth_results, spam_score, bounce_of";
+     messages.verdict, messages.reasons, auth_results, spam_score, bounce_of, thread_reason";
 /// How many columns `MESSAGE_COLUMNS` names.
-const MESSAGE_COLUMN_COUNT: usize = 17;
+const MESSAGE_COLUMN_COUNT: usize = 18;
 
 fn message_row(r: &Row) -> rusqlite::Result<MessageRow> {
     Ok(MessageRow {
@@ -674,6 +674,7 @@ fn message_row(r: &Row) -> rusqlite::Result<MessageRow> {
         auth_results: r.get(14)?,
         spam_score: r.get(15)?,
         bounce_of: r.get(16)?,
+        thread_reason: r.get(17)?,
         deliveries: Vec::new(),
     })
 }

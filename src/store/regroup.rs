@@ -138,8 +138,9 @@ fn split(
     // Index rows carry their conversation: index what is pending before rows move.
     super::search_index::index_all_pending(conn)?;
     let new_id = new_conversation_for(conn, id, message, source.assignee.as_deref())?;
+    // "Why here?" (`thread_reason`) now has a new answer.
     conn.execute(
-        "UPDATE messages SET conversation_id = ?2 WHERE id = ?1",
+        "UPDATE messages SET conversation_id = ?2, thread_reason = 'split' WHERE id = ?1",
         params![message, new_id],
     )?;
     recount(conn, id)?;
@@ -248,7 +249,8 @@ fn merge(conn: &Connection, from: i64, into: i64, actor: &str, now: i64) -> Resu
         rows.collect::<Result<_, _>>()?
     };
     conn.execute(
-        "UPDATE messages SET conversation_id = ?2 WHERE conversation_id = ?1",
+        "UPDATE messages SET conversation_id = ?2, thread_reason = 'merged'
+         WHERE conversation_id = ?1",
         params![from, into],
     )?;
     for message in moved {
@@ -374,6 +376,12 @@ mod tests {
         assert_eq!((split.message_count, split.last_message_at), (1, 200));
         assert_eq!(split.subject, "Re: Order 12");
         assert_eq!(split.contact_email, "jan@klant.example");
+        let moved = reader.messages(c).unwrap();
+        assert_eq!(
+            moved[0].thread_reason.as_deref(),
+            Some("split"),
+            "why here: split"
+        );
         assert_eq!(
             actions(&reader, a),
             [("split".into(), Some(format!("to #{c}")))]
@@ -427,7 +435,13 @@ mod tests {
         assert_eq!(reader.merged_into(a).unwrap(), None);
         let target = reader.conversation(a).unwrap().expect("a");
         assert_eq!((target.message_count, target.last_message_at), (2, 200));
-        assert_eq!(reader.messages(a).unwrap().len(), 2);
+        let reasons: Vec<_> = reader
+            .messages(a)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.thread_reason)
+            .collect();
+        assert_eq!(reasons, [Some("new".into()), Some("merged".into())]);
         assert_eq!(
             actions(&reader, a),
             [

@@ -356,6 +356,10 @@ pub struct MessageRow {
     pub spam_score: Option<f64>,
     /// A bounce: the row of the outbound message it returned.
     pub bounce_of: Option<i64>,
+    /// Inbound messages: which threading rule put it in its conversation, or why it
+    /// started one (`pipeline::thread::ThreadMatch::label`); `None` for outbound
+    /// messages and those filed before the reason was kept.
+    pub thread_reason: Option<String>,
     /// Outbound messages: each recipient's delivery (empty for inbound ones).
     pub deliveries: Vec<RecipientDelivery>,
 }

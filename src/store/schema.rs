@@ -301,6 +301,22 @@ CREATE TABLE web_sessions (
 );
 CREATE INDEX web_sessions_by_user ON web_sessions(user_email);
 "#,
+    // Why an inbound message is in its conversation: the threading rule that joined it
+    // (in_reply_to, references, thread_index, subject_and_contact) or why it started
+    // one (new, new:stranger_reply, …). NULL for outbound mail and rows filed before.
+    r#"
+ALTER TABLE messages ADD COLUMN thread_reason TEXT;
+"#,
+    // When each agent last opened each conversation in the web inbox: what changed
+    // since is shown in bold in the list.
+    r#"
+CREATE TABLE web_seen (
+    user_email      TEXT NOT NULL,     -- lower-case user email
+    conversation_id INTEGER NOT NULL,
+    seen_at         INTEGER NOT NULL,
+    PRIMARY KEY (user_email, conversation_id)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// How long a process starting beside others waits to switch a new database to WAL.

@@ -220,6 +220,118 @@ pub const CATALOGUE: &[(&str, [&str; 3])] = &[
         ],
     ),
     (
+        "bounce_of",
+        [
+            "This is a bounce of a message we sent: show that message",
+            "Dit is een onbestelbaar-melding van een bericht dat wij stuurden: dat bericht tonen",
+            "Det här är en studs av ett meddelande vi skickade: visa det meddelandet",
+        ],
+    ),
+    (
+        "why_here",
+        [
+            "Why here?",
+            "Waarom hier?",
+            "Varför här?",
+        ],
+    ),
+    (
+        "thread.in_reply_to",
+        [
+            "Joined this conversation: it replies to a message in it (In-Reply-To).",
+            "Bij dit gesprek gevoegd: het is een antwoord op een bericht hierin (In-Reply-To).",
+            "Lades till i konversationen: det svarar på ett meddelande i den (In-Reply-To).",
+        ],
+    ),
+    (
+        "thread.references",
+        [
+            "Joined this conversation: it refers to a message in it (References).",
+            "Bij dit gesprek gevoegd: het verwijst naar een bericht hierin (References).",
+            "Lades till i konversationen: det hänvisar till ett meddelande i den (References).",
+        ],
+    ),
+    (
+        "thread.thread_index",
+        [
+            "Joined this conversation: Outlook marks it as part of this thread (Thread-Index).",
+            "Bij dit gesprek gevoegd: Outlook markeert het als deel van deze thread (Thread-Index).",
+            "Lades till i konversationen: Outlook markerar det som en del av tråden (Thread-Index).",
+        ],
+    ),
+    (
+        "thread.subject_and_contact",
+        [
+            "Joined this conversation: the same contact wrote with the same subject.",
+            "Bij dit gesprek gevoegd: hetzelfde contact schreef met hetzelfde onderwerp.",
+            "Lades till i konversationen: samma kontakt skrev med samma ämne.",
+        ],
+    ),
+    (
+        "thread.new",
+        [
+            "Started this conversation: it belongs to no earlier one.",
+            "Begon dit gesprek: het hoort bij geen eerder gesprek.",
+            "Startade konversationen: det hör inte till någon tidigare.",
+        ],
+    ),
+    (
+        "thread.stranger_reply",
+        [
+            "Started this conversation: it answers another one, but its sender takes no part in that one.",
+            "Begon dit gesprek: het antwoordt op een ander gesprek, maar de afzender neemt daar geen deel aan.",
+            "Startade konversationen: det svarar på en annan, men avsändaren deltar inte i den.",
+        ],
+    ),
+    (
+        "thread.subject_changed",
+        [
+            "Started this conversation: it answers another one, but its subject has nothing in common with it.",
+            "Begon dit gesprek: het antwoordt op een ander gesprek, maar het onderwerp heeft daar niets mee gemeen.",
+            "Startade konversationen: det svarar på en annan, men ämnet har inget gemensamt med den.",
+        ],
+    ),
+    (
+        "thread.split",
+        [
+            "In its own conversation: an agent split it off from the conversation it had joined.",
+            "In een eigen gesprek: een medewerker heeft het afgesplitst van het gesprek waarbij het was gevoegd.",
+            "I en egen konversation: en handläggare delade ut det från konversationen det hade lagts till i.",
+        ],
+    ),
+    (
+        "thread.merged",
+        [
+            "Joined this conversation: an agent merged its own conversation into this one.",
+            "Bij dit gesprek gevoegd: een medewerker heeft het eigen gesprek hiermee samengevoegd.",
+            "Lades till i konversationen: en handläggare slog ihop dess konversation med den här.",
+        ],
+    ),
+    (
+        "thread.conversation_gone",
+        [
+            "Started this conversation: the one it answers is in Trash or deleted.",
+            "Begon dit gesprek: het gesprek waarop het antwoordt staat in de prullenbak of is verwijderd.",
+            "Startade konversationen: den som det svarar på ligger i papperskorgen eller är borttagen.",
+        ],
+    ),
+    (
+        "truncated",
+        [
+            "This message is long; only its first 100 KB are shown.",
+            "Dit bericht is lang; alleen de eerste 100 KB worden getoond.",
+            "Meddelandet är långt; bara de första 100 KB visas.",
+        ],
+    ),
+    (
+        "show_whole",
+        [
+            "Show the whole message",
+            "Het hele bericht tonen",
+            "Visa hela meddelandet",
+        ],
+    ),
+    (
         "images_blocked",
         [
             "Remote images are blocked.",
@@ -385,6 +497,17 @@ pub const CATALOGUE: &[(&str, [&str; 3])] = &[
     ),
     ("contact", ["Contact", "Contact", "Kontakt"]),
     ("ticket", ["Ticket", "Ticket", "Ärende"]),
+    ("contact_owner", ["Owner", "Eigenaar", "Ägare"]),
+    ("unseen", ["new", "nieuw", "ny"]),
+    ("ticket_owner", ["Owner", "Eigenaar", "Ägare"]),
+    (
+        "other_conversations",
+        [
+            "Other conversations",
+            "Andere gesprekken",
+            "Andra konversationer",
+        ],
+    ),
     ("messages", ["messages", "berichten", "meddelanden"]),
     // errors
     (

@@ -57,6 +57,10 @@ pub fn router(
         .route("/availability", post(actions::availability))
         .route("/conversations/{id}", get(pages::conversation::page))
         .route(
+            "/messages/{message}",
+            get(pages::conversation::message_link),
+        )
+        .route(
             "/conversations/{id}/messages/{message}/body",
             get(pages::conversation::message_body),
         )

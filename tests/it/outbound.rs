@@ -1138,6 +1138,17 @@ async fn a_bounce_for_our_message_fails_that_recipient_and_is_kept() {
     // is flagged but linked to nothing.
     assert_eq!(shown["messages"][0]["classification"]["verdict"], "bounce");
     assert_eq!(shown["messages"][0]["bounce_of"], row, "{shown:#}");
+    // The web inbox links the bounce to the message it returned, in its conversation.
+    let web = crate::web::Web::signed_in(&d, "alice@demo.example").await;
+    let page = web.get(&format!("/conversations/{}", shown["id"])).await;
+    let link = format!("/messages/{row}");
+    assert!(page.body.contains(&link), "{}", page.body);
+    let followed = web.get(&link).await;
+    assert_eq!(followed.status, 303);
+    assert_eq!(
+        followed.location(),
+        format!("/conversations/{conversation}#m{row}")
+    );
     let stray = conversation_with(&d, "dsn.elsewhere@other.example");
     assert_eq!(stray["messages"][0]["classification"]["verdict"], "bounce");
     assert_eq!(stray["messages"][0]["bounce_of"], Value::Null);

@@ -38,20 +38,20 @@ fn set_password(d: &Daemon, email: &str, password: &str) -> std::process::Output
 }
 
 /// A browser-like HTTP client: no automatic redirects, one session cookie.
-struct Web {
+pub(crate) struct Web {
     base: String,
     http: reqwest::Client,
     cookie: Option<String>,
 }
 
-struct Answer {
-    status: u16,
-    headers: HeaderMap,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: String,
 }
 
 impl Answer {
-    fn location(&self) -> &str {
+    pub(crate) fn location(&self) -> &str {
         self.headers
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
@@ -101,7 +101,7 @@ impl Web {
     }
 
     /// Signs in (password set first); panics unless it works.
-    async fn signed_in(d: &Daemon, email: &str) -> Web {
+    pub(crate) async fn signed_in(d: &Daemon, email: &str) -> Web {
         let out = set_password(d, email, PASSWORD);
         assert!(
             out.status.success(),
@@ -143,7 +143,7 @@ impl Web {
         }
     }
 
-    async fn get(&self, path: &str) -> Answer {
+    pub(crate) async fn get(&self, path: &str) -> Answer {
         self.answer(self.http.get(format!("{}{path}", self.base)))
             .await
     }
@@ -722,7 +722,8 @@ async fn a_full_list_page_with_its_css_and_script_weighs_under_100_kb() {
     }
     let web = Web::signed_in(&d, ALICE).await;
     let html = web.get("/?view=all_open").await;
-    assert_eq!(html.body.matches("<tr data-id=").count(), 50, "a full page");
+    // Rows of unseen conversations carry their class first (`<tr class="unseen" data-id=`).
+    assert_eq!(html.body.matches(" data-id=\"").count(), 50, "a full page");
     let css = web.get("/assets/app.css").await;
     let js = web.get("/assets/app.js").await;
     let total = html.body.len() + css.body.len() + js.body.len();
@@ -890,6 +891,185 @@ async fn over_tls_the_listener_speaks_https_and_the_session_cookie_is_secure() {
     )
     .await;
     assert!(api.starts_with("HTTP/1.1 401"), "{api}");
+}
+
+#[tokio::test]
+async fn why_a_message_joined_its_thread_is_shown_on_the_page_and_in_the_json() {
+    let d = Daemon::start().await;
+    let id = customer_writes(&d, "first@klant.example", SUPPORT, "Kettle").await;
+    let reply = "Message-ID: <second@klant.example>\r\nIn-Reply-To: <first@klant.example>\r\n\
+        From: Jan Klant <jan@klant.example>\r\nTo: support@demo.hs-inbox.com\r\n\
+        Subject: Re: Kettle\r\n\r\nStill broken.\r\n";
+    let sent = d
+        .send("jan@klant.example", &[SUPPORT], reply.as_bytes())
+        .await;
+    assert!(sent.starts_with("250"), "{sent}");
+    let shown = d.show(id);
+    assert_eq!(shown["messages"][0]["threading"], "new", "{shown:#}");
+    assert_eq!(
+        shown["messages"][1]["threading"], "in_reply_to",
+        "{shown:#}"
+    );
+    let web = Web::signed_in(&d, ALICE).await;
+    let page = web.get(&format!("/conversations/{id}")).await;
+    assert!(page.body.contains(">Why here?<"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("Joined this conversation: it replies to a message in it (In-Reply-To)."),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("Started this conversation"),
+        "{}",
+        page.body
+    );
+}
+
+#[tokio::test]
+async fn a_message_over_100_kb_is_cut_on_the_page_until_the_agent_asks_for_all_of_it() {
+    let d = Daemon::start().await;
+    let line = format!("{}\r\n", "word ".repeat(15));
+    let body = format!("{}THE-LAST-LINE\r\n", line.repeat(1_600));
+    let sent = d
+        .send(
+            "jan@klant.example",
+            &[SUPPORT],
+            &mail("long@klant.example", SUPPORT, "Long story", &body),
+        )
+        .await;
+    assert!(sent.starts_with("250"), "{sent}");
+    let id = conversation_with_subject(&d.list(&[]), "Long story");
+    let row = d.show(id)["messages"][0]["id"]
+        .as_i64()
+        .expect("message id");
+    let web = Web::signed_in(&d, ALICE).await;
+    let page = web.get(&format!("/conversations/{id}")).await;
+    assert!(
+        page.body.contains("only its first 100 KB are shown"),
+        "{}",
+        &page.body[..2000]
+    );
+    assert!(!page.body.contains("THE-LAST-LINE"));
+    let whole_link = format!("/conversations/{id}?whole={row}#m{row}");
+    assert!(page.body.contains(&whole_link.replace('&', "&amp;")));
+    let whole = web.get(&format!("/conversations/{id}?whole={row}")).await;
+    assert_eq!(whole.status, 200);
+    assert!(whole.body.contains("THE-LAST-LINE"));
+    assert!(!whole.body.contains("only its first 100 KB are shown"));
+}
+
+/// An operator sets the agents' passwords before the daemon first starts: the command
+/// used to refuse ("no database …") on a new data directory.
+#[test]
+fn users_password_set_before_the_first_start_creates_the_store() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("inboxgate.toml");
+    let data = dir.path().join("data");
+    std::fs::write(&config, crate::support::config_text(&data, "")).expect("write config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_inboxgate"))
+        .arg("--config")
+        .arg(&config)
+        .args(["users", "password", "set", ALICE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run inboxgate");
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin, "{PASSWORD}").expect("write password");
+    drop(stdin);
+    let out = child.wait_with_output().expect("inboxgate ends");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(data.join("inboxgate.db").exists());
+    let listed = Command::new(env!("CARGO_BIN_EXE_inboxgate"))
+        .arg("--config")
+        .arg(&config)
+        .args(["conversations", "list", "--json"])
+        .output()
+        .expect("run inboxgate");
+    assert!(listed.status.success(), "the store is usable afterwards");
+}
+
+#[tokio::test]
+async fn the_sidebar_shows_the_contacts_owner_and_other_conversations() {
+    let d = Daemon::start().await;
+    let first = customer_writes(&d, "one@klant.example", SUPPORT, "Kettle").await;
+    let second = customer_writes(&d, "two@klant.example", SUPPORT, "Toaster").await;
+    let hidden = customer_writes(&d, "three@klant.example", SALES, "Quote").await;
+    d.cli(&["contacts", "owner", "jan@klant.example", BOB]);
+    let web = Web::signed_in(&d, ALICE).await;
+    let page = web.get(&format!("/conversations/{first}")).await;
+    assert!(page.body.contains("Owner: Bob Jansen"), "{}", page.body);
+    assert!(page.body.contains(">Other conversations<"), "{}", page.body);
+    assert!(
+        page.body
+            .contains(&format!("<a href=\"/conversations/{second}\">Toaster</a>")),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains(&format!("/conversations/{hidden}\"")),
+        "a conversation of an inbox Alice may not see is not listed"
+    );
+    assert!(
+        !page
+            .body
+            .contains(&format!("<a href=\"/conversations/{first}\">Kettle</a>")),
+        "the open conversation is not listed as another"
+    );
+}
+
+#[tokio::test]
+async fn a_conversation_is_bold_in_the_list_until_the_agent_opens_it_and_again_after_new_mail() {
+    let d = Daemon::start().await;
+    let id = customer_writes(&d, "bold@klant.example", SUPPORT, "Kettle").await;
+    let alice = Web::signed_in(&d, ALICE).await;
+    let bob = Web::signed_in(&d, BOB).await;
+    let row_of = |body: &str| -> String {
+        let start = body
+            .find(&format!("data-id=\"{id}\""))
+            .expect("the conversation is listed");
+        let tag_start = body[..start].rfind("<tr").expect("its row");
+        body[tag_start..start + 40].to_string()
+    };
+    let list = alice.get("/?view=unassigned").await;
+    assert!(
+        row_of(&list.body).contains("unseen"),
+        "{}",
+        row_of(&list.body)
+    );
+    assert_eq!(alice.get(&format!("/conversations/{id}")).await.status, 200);
+    let list = alice.get("/?view=unassigned").await;
+    assert!(
+        !row_of(&list.body).contains("unseen"),
+        "{}",
+        row_of(&list.body)
+    );
+    let list = bob.get("/?view=unassigned").await;
+    assert!(
+        row_of(&list.body).contains("unseen"),
+        "seen is per agent: {}",
+        row_of(&list.body)
+    );
+    d.clock.advance(60);
+    let reply = "Message-ID: <bold2@klant.example>\r\nIn-Reply-To: <bold@klant.example>\r\n\
+        From: Jan Klant <jan@klant.example>\r\nTo: support@demo.hs-inbox.com\r\n\
+        Subject: Re: Kettle\r\n\r\nAnd another thing.\r\n";
+    let sent = d
+        .send("jan@klant.example", &[SUPPORT], reply.as_bytes())
+        .await;
+    assert!(sent.starts_with("250"), "{sent}");
+    let list = alice.get("/?view=unassigned").await;
+    assert!(
+        row_of(&list.body).contains("unseen"),
+        "new mail makes it new again: {}",
+        row_of(&list.body)
+    );
 }
 
 /// Jan's mail answering `parent` (In-Reply-To and References).

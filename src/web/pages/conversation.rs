@@ -17,6 +17,7 @@ use super::mail_body::sanitized_html;
 use super::{frame, when, Place};
 use crate::config::Config;
 use crate::inbox::access::{inbox_access, InboxAccess};
+use crate::inbox::json::TEXT_LIMIT;
 use crate::inbox::service::ConversationDetail;
 use crate::inbox::InboxError;
 use crate::mail_html::{self, PartKind, RemoteImages};
@@ -34,6 +35,29 @@ struct Loaded {
     /// in it.
     with_html: Vec<(i64, usize)>,
     access: InboxAccess,
+    /// The user the contact belongs to (D3), if any.
+    contact_owner: Option<String>,
+    /// The contact's other conversations the agent may see, newest first.
+    earlier: Vec<ConversationRow>,
+    /// The message asked for whole (`?whole=ID`), past `TEXT_LIMIT`.
+    whole: Option<i64>,
+}
+
+/// How one message is shown on the page.
+#[derive(Debug, Default, Clone, Copy)]
+struct Shown {
+    /// It has an HTML part, with this many remote images blocked in it.
+    html: Option<usize>,
+    /// Open (the newest message, or the one asked for whole); older ones are folded.
+    open: bool,
+    /// All of its text, past `TEXT_LIMIT`.
+    whole: bool,
+}
+
+/// The conversation page's query: `whole=ID` shows that message's whole text.
+#[derive(serde::Deserialize)]
+pub struct PageQuery {
+    whole: Option<String>,
 }
 
 /// `GET /conversations/{id}`.
@@ -41,8 +65,10 @@ pub async fn page(
     State(state): State<Arc<WebState>>,
     me: SignedIn,
     Path(id): Path<String>,
+    Query(query): Query<PageQuery>,
 ) -> Response {
-    match render(&state, &me, &id).await {
+    let whole = query.whole.and_then(|w| w.parse().ok());
+    match render(&state, &me, &id, whole).await {
         Ok(page) => page.into_response(),
         Err(WebError::NotFound) => merged_away(&state, &me, &id).await,
         Err(e) => e.page(me.lang),
@@ -67,7 +93,12 @@ pub fn parse_id(text: &str) -> Result<i64, WebError> {
     text.parse().map_err(|_| WebError::NotFound)
 }
 
-async fn render(state: &WebState, me: &SignedIn, id: &str) -> Result<Markup, WebError> {
+async fn render(
+    state: &WebState,
+    me: &SignedIn,
+    id: &str,
+    whole: Option<i64>,
+) -> Result<Markup, WebError> {
     let id = parse_id(id)?;
     let caller = me.caller();
     let loaded = blocking(state, move |s| {
@@ -86,13 +117,26 @@ async fn render(state: &WebState, me: &SignedIn, id: &str) -> Result<Markup, Web
             .into_iter()
             .find(|i| i.name == detail.conversation.inbox)
             .map_or(InboxAccess::None, |i| i.access);
+        let (contact, conversations) = s
+            .contact(&caller, &detail.conversation.contact_email)
+            .map_or((None, Vec::new()), |(contact, list)| (Some(contact), list));
+        let earlier = conversations
+            .into_iter()
+            .filter(|other| other.id != id)
+            .collect();
         Ok(Loaded {
             detail,
             with_html,
             access,
+            contact_owner: contact.and_then(|c| c.owner),
+            earlier,
+            whole,
         })
     })
     .await?;
+    if let Err(e) = state.service.mark_seen(&me.caller(), id).await {
+        tracing::warn!(error = %e, conversation = id, "web: could not note the conversation as seen");
+    }
     let config = state.service.config();
     let now = state.service.now();
     let c = &loaded.detail.conversation;
@@ -133,23 +177,87 @@ async fn render(state: &WebState, me: &SignedIn, id: &str) -> Result<Markup, Web
                 (comment_form(lang, me, c))
             }
         }
-        aside.context {
-            h2 { (lang.t("contact")) }
-            p { (c.contact_name.clone().unwrap_or_default()) br; (c.contact_email) }
-            @if let Some(ticket) = &c.ticket {
-                h2 { (lang.t("ticket")) }
-                p { "#" (ticket.id) " · " (ticket.pipeline) " · " (ticket.stage) }
-            }
-        }
+        (context(lang, &config, &loaded, now))
     };
     frame(state, me, &place, &c.subject, main).await
 }
+
+/// The right sidebar: the contact (name, address, owner), the ticket, and the
+/// contact's other conversations the agent may see; each section folds.
+fn context(lang: Lang, config: &Config, loaded: &Loaded, now: i64) -> Markup {
+    let c = &loaded.detail.conversation;
+    let earlier = &loaded.earlier;
+    html! {
+        aside.context {
+            details open {
+                summary { h2 { (lang.t("contact")) } }
+                p { (c.contact_name.clone().unwrap_or_default()) br; (c.contact_email) }
+                @if let Some(owner) = &loaded.contact_owner {
+                    p { (lang.t("contact_owner")) ": " (user_name(config, owner)) }
+                }
+            }
+            @if let Some(ticket) = &c.ticket {
+                details open {
+                    summary { h2 { (lang.t("ticket")) } }
+                    p { "#" (ticket.id) " · " (ticket.pipeline) " · " (ticket.stage) }
+                    @if let Some(owner) = &ticket.owner {
+                        p { (lang.t("ticket_owner")) ": " (user_name(config, owner)) }
+                    }
+                }
+            }
+            @if !earlier.is_empty() {
+                details open {
+                    summary { h2 { (lang.t("other_conversations")) } }
+                    ul.earlier {
+                        @for other in earlier.iter().take(MAX_OTHER_CONVERSATIONS) {
+                            li {
+                                a href=(format!("/conversations/{}", other.id)) { (subject(other)) }
+                                br;
+                                span.meta {
+                                    (when(lang, other.last_message_at, now)) " · "
+                                    (lang.t(if other.status == "open" { "status.open" } else { "status.closed" }))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Most of a contact's other conversations listed beside a conversation.
+const MAX_OTHER_CONVERSATIONS: usize = 10;
 
 fn subject(c: &ConversationRow) -> &str {
     if c.subject.trim().is_empty() {
         "(no subject)"
     } else {
         &c.subject
+    }
+}
+
+/// Why an inbound message is in this conversation: the threading rule that joined it,
+/// or why it started one (`MessageRow::thread_reason`), behind "Why here?".
+fn thread_note(lang: Lang, reason: Option<&str>) -> Markup {
+    let key = match reason {
+        Some("in_reply_to") => "thread.in_reply_to",
+        Some("references") => "thread.references",
+        Some("thread_index") => "thread.thread_index",
+        Some("subject_and_contact") => "thread.subject_and_contact",
+        Some("new") => "thread.new",
+        Some("new:stranger_reply") => "thread.stranger_reply",
+        Some("new:subject_changed") => "thread.subject_changed",
+        Some("new:matched_conversation_gone") => "thread.conversation_gone",
+        Some("split") => "thread.split",
+        Some("merged") => "thread.merged",
+        _ => return html! {},
+    };
+    html! {
+        details.why.thread-reason {
+            summary { (lang.t("why_here")) }
+            p { (lang.t(key)) }
+        }
     }
 }
 
@@ -352,7 +460,15 @@ fn items(lang: Lang, me: &SignedIn, config: &Config, loaded: &Loaded, now: i64) 
     html! {
         @for (_, item) in &list {
             @match item {
-                Item::Message(m) => (message(lang, id, m, loaded.with_html.iter().find(|(id, _)| *id == m.id).map(|&(_, blocked)| blocked), newest == Some(m.id), now, splittable.then(|| split_form(lang, me, id, m.id)))),
+                Item::Message(m) => {
+                    @let whole = loaded.whole == Some(m.id);
+                    @let shown = Shown {
+                        html: loaded.with_html.iter().find(|(id, _)| *id == m.id).map(|&(_, blocked)| blocked),
+                        open: whole || newest == Some(m.id),
+                        whole,
+                    };
+                    (message(lang, id, m, shown, now, splittable.then(|| split_form(lang, me, id, m.id))))
+                }
                 Item::Comment(t) => {
                     aside.note {
                         p.who { (user_name(config, &t.actor)) " · " (when(lang, t.at, now)) " · " (lang.t("comment")) }
@@ -368,8 +484,7 @@ fn message(
     lang: Lang,
     conversation: i64,
     m: &MessageRow,
-    html_part: Option<usize>,
-    newest: bool,
+    shown: Shown,
     now: i64,
     tools: Option<Markup>,
 ) -> Markup {
@@ -379,7 +494,7 @@ fn message(
     };
     let base = format!("/conversations/{conversation}/messages/{}", m.id);
     html! {
-        details.message open[newest] class=(if m.direction == "out" { "out" } else { "in" }) {
+        details.message #(format!("m{}", m.id)) open[shown.open] class=(if m.direction == "out" { "out" } else { "in" }) {
             summary {
                 span.from { (from) }
                 " "
@@ -392,8 +507,12 @@ fn message(
                 dt { (lang.t("date")) } dd { (when(lang, m.date.unwrap_or(m.received_at), now)) }
             }
             (verdict_badge(lang, &m.verdict, &m.reasons))
-            (text_body(lang, &m.text))
-            @if let Some(blocked) = html_part {
+            (thread_note(lang, m.thread_reason.as_deref()))
+            @if let Some(returned) = m.bounce_of {
+                p.notice.bounce { a href=(format!("/messages/{returned}")) { (lang.t("bounce_of")) } }
+            }
+            (text_body(lang, &m.text, &format!("/conversations/{conversation}?whole={}#m{}", m.id, m.id), shown.whole))
+            @if let Some(blocked) = shown.html {
                 details.html {
                     summary { (lang.t("html_version")) }
                     @if blocked > 0 {
@@ -437,10 +556,22 @@ fn size(bytes: u64) -> String {
 
 /// The message text with its quoted history and signature folded behind "…"
 /// (`mail_html::split_quoted`); an interleaved reply keeps its own lines between the
-/// folds.
-fn text_body(lang: Lang, text: &str) -> Markup {
+/// folds. Text over `TEXT_LIMIT` is cut there (SPEC B8) unless `whole`, with a link to
+/// `whole_url` that shows all of it.
+fn text_body(lang: Lang, text: &str, whole_url: &str, whole: bool) -> Markup {
+    let (text, truncated) = if whole {
+        (text, false)
+    } else {
+        crate::inbox::json::truncate(text, TEXT_LIMIT)
+    };
     let parts = mail_html::split_quoted(text.trim_end());
     html! {
+        @if truncated {
+            p.notice {
+                (lang.t("truncated")) " "
+                a href=(whole_url) { (lang.t("show_whole")) }
+            }
+        }
         @for part in parts {
             @if part.kind == PartKind::Text {
                 pre.text { (part.text.trim_matches('\n')) }
@@ -587,7 +718,7 @@ pub async fn reply_after_new_mail(
         article.thread #thread {
             h1 { (subject(c)) }
             p.notice role="alert" { (lang.t("reply.newer")) }
-            @for m in newer { (message(lang, c.id, m, None, true, now, None)) }
+            @for m in newer { (message(lang, c.id, m, Shown { open: true, ..Shown::default() }, now, None)) }
             form.reply method="post" action=(format!("/conversations/{}/reply", c.id)) {
                 (csrf::field(me))
                 input type="hidden" name="confirm" value="1";
@@ -664,6 +795,28 @@ pub async fn message_body(
     }
 }
 
+/// `GET /messages/{message}`: to the message in its conversation (a bounce links to
+/// the message it returned, which is usually in another conversation).
+pub async fn message_link(
+    State(state): State<Arc<WebState>>,
+    me: SignedIn,
+    Path(message): Path<String>,
+) -> Response {
+    let found = async {
+        let message = parse_id(&message)?;
+        let caller = me.caller();
+        let m = blocking(&state, move |s| s.message(&caller, message)).await?;
+        Ok::<_, WebError>((m.conversation_id, message))
+    }
+    .await;
+    match found {
+        Ok((conversation, message)) => {
+            Redirect::to(&format!("/conversations/{conversation}#m{message}")).into_response()
+        }
+        Err(e) => e.page(me.lang),
+    }
+}
+
 /// The body route's query: `images=shown` once the agent asked for remote images.
 #[derive(serde::Deserialize)]
 pub struct BodyQuery {
@@ -723,7 +876,7 @@ mod tests {
     #[test]
     fn quoted_history_and_signature_fold_and_new_text_stays_open() {
         let text = "Thanks!\n\nOn Mon, 1 Jan 2026, Jan wrote:\n> hello\n";
-        let page = text_body(Lang::En, text).into_string();
+        let page = text_body(Lang::En, text, "/whole", false).into_string();
         assert!(
             page.starts_with("<pre class=\"text\">Thanks!</pre><details class=\"quoted\">"),
             "{page}"
@@ -732,13 +885,13 @@ mod tests {
             page.contains("Jan wrote:\n&gt; hello</pre></details>"),
             "{page}"
         );
-        let signed = text_body(Lang::En, "Hi\n-- \nBob\n").into_string();
+        let signed = text_body(Lang::En, "Hi\n-- \nBob\n", "/whole", false).into_string();
         assert!(
             signed.contains("<pre class=\"text\">Hi</pre><details"),
             "{signed}"
         );
         assert_eq!(
-            text_body(Lang::En, "plain").into_string(),
+            text_body(Lang::En, "plain", "/whole", false).into_string(),
             "<pre class=\"text\">plain</pre>"
         );
     }

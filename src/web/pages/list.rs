@@ -2,6 +2,7 @@
 //! participants, reply indicator, subject with preview, time, assignee), search,
 //! sort, pages, and bulk close / trash / assign.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
@@ -117,7 +118,12 @@ async fn render(state: &WebState, me: &SignedIn, query: ListQuery) -> Result<Mar
     };
     let filter = params.into_filter()?;
     let caller = me.caller();
-    let page = blocking(state, move |s| s.list(&caller, filter)).await?;
+    let (page, unseen) = blocking(state, move |s| {
+        let page = s.list(&caller, filter)?;
+        let unseen = s.unseen(&caller, &page.conversations)?;
+        Ok((page, unseen))
+    })
+    .await?;
     let place = Place { inbox, view };
     let config = state.service.config();
     let now = state.service.now();
@@ -137,7 +143,7 @@ async fn render(state: &WebState, me: &SignedIn, query: ListQuery) -> Result<Mar
             }
         }
         section #list data-live-region {
-            (rows(lang, me, &config, &page.conversations, now, &place))
+            (rows(lang, me, &config, &page.conversations, &unseen, now, &place))
             nav.pages {
                 @if query.cursor.is_some() {
                     a href=(list_url(&place, search.as_deref(), &query, None)) { (lang.t("first_page")) }
@@ -260,6 +266,7 @@ fn rows(
     me: &SignedIn,
     config: &Config,
     conversations: &[ConversationRow],
+    unseen: &HashSet<i64>,
     now: i64,
     place: &Place,
 ) -> Markup {
@@ -292,14 +299,23 @@ fn rows(
                     }
                 }
                 tbody {
-                    @for c in conversations { (row(lang, me, config, c, now)) }
+                    @for c in conversations { (row(lang, me, config, c, unseen.contains(&c.id), now)) }
                 }
             }
         }
     }
 }
 
-fn row(lang: Lang, me: &SignedIn, config: &Config, c: &ConversationRow, now: i64) -> Markup {
+/// One conversation of the list; `unseen`: it has messages the agent has not opened
+/// (bold, and said so to screen readers).
+fn row(
+    lang: Lang,
+    me: &SignedIn,
+    config: &Config,
+    c: &ConversationRow,
+    unseen: bool,
+    now: i64,
+) -> Markup {
     let contact = c
         .contact_name
         .clone()
@@ -316,7 +332,7 @@ fn row(lang: Lang, me: &SignedIn, config: &Config, c: &ConversationRow, now: i64
         c.subject.as_str()
     };
     html! {
-        tr data-id=(c.id) class=[mine.then_some("mine")] {
+        tr data-id=(c.id) class=[mine.then_some("mine")] .unseen[unseen] {
             td { input type="checkbox" name="id" value=(c.id) aria-label=(format!("{} {}", lang.t("col.select"), subject)); }
             td.contact title=(c.contact_email) {
                 (contact)
@@ -331,6 +347,7 @@ fn row(lang: Lang, me: &SignedIn, config: &Config, c: &ConversationRow, now: i64
             }
             td.subject {
                 a href=(format!("/conversations/{}", c.id)) { (subject) }
+                @if unseen { " " span.sr { "(" (lang.t("unseen")) ")" } }
                 @if c.status == "closed" { " " span.badge { (lang.t("status.closed")) } }
                 div.preview {
                     @if let Some(comment) = &c.comment_preview {
