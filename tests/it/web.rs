@@ -1164,6 +1164,14 @@ async fn split_and_merge_by_the_page_forms_move_the_messages_and_replies_follow_
     );
     assert_eq!(message_ids_of(&d, old), ["s1@klant.example"]);
 
+    // The merge box suggests the contact's other conversations.
+    assert!(
+        new_page
+            .body
+            .contains(&format!("<option value=\"{old}\">#{old} Kettle</option>")),
+        "{}",
+        new_page.body
+    );
     // Merge asks first, naming the target; the confirmed form merges.
     let merge = format!("/conversations/{new}/merge");
     let old_text = old.to_string();

@@ -160,7 +160,7 @@ async fn render(
                     div.toolbar {
                         (assign_form(lang, me, &config, c))
                         (status_form(lang, me, c))
-                        (more_menu(lang, me, &config, c))
+                        (more_menu(lang, me, &config, c, &loaded.earlier))
                     }
                 } @else {
                     p.notice { (lang.t("view_only")) }
@@ -339,8 +339,15 @@ fn status_form(lang: Lang, me: &SignedIn, c: &ConversationRow) -> Markup {
 
 /// The "More" menu (UI.md): block sender, move, merge, delete forever (from trash).
 /// A plain `<details>`, so it opens without scripting; destructive actions (block
-/// sender, delete forever, merge) are confirmed on a page of their own first.
-fn more_menu(lang: Lang, me: &SignedIn, config: &Config, c: &ConversationRow) -> Markup {
+/// sender, delete forever, merge) are confirmed on a page of their own first. The
+/// merge box suggests the contact's other conversations (`earlier`) by number.
+fn more_menu(
+    lang: Lang,
+    me: &SignedIn,
+    config: &Config,
+    c: &ConversationRow,
+    earlier: &[ConversationRow],
+) -> Markup {
     let act = format!("/conversations/{}/act", c.id);
     let targets: Vec<&str> = config
         .inboxes
@@ -372,7 +379,12 @@ fn more_menu(lang: Lang, me: &SignedIn, config: &Config, c: &ConversationRow) ->
                 form method="post" action=(format!("/conversations/{}/merge", c.id)) {
                     (csrf::field(me))
                     label for="merge-into" { (lang.t("merge_into")) }
-                    input #merge-into name="into" type="number" min="1" required placeholder="#";
+                    input #merge-into name="into" type="number" min="1" required placeholder="#" list="merge-candidates";
+                    datalist #merge-candidates {
+                        @for other in earlier.iter().filter(|o| !o.trashed).take(MAX_OTHER_CONVERSATIONS) {
+                            option value=(other.id) { "#" (other.id) " " (subject(other)) }
+                        }
+                    }
                     button type="submit" { (lang.t("merge")) }
                 }
             }
