@@ -252,6 +252,50 @@ pub async fn delete_forever(state: St, agent: Agent, key: ApiPath<String>) -> Ap
     conversation_action(state, agent, key, JsonBytes(Bytes::new()), "delete").await
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitBody {
+    /// The message to split off.
+    message: i64,
+}
+
+/// `POST /conversations/{id}/split` `{"message"}`: the new conversation.
+pub async fn split(
+    State(state): St,
+    Agent(caller): Agent,
+    ApiPath(key): ApiPath<String>,
+    JsonBytes(bytes): JsonBytes,
+) -> ApiResult {
+    let id = id(&key)?;
+    let Some(SplitBody { message }) = body::<Option<SplitBody>>(&bytes)? else {
+        return Err(ApiError::invalid("split needs {\"message\"} in the body"));
+    };
+    let split = state.service.split(&caller, id, message).await?;
+    ok(json::conversation(&split))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeBody {
+    /// The conversation merged into.
+    into: i64,
+}
+
+/// `POST /conversations/{id}/merge` `{"into"}`: the conversation merged into.
+pub async fn merge(
+    State(state): St,
+    Agent(caller): Agent,
+    ApiPath(key): ApiPath<String>,
+    JsonBytes(bytes): JsonBytes,
+) -> ApiResult {
+    let id = id(&key)?;
+    let Some(MergeBody { into }) = body::<Option<MergeBody>>(&bytes)? else {
+        return Err(ApiError::invalid("merge needs {\"into\"} in the body"));
+    };
+    let merged = state.service.merge(&caller, id, into).await?;
+    ok(json::conversation(&merged))
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BulkBody {

@@ -104,6 +104,16 @@ pub fn routes() -> Vec<Route> {
         ),
         route(
             Method::POST,
+            "/api/v1/conversations/{id}/split",
+            on(MethodFilter::POST, split),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/conversations/{id}/merge",
+            on(MethodFilter::POST, merge),
+        ),
+        route(
+            Method::POST,
             "/api/v1/compose",
             on(MethodFilter::POST, compose),
         ),

@@ -200,6 +200,30 @@ fn operations() -> Vec<Op> {
         },
         Op {
             body: Some(object(
+                json!({ "message": { "type": "integer", "description": "a message of this conversation" } }),
+                &["message"],
+            )),
+            ..op(
+                "post",
+                "/api/v1/conversations/{id}/split",
+                "Split one message off into a new conversation (same inbox and contact); later replies to it follow it. Returns the new conversation",
+                conversation(),
+            )
+        },
+        Op {
+            body: Some(object(
+                json!({ "into": { "type": "integer", "description": "the conversation to merge into" } }),
+                &["into"],
+            )),
+            ..op(
+                "post",
+                "/api/v1/conversations/{id}/merge",
+                "Merge this conversation into another (messages, comments, timeline); replies to its messages land there. Returns the conversation merged into",
+                conversation(),
+            )
+        },
+        Op {
+            body: Some(object(
                 json!({
                     "to": { "type": "array", "items": { "type": "string" } },
                     "from": { "type": "string", "description": "a channel address or a verified From address" },

@@ -84,6 +84,26 @@ pub enum ConversationsCommand {
     NotSpam(Target),
     /// Block the contact: this and their future threads go to Filtered.
     BlockSender(Target),
+    /// Split one message off into a new conversation (same inbox and contact); later
+    /// replies to it follow it there. Prints the new conversation.
+    Split {
+        id: i64,
+        /// The message to split off (a message id from `show`).
+        #[arg(long)]
+        message: i64,
+        #[command(flatten)]
+        agent: Agent,
+    },
+    /// Merge this conversation into another: its messages, comments and timeline move
+    /// there and replies to them land there. Prints the conversation merged into.
+    Merge {
+        id: i64,
+        /// The conversation it goes into.
+        #[arg(long)]
+        into: i64,
+        #[command(flatten)]
+        agent: Agent,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -199,6 +219,10 @@ pub fn run(config: &Config, command: ConversationsCommand) -> anyhow::Result<Exi
         C::Spam(t) => (vec![t.id], Action::Spam, t.agent),
         C::NotSpam(t) => (vec![t.id], Action::NotSpam, t.agent),
         C::BlockSender(t) => (vec![t.id], Action::BlockSender, t.agent),
+        C::Split { id, message, agent } => {
+            return regroup(config, id, Regroup::Split(message), agent)
+        }
+        C::Merge { id, into, agent } => return regroup(config, id, Regroup::Merge(into), agent),
     };
     act(config, &ids, action, agent)
 }
@@ -232,6 +256,38 @@ fn act(config: &Config, ids: &[i64], action: Action, agent: Agent) -> anyhow::Re
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// A split (of this message) or a merge (into this conversation).
+enum Regroup {
+    Split(i64),
+    Merge(i64),
+}
+
+/// Splits or merges; prints the conversation that resulted (the split one, or the one
+/// merged into). Fails (exit 1) when refused.
+fn regroup(config: &Config, id: i64, how: Regroup, agent: Agent) -> anyhow::Result<ExitCode> {
+    let service = open(config)?;
+    let caller = Caller::User(agent.as_user);
+    let outcome = match how {
+        Regroup::Split(message) => run_async(service.split(&caller, id, message))?,
+        Regroup::Merge(into) => run_async(service.merge(&caller, id, into))?,
+    };
+    match (outcome, how) {
+        (Ok(c), _) if agent.json => print_json(&json::conversation(&c))?,
+        (Ok(c), Regroup::Split(message)) => outln!(
+            "conversation {id}: message {message} split off into conversation {}",
+            c.id
+        ),
+        (Ok(c), Regroup::Merge(_)) => {
+            outln!("conversation {id}: merged into conversation {}", c.id)
+        }
+        (Err(e), _) => {
+            eprintln!("inboxgate: conversation {id}: {} ({})", e, e.code());
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn run_messages(config: &Config, command: MessagesCommand) -> anyhow::Result<ExitCode> {

@@ -425,17 +425,7 @@ impl Service {
         action: Action,
     ) -> Result<Option<ConversationRow>, InboxError> {
         let config = self.config();
-        let conversation = self.conversation(caller, id)?;
-        match access(&config, caller, &conversation.inbox) {
-            InboxAccess::Member => {}
-            InboxAccess::ViewOnly => {
-                return Err(InboxError::Forbidden(format!(
-                    "only members of inbox {:?} may act in it",
-                    conversation.inbox
-                )))
-            }
-            InboxAccess::None => return Err(InboxError::NotFound(format!("conversation {id}"))),
-        }
+        let conversation = self.acting_on(&config, caller, id)?;
         let user = acting_user(&config, caller)?.email.clone();
         let change = change_for(&config, caller, &conversation, action)?;
         let mark = match change {
@@ -450,6 +440,95 @@ impl Service {
             .mark_and_train(id, change, train, user, self.now())
             .await?;
         self.read(|r| r.conversation(id))
+    }
+
+    /// A conversation `caller` may act on (a page asking before an action): 404 when
+    /// they may not see it, 403 when they may only view it.
+    pub fn actionable(&self, caller: &Caller, id: i64) -> Result<ConversationRow, InboxError> {
+        self.acting_on(&self.config(), caller, id)
+    }
+
+    fn acting_on(
+        &self,
+        config: &Config,
+        caller: &Caller,
+        id: i64,
+    ) -> Result<ConversationRow, InboxError> {
+        let conversation = self.conversation(caller, id)?;
+        match access(config, caller, &conversation.inbox) {
+            InboxAccess::Member => Ok(conversation),
+            InboxAccess::ViewOnly => Err(InboxError::Forbidden(format!(
+                "only members of inbox {:?} may act in it",
+                conversation.inbox
+            ))),
+            InboxAccess::None => Err(InboxError::NotFound(format!("conversation {id}"))),
+        }
+    }
+
+    /// Splits message `message` out of conversation `id` into a new conversation of
+    /// the same inbox and contact (G3); later replies to it follow it there. Returns
+    /// the new conversation. Same access as every action.
+    pub async fn split(
+        &self,
+        caller: &Caller,
+        id: i64,
+        message: i64,
+    ) -> Result<ConversationRow, InboxError> {
+        let config = self.config();
+        let conversation = self.acting_on(&config, caller, id)?;
+        let user = acting_user(&config, caller)?.email.clone();
+        let found = self.message(caller, message)?;
+        if found.conversation_id != id {
+            return Err(InboxError::Invalid(format!(
+                "message {message} is not in conversation {id}"
+            )));
+        }
+        if conversation.message_count < 2 {
+            return Err(InboxError::Invalid(format!(
+                "conversation {id} has one message: there is nothing to split off"
+            )));
+        }
+        let new_id = self
+            .writer
+            .split_message(id, message, user, self.now())
+            .await?;
+        self.read(|r| r.conversation(new_id))?
+            .ok_or_else(|| InboxError::Conflict(format!("conversation {new_id} vanished")))
+    }
+
+    /// Merges conversation `id` into `into` (G3): its messages, comments and timeline
+    /// move, it disappears, and replies to its messages land in `into`. The caller
+    /// must be able to act on both. Returns `into` as it is now.
+    pub async fn merge(
+        &self,
+        caller: &Caller,
+        id: i64,
+        into: i64,
+    ) -> Result<ConversationRow, InboxError> {
+        let config = self.config();
+        self.acting_on(&config, caller, id)?;
+        self.acting_on(&config, caller, into)?;
+        if id == into {
+            return Err(InboxError::Invalid(format!(
+                "conversation {id} cannot be merged into itself"
+            )));
+        }
+        let user = acting_user(&config, caller)?.email.clone();
+        self.writer
+            .merge_conversations(id, into, user, self.now())
+            .await?;
+        self.read(|r| r.conversation(into))?
+            .ok_or_else(|| InboxError::Conflict(format!("conversation {into} vanished")))
+    }
+
+    /// Where a conversation merged away went, if `caller` could see it: a stale link
+    /// to it leads on to the conversation it was merged into.
+    pub fn merged_into(&self, caller: &Caller, id: i64) -> Result<Option<i64>, InboxError> {
+        let config = self.config();
+        let found = self.read(|r| r.merged_into(id))?;
+        Ok(found
+            .filter(|(inbox, _)| access(&config, caller, inbox).can_view())
+            .map(|(_, target)| target))
     }
 
     /// Applies one action to many conversations (bulk close, bulk trash); each gets

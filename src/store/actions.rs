@@ -270,7 +270,7 @@ fn update(conn: &Connection, set: &str, params: impl rusqlite::Params) -> Result
 }
 
 /// Appends a timeline entry.
-fn record(
+pub(super) fn record(
     conn: &Connection,
     id: i64,
     actor: &str,

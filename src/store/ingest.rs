@@ -300,12 +300,16 @@ fn candidate(row: &rusqlite::Row) -> rusqlite::Result<Candidate> {
 impl ThreadLookup for InboxLookup<'_> {
     type Error = StoreError;
 
+    /// The conversation the message with this id is in now (split and merge move
+    /// messages); the one it was filed in when its row is gone (deleted forever: a
+    /// tombstone). A row id reused by a later message does not count: the row must
+    /// carry the same Message-ID.
     fn by_message_id(&mut self, id: &str, sender: &str) -> Result<Option<Candidate>, StoreError> {
         let sql = format!(
             "SELECT {CANDIDATE_COLUMNS} FROM known_ids k
-             JOIN conversations c ON c.id = k.conversation_id
+             LEFT JOIN messages m ON m.id = k.message_row AND m.message_id = k.message_id
+             JOIN conversations c ON c.id = COALESCE(m.conversation_id, k.conversation_id)
              JOIN contacts ct ON ct.id = c.contact_id
-             LEFT JOIN messages m ON m.id = k.message_row
              WHERE k.inbox = ?1 AND k.message_id = ?2"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;

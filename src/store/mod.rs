@@ -11,7 +11,7 @@
 //! next to the tables they touch; never a connection. The modules form layers, each
 //! using only those below it: `error`, `rows` (the shared row types), `schema`,
 //! `connection`, `writer`; then one module per group of tables (`conversations`,
-//! `deliveries`, `route`, `actions`, `bayes`, `search_index`, `read`); then filing
+//! `deliveries`, `route`, `actions`, `bayes`, `search_index`, `regroup`, `read`); then filing
 //! (`ingest`, `outbound`), and what builds on it (`from_addresses`, `imap`,
 //! `web_sessions`, `web_seen`).
 
@@ -29,6 +29,7 @@ mod ingest;
 mod model_cache;
 mod outbound;
 mod read;
+mod regroup;
 mod route;
 mod rows;
 mod schema;

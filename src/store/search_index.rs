@@ -43,6 +43,26 @@ fn index_pending(conn: &Connection) -> Result<usize, StoreError> {
     Ok(indexed)
 }
 
+/// Rebuilds the index rows of conversation `id` after messages moved in or out of it
+/// (split, merge): its rowid range is emptied and its indexed messages numbered again
+/// in id order, as `index_pending` numbers them, so the next message's ordinal follows
+/// on. Run after `index_all_pending`, so nothing of it is pending.
+pub(super) fn reindex_conversation(conn: &Connection, id: i64) -> Result<(), StoreError> {
+    let first = id << super::read::FTS_ORDINAL_BITS;
+    conn.prepare_cached("DELETE FROM messages_fts WHERE rowid >= ?1 AND rowid < ?2")?
+        .execute([first, first + (1 << super::read::FTS_ORDINAL_BITS)])?;
+    conn.prepare_cached(
+        "INSERT INTO messages_fts (rowid, subject, text, sender)
+         SELECT m.conversation_id * 16777216 + ROW_NUMBER() OVER (ORDER BY m.id),
+                m.subject, m.text, m.from_addr || ' ' || COALESCE(m.from_name, '')
+         FROM messages m
+         WHERE m.conversation_id = ?1
+           AND m.id <= (SELECT last_message FROM fts_progress WHERE id = 1)",
+    )?
+    .execute([id])?;
+    Ok(())
+}
+
 impl Writer {
     /// Indexes every message stored since the last run; returns how many.
     pub async fn index_search(&self) -> Result<usize, StoreError> {

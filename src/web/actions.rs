@@ -12,9 +12,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 
 use super::csrf::{self, Fields};
-use super::pages::conversation::{parse_id, reply_after_new_mail, Draft};
+use super::pages::conversation::{confirm_page, parse_id, reply_after_new_mail, Confirm, Draft};
 use super::session::SignedIn;
 use super::{WebError, WebState};
+use maud::html;
+
 use crate::inbox::service::SendRequest;
 use crate::inbox::{Action, Caller};
 use crate::outbound::send::{Content, ReplyRequest, SendError};
@@ -38,8 +40,86 @@ fn back_to(id: i64) -> Response {
     Redirect::to(&format!("/conversations/{id}")).into_response()
 }
 
-/// `POST /conversations/{id}/act`: close, reopen, spam, not spam, trash, restore.
+/// `POST /conversations/{id}/act`: close (with or without its ticket), reopen, spam,
+/// not spam, trash, restore; block sender and delete forever once confirmed (the
+/// first post shows what will happen and asks).
 pub async fn act(
+    State(state): State<Arc<WebState>>,
+    me: SignedIn,
+    Path(id): Path<String>,
+    form: PostedForm,
+) -> Response {
+    let caller = me.caller();
+    let agent_page = me.clone();
+    checked(&me, form, |fields| async move {
+        let id = parse_id(&id)?;
+        let name = fields.get("action").unwrap_or_default();
+        let action = match name {
+            "close" => Action::Close { with_ticket: false },
+            "close_with_ticket" => Action::Close { with_ticket: true },
+            "reopen" => Action::Reopen,
+            "spam" => Action::Spam,
+            "not_spam" => Action::NotSpam,
+            "trash" => Action::Trash,
+            "restore" => Action::Restore,
+            "block_sender" => Action::BlockSender,
+            "delete" => Action::DeleteForever,
+            other => return Err(WebError::Invalid(format!("unknown action {other:?}"))),
+        };
+        let destructive = matches!(action, Action::BlockSender | Action::DeleteForever);
+        if destructive && fields.get("confirmed") != Some("1") {
+            return ask_first(&state, &agent_page, id, name).await;
+        }
+        let after = state.service.act(&caller, id, action).await?;
+        Ok(match after {
+            Some(_) => back_to(id),
+            // Deleted forever: back to the trash it was in.
+            None => Redirect::to("/?view=trash").into_response(),
+        })
+    })
+    .await
+}
+
+/// The confirmation page of block sender or delete forever (for a conversation the
+/// agent may act on: the same refusals as the action itself).
+async fn ask_first(
+    state: &WebState,
+    me: &SignedIn,
+    id: i64,
+    action: &str,
+) -> Result<Response, WebError> {
+    let c = acting_on(state, me, id).await?;
+    let (question, button, subject) = match action {
+        "delete" => ("confirm.delete", "delete_forever", html! {}),
+        _ => (
+            "confirm.block_sender",
+            "block_sender",
+            html! { p { (c.contact_name.clone().unwrap_or_default()) " <" (c.contact_email) ">" } },
+        ),
+    };
+    let confirm = Confirm {
+        question,
+        subject,
+        action: format!("/conversations/{id}/act"),
+        fields: vec![("action", action.to_string())],
+        button,
+    };
+    Ok(confirm_page(state, me, &c, confirm).await?.into_response())
+}
+
+/// The conversation, when `me` may act on it: 404 when they may not see it, 403 when
+/// they may only view it (as `Service::act` decides).
+async fn acting_on(
+    state: &WebState,
+    me: &SignedIn,
+    id: i64,
+) -> Result<crate::store::ConversationRow, WebError> {
+    let caller = me.caller();
+    super::blocking(state, move |s| s.actionable(&caller, id)).await
+}
+
+/// `POST /conversations/{id}/move`: to another inbox the agent is a member of.
+pub async fn move_to(
     State(state): State<Arc<WebState>>,
     me: SignedIn,
     Path(id): Path<String>,
@@ -48,19 +128,76 @@ pub async fn act(
     let caller = me.caller();
     checked(&me, form, |fields| async move {
         let id = parse_id(&id)?;
-        let action = match fields.get("action").unwrap_or_default() {
-            "close" => Action::Close { with_ticket: false },
-            "reopen" => Action::Reopen,
-            "spam" => Action::Spam,
-            "not_spam" => Action::NotSpam,
-            "trash" => Action::Trash,
-            "restore" => Action::Restore,
-            other => return Err(WebError::Invalid(format!("unknown action {other:?}"))),
-        };
-        state.service.act(&caller, id, action).await?;
+        let inbox = fields.get("inbox").unwrap_or_default().to_string();
+        state.service.act(&caller, id, Action::Move(inbox)).await?;
         Ok(back_to(id))
     })
     .await
+}
+
+/// `POST /conversations/{id}/split`: the message (`message`) into a conversation of
+/// its own; on to that conversation.
+pub async fn split(
+    State(state): State<Arc<WebState>>,
+    me: SignedIn,
+    Path(id): Path<String>,
+    form: PostedForm,
+) -> Response {
+    let caller = me.caller();
+    checked(&me, form, |fields| async move {
+        let id = parse_id(&id)?;
+        let message = number(fields.get("message"), "message")?;
+        let split = state.service.split(&caller, id, message).await?;
+        Ok(back_to(split.id))
+    })
+    .await
+}
+
+/// `POST /conversations/{id}/merge`: into conversation `into`, once confirmed (the
+/// first post shows both conversations and asks); on to the conversation merged into.
+pub async fn merge(
+    State(state): State<Arc<WebState>>,
+    me: SignedIn,
+    Path(id): Path<String>,
+    form: PostedForm,
+) -> Response {
+    let caller = me.caller();
+    let agent_page = me.clone();
+    checked(&me, form, |fields| async move {
+        let id = parse_id(&id)?;
+        let into = number(fields.get("into").map(|n| n.trim_start_matches('#')), "into")?;
+        if fields.get("confirmed") == Some("1") {
+            let merged = state.service.merge(&caller, id, into).await?;
+            return Ok(back_to(merged.id));
+        }
+        let c = acting_on(&state, &agent_page, id).await?;
+        let target = acting_on(&state, &agent_page, into).await?;
+        if target.id == c.id {
+            return Err(WebError::Invalid(format!(
+                "conversation {id} cannot be merged into itself"
+            )));
+        }
+        let confirm = Confirm {
+            question: "confirm.merge",
+            subject: html! {
+                p { a href=(format!("/conversations/{into}")) { "#" (into) " " (target.subject) } " · " (target.contact_email) }
+            },
+            action: format!("/conversations/{id}/merge"),
+            fields: vec![("into", into.to_string())],
+            button: "merge",
+        };
+        Ok(confirm_page(&state, &agent_page, &c, confirm)
+            .await?
+            .into_response())
+    })
+    .await
+}
+
+/// A form field that must be a number (an id).
+fn number(text: Option<&str>, name: &str) -> Result<i64, WebError> {
+    text.map(str::trim)
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| WebError::Invalid(format!("{name} needs a conversation or message number")))
 }
 
 /// `POST /conversations/{id}/assign`: the Assignee select (empty: unassign).

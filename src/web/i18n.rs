@@ -292,6 +292,22 @@ pub const CATALOGUE: &[(&str, [&str; 3])] = &[
         ],
     ),
     (
+        "thread.split",
+        [
+            "In its own conversation: an agent split it off from the conversation it had joined.",
+            "In een eigen gesprek: een medewerker heeft het afgesplitst van het gesprek waarbij het was gevoegd.",
+            "I en egen konversation: en handläggare delade ut det från konversationen det hade lagts till i.",
+        ],
+    ),
+    (
+        "thread.merged",
+        [
+            "Joined this conversation: an agent merged its own conversation into this one.",
+            "Bij dit gesprek gevoegd: een medewerker heeft het eigen gesprek hiermee samengevoegd.",
+            "Lades till i konversationen: en handläggare slog ihop dess konversation med den här.",
+        ],
+    ),
+    (
         "thread.conversation_gone",
         [
             "Started this conversation: the one it answers is in Trash or deleted.",
@@ -383,6 +399,101 @@ pub const CATALOGUE: &[(&str, [&str; 3])] = &[
             "Je kunt deze inbox lezen maar er niets in doen.",
             "Du kan läsa inkorgen men inte agera i den.",
         ],
+    ),
+    // more actions (F4, G3): move, block sender, delete forever, split, merge
+    (
+        "close_with_ticket",
+        ["Close with ticket", "Sluiten met ticket", "Stäng med ärende"],
+    ),
+    (
+        "block_sender",
+        ["Block sender", "Afzender blokkeren", "Blockera avsändare"],
+    ),
+    (
+        "delete_forever",
+        ["Delete forever", "Definitief verwijderen", "Radera permanent"],
+    ),
+    ("move_to", ["Move to inbox", "Verplaatsen naar inbox", "Flytta till inkorg"]),
+    ("move", ["Move", "Verplaatsen", "Flytta"]),
+    (
+        "merge_into",
+        [
+            "Merge into conversation",
+            "Samenvoegen met gesprek",
+            "Slå ihop med konversation",
+        ],
+    ),
+    ("merge", ["Merge", "Samenvoegen", "Slå ihop"]),
+    ("split", ["Split", "Splitsen", "Dela upp"]),
+    (
+        "split.hint",
+        [
+            "Move this message into a conversation of its own",
+            "Dit bericht naar een eigen gesprek verplaatsen",
+            "Flytta meddelandet till en egen konversation",
+        ],
+    ),
+    (
+        "confirm.delete",
+        [
+            "Delete this conversation forever? Its messages, comments and ticket are removed. This cannot be undone.",
+            "Dit gesprek definitief verwijderen? De berichten, opmerkingen en het ticket worden verwijderd. Dit kan niet ongedaan worden gemaakt.",
+            "Radera konversationen permanent? Meddelanden, kommentarer och ärendet tas bort. Det går inte att ångra.",
+        ],
+    ),
+    (
+        "confirm.block_sender",
+        [
+            "Block this sender? This conversation goes to Filtered, and so will their future mail.",
+            "Deze afzender blokkeren? Dit gesprek gaat naar Gefilterd, en hun toekomstige e-mail ook.",
+            "Blockera avsändaren? Konversationen hamnar i Filtrerade, och likaså deras framtida e-post.",
+        ],
+    ),
+    (
+        "confirm.merge",
+        [
+            "Merge this conversation into the one below? Its messages, comments and activity move there, and this conversation disappears.",
+            "Dit gesprek samenvoegen met het gesprek hieronder? De berichten, opmerkingen en activiteit gaan daarheen, en dit gesprek verdwijnt.",
+            "Slå ihop konversationen med den nedan? Meddelanden, kommentarer och aktivitet flyttas dit, och den här konversationen försvinner.",
+        ],
+    ),
+    ("cancel", ["Cancel", "Annuleren", "Avbryt"]),
+    // timeline entries
+    (
+        "timeline.split_to",
+        [
+            "split a message off into",
+            "splitste een bericht af naar",
+            "delade ut ett meddelande till",
+        ],
+    ),
+    (
+        "timeline.split_from",
+        ["split off from", "afgesplitst van", "utdelad från"],
+    ),
+    (
+        "timeline.merged_from",
+        ["merged in", "voegde samen met", "slog ihop med"],
+    ),
+    (
+        "timeline.merged_into",
+        ["merged into", "samengevoegd met", "sammanslagen med"],
+    ),
+    ("timeline.assign", ["assigned", "wees toe", "tilldelade"]),
+    ("timeline.unassign", ["unassigned", "haalde toewijzing weg", "tog bort tilldelning"]),
+    ("timeline.close", ["closed", "sloot", "stängde"]),
+    ("timeline.reopen", ["reopened", "heropende", "öppnade igen"]),
+    ("timeline.move", ["moved to", "verplaatste naar", "flyttade till"]),
+    ("timeline.trash", ["moved to trash", "verplaatste naar prullenbak", "slängde"]),
+    ("timeline.restore", ["restored", "zette terug", "återställde"]),
+    ("timeline.spam", ["marked spam", "markeerde als spam", "markerade som skräppost"]),
+    (
+        "timeline.not_spam",
+        ["marked not spam", "markeerde als geen spam", "markerade som inte skräppost"],
+    ),
+    (
+        "timeline.block_sender",
+        ["blocked sender", "blokkeerde afzender", "blockerade avsändaren"],
     ),
     ("contact", ["Contact", "Contact", "Kontakt"]),
     ("ticket", ["Ticket", "Ticket", "Ärende"]),
@@ -481,6 +592,22 @@ mod tests {
         assert_eq!(en.t("reply"), "Reply");
         assert_eq!(en.t("add_comment"), "Add comment");
         assert_eq!(Lang::Nl.t("view.trash"), "Prullenbak");
+    }
+
+    #[test]
+    fn keys_named_outside_a_t_call_are_in_the_catalogue() {
+        // Confirmation questions and timeline names are passed around as keys.
+        let source = include_str!("pages/conversation.rs").to_string() + include_str!("actions.rs");
+        for prefix in ["\"confirm.", "\"timeline."] {
+            for piece in source.split(prefix).skip(1) {
+                let rest = piece.split('"').next().unwrap_or_default();
+                let key = format!("{}{rest}", &prefix[1..]);
+                assert!(
+                    CATALOGUE.iter().any(|(k, _)| *k == key),
+                    "{key} is used but not in the catalogue"
+                );
+            }
+        }
     }
 
     #[test]

@@ -6,7 +6,8 @@ Run by tests/it/web.rs with one JSON argument:
    "users": [{"email", "password", "lang"}…], "shots": "DIR"}
 The first user signs in, watches the open list while a mail arrives over SMTP (it must
 appear without a reload), opens it, sees a comment draft survive a reload, and
-replies; then every user signs in and the list
+replies; splits the customer's next mail off and merges it back from the More menu;
+then every user signs in and the list
 and the conversation are saved as screenshots in their language under DIR.
 Prints one JSON line with what it measured; exits non-zero on any failure.
 """
@@ -71,6 +72,55 @@ def send_mail(port, to):
         smtp.sendmail("jan@klant.example", [to], message.encode())
 
 
+SECOND = "Also, the lid sticks."
+
+
+def send_second_question(port, to):
+    """A new question answering the first mail: threaded onto it, to be split off."""
+    message = (
+        f"From: Jan Klant <jan@klant.example>\r\nTo: {to}\r\nSubject: Re: {SUBJECT}\r\n"
+        "Message-ID: <live-lid@klant.example>\r\n"
+        "In-Reply-To: <live-kettle@klant.example>\r\n"
+        "References: <live-kettle@klant.example>\r\n\r\n"
+        f"{SECOND}\r\n"
+    )
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+        smtp.sendmail("jan@klant.example", [to], message.encode())
+
+
+def split_and_merge(driver, args, conversation, shots, lang):
+    """Splits the newest message off with its Split button, then merges the split
+    conversation back through the More menu (confirming once)."""
+    send_second_question(args["smtp_port"], args["support"])
+    driver.get(conversation)
+    WebDriverWait(driver, 10).until(
+        lambda d: SECOND in d.find_element(By.ID, "thread").text)
+    newest = driver.find_elements(By.CSS_SELECTOR, "details.message[open]")[-1]
+    newest.find_element(By.XPATH, ".//button[normalize-space()='Split']").click()
+    WebDriverWait(driver, 10).until(lambda d: d.current_url != conversation)
+    split = driver.current_url
+    if SECOND not in driver.find_element(By.ID, "thread").text:
+        raise SystemExit("the split conversation does not show the split message")
+    log(f"split off into {split}")
+    driver.find_element(By.CSS_SELECTOR, "details.more-actions > summary").click()
+    driver.save_screenshot(f"{shots}/conversation-more-{lang}.png")
+    by_label(driver, "Merge into conversation").send_keys(conversation.rsplit("/", 1)[1])
+    driver.find_element(
+        By.XPATH, "//details[contains(@class,'more-actions')]//button[normalize-space()='Merge']"
+    ).click()
+    WebDriverWait(driver, 10).until(
+        lambda d: "Merge this conversation into the one below?" in d.page_source)
+    driver.save_screenshot(f"{shots}/merge-confirm-{lang}.png")
+    button(driver, "Merge").click()
+    WebDriverWait(driver, 10).until(lambda d: d.current_url == conversation)
+    if SECOND not in driver.find_element(By.ID, "thread").text:
+        raise SystemExit("the merged message is not back in the conversation")
+    for summary in driver.find_elements(By.CSS_SELECTOR, "details.activity > summary"):
+        summary.click()
+    driver.save_screenshot(f"{shots}/conversation-merged-{lang}.png")
+    log("merged back")
+
+
 def main():
     args = json.loads(sys.argv[1])
     base, shots = args["base"], args["shots"]
@@ -117,6 +167,7 @@ def main():
         WebDriverWait(driver, 10).until(
             lambda d: "Enjoy your tea" in d.find_element(By.ID, "thread").text)
         log("replied")
+        split_and_merge(driver, args, conversation, shots, first["lang"])
         for user in others:
             sign_in(driver, base, user)
             log(f"signed in as {user['email']}")
@@ -135,6 +186,9 @@ def main():
         driver.set_window_size(390, 844)
         driver.get(base + "/?view=email")
         driver.save_screenshot(f"{shots}/list-phone.png")
+        driver.get(conversation)
+        driver.find_element(By.CSS_SELECTOR, "details.more-actions > summary").click()
+        driver.save_screenshot(f"{shots}/conversation-phone.png")
     finally:
         driver.quit()
         log("chromium ended")

@@ -19,6 +19,7 @@ mod mail_html;
 mod metrics;
 mod outbound;
 mod parallel;
+mod regroup;
 mod reload;
 mod routing;
 mod smtp;

@@ -722,7 +722,8 @@ async fn a_full_list_page_with_its_css_and_script_weighs_under_100_kb() {
     }
     let web = Web::signed_in(&d, ALICE).await;
     let html = web.get("/?view=all_open").await;
-    assert_eq!(html.body.matches("<tr data-id=").count(), 50, "a full page");
+    // Rows of unseen conversations carry their class first (`<tr class="unseen" data-id=`).
+    assert_eq!(html.body.matches(" data-id=\"").count(), 50, "a full page");
     let css = web.get("/assets/app.css").await;
     let js = web.get("/assets/app.js").await;
     let total = html.body.len() + css.body.len() + js.body.len();
@@ -1069,4 +1070,388 @@ async fn a_conversation_is_bold_in_the_list_until_the_agent_opens_it_and_again_a
         "new mail makes it new again: {}",
         row_of(&list.body)
     );
+}
+
+/// Jan's mail answering `parent` (In-Reply-To and References).
+fn answer(id: &str, parent: &str, subject: &str, body: &str) -> Vec<u8> {
+    format!(
+        "Message-ID: <{id}>\r\nIn-Reply-To: <{parent}>\r\nReferences: <{parent}>\r\n\
+         From: Jan Klant <jan@klant.example>\r\nTo: {SUPPORT}\r\nSubject: {subject}\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+async fn jan_answers(d: &Daemon, id: &str, parent: &str, subject: &str) {
+    let reply = d
+        .send(
+            "jan@klant.example",
+            &[SUPPORT],
+            &answer(id, parent, subject, "More"),
+        )
+        .await;
+    assert!(reply.starts_with("250"), "{reply}");
+}
+
+/// The message ids of conversation `id`, oldest first.
+fn message_ids_of(d: &Daemon, id: i64) -> Vec<String> {
+    d.show(id)["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["message_id"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn row_of(d: &Daemon, id: i64, message_id: &str) -> String {
+    d.show(id)["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .find(|m| m["message_id"] == message_id)
+        .and_then(|m| m["id"].as_i64())
+        .expect("message row")
+        .to_string()
+}
+
+#[tokio::test]
+async fn split_and_merge_by_the_page_forms_move_the_messages_and_replies_follow_them() {
+    let d = Daemon::start().await;
+    let old = customer_writes(&d, "s1@klant.example", SUPPORT, "Kettle").await;
+    let web = Web::signed_in(&d, ALICE).await;
+    let page = format!("/conversations/{old}");
+    assert!(
+        !web.get(&page).await.body.contains(">Split</button>"),
+        "one message: nothing to split"
+    );
+    jan_answers(&d, "s2@klant.example", "s1@klant.example", "Re: Kettle").await;
+    let shown = web.get(&page).await;
+    assert_eq!(
+        shown.body.matches(">Split</button>").count(),
+        2,
+        "one per message"
+    );
+    let row = row_of(&d, old, "s2@klant.example");
+
+    // Without the CSRF token nothing moves.
+    let forged = web
+        .post_raw(&format!("{page}/split"), form_body(&[("message", &row)]))
+        .await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(d.show(old)["message_count"], 2);
+
+    let split = web
+        .submit(&page, &format!("{page}/split"), &[("message", &row)])
+        .await;
+    assert_eq!(split.status, 303, "{}", split.body);
+    let new: i64 = split
+        .location()
+        .strip_prefix("/conversations/")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("on to the new conversation: {}", split.location()));
+    assert_ne!(new, old);
+    let new_page = web.get(&format!("/conversations/{new}")).await;
+    assert!(
+        new_page
+            .body
+            .contains(&format!("<a href=\"/conversations/{old}\">#{old}</a>")),
+        "the timeline links the source: {}",
+        new_page.body
+    );
+    jan_answers(&d, "s3@klant.example", "s2@klant.example", "Re: Kettle").await;
+    assert_eq!(
+        message_ids_of(&d, new),
+        ["s2@klant.example", "s3@klant.example"]
+    );
+    assert_eq!(message_ids_of(&d, old), ["s1@klant.example"]);
+
+    // The merge box suggests the contact's other conversations.
+    assert!(
+        new_page
+            .body
+            .contains(&format!("<option value=\"{old}\">#{old} Kettle</option>")),
+        "{}",
+        new_page.body
+    );
+    // Merge asks first, naming the target; the confirmed form merges.
+    let merge = format!("/conversations/{new}/merge");
+    let old_text = old.to_string();
+    let asked = web
+        .submit(
+            &format!("/conversations/{new}"),
+            &merge,
+            &[("into", &old_text)],
+        )
+        .await;
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    assert!(asked
+        .body
+        .contains("Merge this conversation into the one below?"));
+    assert!(
+        asked.body.contains(&format!("#{old} Kettle")),
+        "{}",
+        asked.body
+    );
+    assert_eq!(
+        d.show(new)["message_count"],
+        2,
+        "nothing merged before confirming"
+    );
+    let merged = web
+        .submit(
+            &format!("/conversations/{new}"),
+            &merge,
+            &[("into", &old_text), ("confirmed", "1")],
+        )
+        .await;
+    assert_eq!(merged.status, 303, "{}", merged.body);
+    assert_eq!(merged.location(), page);
+    let stale = web.get(&format!("/conversations/{new}")).await;
+    assert_eq!(
+        (stale.status, stale.location()),
+        (303, page.as_str()),
+        "a stale link leads on"
+    );
+    jan_answers(&d, "s4@klant.example", "s3@klant.example", "Re: Kettle").await;
+    assert_eq!(
+        message_ids_of(&d, old),
+        [
+            "s1@klant.example",
+            "s2@klant.example",
+            "s3@klant.example",
+            "s4@klant.example"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn split_and_merge_forms_are_refused_to_viewers_and_outsiders() {
+    let d = Daemon::start().await;
+    let sales = customer_writes(&d, "q1@klant.example", SALES, "Quote").await;
+    let reply = d
+        .send(
+            "jan@klant.example",
+            &[SALES],
+            &answer(
+                "q2@klant.example",
+                "q1@klant.example",
+                "Re: Quote",
+                "Hello?",
+            ),
+        )
+        .await;
+    assert!(reply.starts_with("250"), "{reply}");
+    let support = customer_writes(&d, "h1@klant.example", SUPPORT, "Broken").await;
+    let row = row_of(&d, sales, "q2@klant.example");
+    let root = Web::signed_in(&d, ROOT).await;
+    let seen = root.get(&format!("/conversations/{sales}")).await;
+    assert_eq!(seen.status, 200);
+    assert!(
+        !seen.body.contains(">Split</button>"),
+        "no split for a viewer"
+    );
+    assert!(!seen.body.contains(">Merge</button>"));
+    let refused = root
+        .submit(
+            "/",
+            &format!("/conversations/{sales}/split"),
+            &[("message", &row)],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let alice = Web::signed_in(&d, ALICE).await;
+    let sales_text = sales.to_string();
+    for confirmed in ["0", "1"] {
+        let hidden = alice
+            .submit(
+                "/",
+                &format!("/conversations/{support}/merge"),
+                &[("into", &sales_text), ("confirmed", confirmed)],
+            )
+            .await;
+        assert_eq!(hidden.status, 404, "{}", hidden.body);
+    }
+    assert_eq!(d.show(sales)["message_count"], 2);
+    assert_eq!(d.show(support)["message_count"], 1);
+}
+
+#[tokio::test]
+async fn move_from_the_more_menu_lists_only_inboxes_the_agent_works_in() {
+    let d = Daemon::start().await;
+    let id = customer_writes(&d, "mv@klant.example", SUPPORT, "Wrong desk").await;
+    let page = format!("/conversations/{id}");
+    let alice = Web::signed_in(&d, ALICE).await;
+    assert!(
+        !alice.get(&page).await.body.contains("Move to inbox"),
+        "alice works in Support only"
+    );
+    let bob = Web::signed_in(&d, BOB).await;
+    let shown = bob.get(&page).await;
+    assert!(shown
+        .body
+        .contains("<label for=\"move-to\">Move to inbox</label>"));
+    assert!(shown
+        .body
+        .contains("<option value=\"Sales\">Sales</option>"));
+    assert!(
+        !shown.body.contains("<option value=\"Support\">"),
+        "not where it is"
+    );
+    let moved = bob
+        .submit(&page, &format!("{page}/move"), &[("inbox", "Sales")])
+        .await;
+    assert_eq!(moved.status, 303, "{}", moved.body);
+    assert_eq!(d.show(id)["inbox"], "Sales");
+    assert_eq!(
+        alice.get(&page).await.status,
+        404,
+        "out of alice's sight now"
+    );
+}
+
+#[tokio::test]
+async fn block_sender_asks_once_then_filters_the_conversation() {
+    let d = Daemon::start().await;
+    let id = customer_writes(&d, "bl@klant.example", SUPPORT, "Buy now").await;
+    let web = Web::signed_in(&d, ALICE).await;
+    let page = format!("/conversations/{id}");
+    let act = format!("{page}/act");
+    assert!(web.get(&page).await.body.contains(">Block sender</button>"));
+    let asked = web.submit(&page, &act, &[("action", "block_sender")]).await;
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    assert!(asked.body.contains("Block this sender?"));
+    assert!(asked.body.contains("jan@klant.example"));
+    assert_eq!(d.show(id)["filtered"], false, "not before confirming");
+    let blocked = web
+        .submit(
+            &page,
+            &act,
+            &[("action", "block_sender"), ("confirmed", "1")],
+        )
+        .await;
+    assert_eq!(blocked.status, 303, "{}", blocked.body);
+    assert_eq!(d.show(id)["filtered"], true);
+    let senders = d.cli(&["senders", "list"]);
+    assert!(senders.contains("jan@klant.example"), "{senders}");
+}
+
+#[tokio::test]
+async fn delete_forever_is_offered_in_trash_and_asks_once() {
+    let d = Daemon::start().await;
+    let id = customer_writes(&d, "del@klant.example", SUPPORT, "Old stuff").await;
+    let web = Web::signed_in(&d, ALICE).await;
+    let page = format!("/conversations/{id}");
+    let act = format!("{page}/act");
+    assert!(
+        !web.get(&page).await.body.contains("Delete forever"),
+        "not outside trash"
+    );
+    assert_eq!(
+        web.submit(&page, &act, &[("action", "trash")]).await.status,
+        303
+    );
+    let trashed = web.get(&page).await;
+    assert!(
+        trashed.body.contains(">Delete forever</button>"),
+        "{}",
+        trashed.body
+    );
+    let asked = web.submit(&page, &act, &[("action", "delete")]).await;
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    assert!(asked.body.contains("Delete this conversation forever?"));
+    assert!(asked
+        .body
+        .contains(&format!("<a href=\"{page}\">Cancel</a>")));
+    assert_eq!(d.list(&["--view", "trash"]).len(), 1, "still in trash");
+    let deleted = web
+        .submit(&page, &act, &[("action", "delete"), ("confirmed", "1")])
+        .await;
+    assert_eq!(deleted.status, 303, "{}", deleted.body);
+    assert_eq!(deleted.location(), "/?view=trash");
+    assert!(d.list(&["--view", "trash"]).is_empty());
+    assert_eq!(web.get(&page).await.status, 404);
+}
+
+#[tokio::test]
+async fn close_with_ticket_is_offered_when_the_conversation_has_an_open_ticket() {
+    let d = Daemon::start_edited(|text, _| {
+        text.replacen(
+            "from_name = { mode = \"agent_and_company\", company = \"Demo Support\" }",
+            "from_name = { mode = \"agent_and_company\", company = \"Demo Support\" }\n  \
+             tickets = { auto_create = true, pipeline = \"Support\", stage = \"New\" }",
+            1,
+        )
+    })
+    .await;
+    let id = customer_writes(&d, "tk@klant.example", SUPPORT, "Ticketed").await;
+    assert_eq!(d.show(id)["ticket"]["status"], "open", "{:#}", d.show(id));
+    let plain = customer_writes(
+        &d,
+        "nt@klant.example",
+        "helpdesk@demo.hs-inbox.com",
+        "No ticket",
+    )
+    .await;
+    let web = Web::signed_in(&d, ALICE).await;
+    assert!(!web
+        .get(&format!("/conversations/{plain}"))
+        .await
+        .body
+        .contains("Close with ticket"));
+    let page = format!("/conversations/{id}");
+    assert!(web
+        .get(&page)
+        .await
+        .body
+        .contains(">Close with ticket</button>"));
+    let closed = web
+        .submit(
+            &page,
+            &format!("{page}/act"),
+            &[("action", "close_with_ticket")],
+        )
+        .await;
+    assert_eq!(closed.status, 303, "{}", closed.body);
+    let shown = d.show(id);
+    assert_eq!(shown["status"], "closed");
+    assert_eq!(shown["ticket"]["status"], "closed");
+}
+
+#[tokio::test]
+async fn the_more_actions_and_their_questions_speak_dutch_and_swedish() {
+    let d = Daemon::start_edited(|text, _| {
+        text.replace(
+            "name = \"Alice Smith\"\n",
+            "name = \"Alice Smith\"\nlanguage = \"nl\"\n",
+        )
+        .replace(
+            "name = \"Bob Jansen\"\n",
+            "name = \"Bob Jansen\"\nlanguage = \"sv\"\n",
+        )
+    })
+    .await;
+    let id = customer_writes(&d, "lang@klant.example", SUPPORT, "Taal").await;
+    let page = format!("/conversations/{id}");
+    let alice = Web::signed_in(&d, ALICE).await;
+    let nl = alice.get(&page).await.body;
+    for text in [
+        "Afzender blokkeren",
+        "Samenvoegen met gesprek",
+        "Samenvoegen",
+    ] {
+        assert!(nl.contains(text), "{text} missing in Dutch");
+    }
+    let asked = alice
+        .submit(&page, &format!("{page}/act"), &[("action", "block_sender")])
+        .await;
+    assert!(
+        asked.body.contains("Deze afzender blokkeren?"),
+        "{}",
+        asked.body
+    );
+    assert!(asked.body.contains(">Annuleren</a>"));
+    let bob = Web::signed_in(&d, BOB).await;
+    let sv = bob.get(&page).await.body;
+    for text in ["Blockera avsändare", "Flytta till inkorg", "Slå ihop"] {
+        assert!(sv.contains(text), "{text} missing in Swedish");
+    }
 }

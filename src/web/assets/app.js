@@ -32,6 +32,11 @@
     }
     refreshing = true;
     fetch(location.href, { credentials: "same-origin" }).then(function (r) {
+      // This conversation was merged into another: go there.
+      if (r.ok && r.redirected && document.getElementById("thread")) {
+        location.replace(r.url);
+        return null;
+      }
       return r.ok ? r.text() : null;
     }).then(function (text) {
       refreshing = false;

@@ -70,6 +70,21 @@ pub async fn page(
     let whole = query.whole.and_then(|w| w.parse().ok());
     match render(&state, &me, &id, whole).await {
         Ok(page) => page.into_response(),
+        Err(WebError::NotFound) => merged_away(&state, &me, &id).await,
+        Err(e) => e.page(me.lang),
+    }
+}
+
+/// A conversation merged into another leads on to it (a stale link, another agent's
+/// open page); anything else not found stays 404.
+async fn merged_away(state: &WebState, me: &SignedIn, id: &str) -> Response {
+    let Ok(id) = parse_id(id) else {
+        return WebError::NotFound.page(me.lang);
+    };
+    let caller = me.caller();
+    match blocking(state, move |s| s.merged_into(&caller, id)).await {
+        Ok(Some(target)) => Redirect::to(&format!("/conversations/{target}")).into_response(),
+        Ok(None) => WebError::NotFound.page(me.lang),
         Err(e) => e.page(me.lang),
     }
 }
@@ -145,6 +160,7 @@ async fn render(
                     div.toolbar {
                         (assign_form(lang, me, &config, c))
                         (status_form(lang, me, c))
+                        (more_menu(lang, me, &config, c, &loaded.earlier))
                     }
                 } @else {
                     p.notice { (lang.t("view_only")) }
@@ -154,7 +170,7 @@ async fn render(
                 (lang.t("live.note")) " "
                 a href=(format!("/conversations/{}", c.id)) { (lang.t("live.show")) }
             }
-            (items(lang, &config, &loaded, now))
+            (items(lang, me, &config, &loaded, now))
             (activity(lang, &config, &loaded.detail.timeline, now))
             @if can_act {
                 (reply_form(lang, me, &config, c, loaded.detail.messages.last().map_or(0, |m| m.id)))
@@ -233,6 +249,8 @@ fn thread_note(lang: Lang, reason: Option<&str>) -> Markup {
         Some("new:stranger_reply") => "thread.stranger_reply",
         Some("new:subject_changed") => "thread.subject_changed",
         Some("new:matched_conversation_gone") => "thread.conversation_gone",
+        Some("split") => "thread.split",
+        Some("merged") => "thread.merged",
         _ => return html! {},
     };
     html! {
@@ -307,18 +325,130 @@ fn status_form(lang: Lang, me: &SignedIn, c: &ConversationRow) -> Markup {
     let button = |action: &str, key: &'static str, shortcut: Option<&str>| {
         html! { button type="submit" name="action" value=(action) data-key=[shortcut] { (lang.t(key)) } }
     };
+    let open_ticket = c.ticket.as_ref().is_some_and(|t| t.status == "open");
     html! {
         form.status method="post" action=(format!("/conversations/{}/act", c.id)) {
             (csrf::field(me))
             @if c.status == "open" { (button("close", "close", Some("e"))) } @else { (button("reopen", "reopen", None)) }
+            @if c.status == "open" && open_ticket { (button("close_with_ticket", "close_with_ticket", None)) }
             @if c.spam { (button("not_spam", "not_spam", None)) } @else { (button("spam", "spam", None)) }
             @if c.trashed { (button("restore", "restore", None)) } @else { (button("trash", "trash", None)) }
         }
     }
 }
 
+/// The "More" menu (UI.md): block sender, move, merge, delete forever (from trash).
+/// A plain `<details>`, so it opens without scripting; destructive actions (block
+/// sender, delete forever, merge) are confirmed on a page of their own first. The
+/// merge box suggests the contact's other conversations (`earlier`) by number.
+fn more_menu(
+    lang: Lang,
+    me: &SignedIn,
+    config: &Config,
+    c: &ConversationRow,
+    earlier: &[ConversationRow],
+) -> Markup {
+    let act = format!("/conversations/{}/act", c.id);
+    let targets: Vec<&str> = config
+        .inboxes
+        .iter()
+        .filter(|i| i.name != c.inbox && inbox_access(config, &me.session.email, i).can_act())
+        .map(|i| i.name.as_str())
+        .collect();
+    html! {
+        details.more-actions {
+            summary { (lang.t("more")) }
+            div.menu {
+                form method="post" action=(act) {
+                    (csrf::field(me))
+                    button type="submit" name="action" value="block_sender" { (lang.t("block_sender")) }
+                    @if c.trashed {
+                        button.danger type="submit" name="action" value="delete" { (lang.t("delete_forever")) }
+                    }
+                }
+                @if !targets.is_empty() {
+                    form method="post" action=(format!("/conversations/{}/move", c.id)) {
+                        (csrf::field(me))
+                        label for="move-to" { (lang.t("move_to")) }
+                        select #move-to name="inbox" {
+                            @for name in &targets { option value=(name) { (name) } }
+                        }
+                        button type="submit" { (lang.t("move")) }
+                    }
+                }
+                form method="post" action=(format!("/conversations/{}/merge", c.id)) {
+                    (csrf::field(me))
+                    label for="merge-into" { (lang.t("merge_into")) }
+                    input #merge-into name="into" type="number" min="1" required placeholder="#" list="merge-candidates";
+                    datalist #merge-candidates {
+                        @for other in earlier.iter().filter(|o| !o.trashed).take(MAX_OTHER_CONVERSATIONS) {
+                            option value=(other.id) { "#" (other.id) " " (subject(other)) }
+                        }
+                    }
+                    button type="submit" { (lang.t("merge")) }
+                }
+            }
+        }
+    }
+}
+
+/// The Split button of a message (when its conversation has more than one).
+fn split_form(lang: Lang, me: &SignedIn, conversation: i64, message: i64) -> Markup {
+    html! {
+        form.split method="post" action=(format!("/conversations/{conversation}/split")) {
+            (csrf::field(me))
+            input type="hidden" name="message" value=(message);
+            button type="submit" title=(lang.t("split.hint")) { (lang.t("split")) }
+        }
+    }
+}
+
+/// The page that asks once before a destructive action: what will happen, then the
+/// form that does it (with `confirmed=1`) and a way back. Works without scripting.
+pub struct Confirm<'a> {
+    pub question: &'static str,
+    /// What it applies to (a sender's address, the conversation merged into).
+    pub subject: Markup,
+    pub action: String,
+    pub fields: Vec<(&'a str, String)>,
+    pub button: &'static str,
+}
+
+pub async fn confirm_page(
+    state: &WebState,
+    me: &SignedIn,
+    c: &ConversationRow,
+    confirm: Confirm<'_>,
+) -> Result<Markup, WebError> {
+    let lang = me.lang;
+    let place = Place {
+        inbox: Some(c.inbox.clone()),
+        view: None,
+    };
+    let main = html! {
+        article.thread #thread {
+            h1 { (subject(c)) }
+            div.confirm role="alertdialog" aria-labelledby="confirm-question" {
+                p #confirm-question { strong { (lang.t(confirm.question)) } }
+                (confirm.subject)
+                form method="post" action=(confirm.action) {
+                    (csrf::field(me))
+                    @for (name, value) in &confirm.fields {
+                        input type="hidden" name=(name) value=(value);
+                    }
+                    input type="hidden" name="confirmed" value="1";
+                    button.danger type="submit" { (lang.t(confirm.button)) }
+                    " "
+                    a href=(format!("/conversations/{}", c.id)) { (lang.t("cancel")) }
+                }
+            }
+        }
+    };
+    frame(state, me, &place, &c.subject, main).await
+}
+
 /// Messages and comments, oldest first.
-fn items(lang: Lang, config: &Config, loaded: &Loaded, now: i64) -> Markup {
+fn items(lang: Lang, me: &SignedIn, config: &Config, loaded: &Loaded, now: i64) -> Markup {
     enum Item<'a> {
         Message(&'a MessageRow),
         Comment(&'a TimelineEntry),
@@ -337,6 +467,8 @@ fn items(lang: Lang, config: &Config, loaded: &Loaded, now: i64) -> Markup {
         .collect();
     list.sort_by_key(|(at, _)| *at);
     let newest = d.messages.last().map(|m| m.id);
+    let splittable = loaded.access == InboxAccess::Member && d.messages.len() > 1;
+    let id = d.conversation.id;
     html! {
         @for (_, item) in &list {
             @match item {
@@ -347,7 +479,7 @@ fn items(lang: Lang, config: &Config, loaded: &Loaded, now: i64) -> Markup {
                         open: whole || newest == Some(m.id),
                         whole,
                     };
-                    (message(lang, d.conversation.id, m, shown, now))
+                    (message(lang, id, m, shown, now, splittable.then(|| split_form(lang, me, id, m.id))))
                 }
                 Item::Comment(t) => {
                     aside.note {
@@ -360,7 +492,14 @@ fn items(lang: Lang, config: &Config, loaded: &Loaded, now: i64) -> Markup {
     }
 }
 
-fn message(lang: Lang, conversation: i64, m: &MessageRow, shown: Shown, now: i64) -> Markup {
+fn message(
+    lang: Lang,
+    conversation: i64,
+    m: &MessageRow,
+    shown: Shown,
+    now: i64,
+    tools: Option<Markup>,
+) -> Markup {
     let from = match &m.from_name {
         Some(name) if !name.trim().is_empty() => format!("{name} <{}>", m.from),
         _ => m.from.clone(),
@@ -414,6 +553,7 @@ fn message(lang: Lang, conversation: i64, m: &MessageRow, shown: Shown, now: i64
                     }
                 }
             }
+            @if let Some(tools) = tools { div.message-tools { (tools) } }
         }
     }
 }
@@ -468,13 +608,58 @@ fn activity(lang: Lang, config: &Config, timeline: &[TimelineEntry], now: i64) -
             ol {
                 @for t in entries {
                     li {
-                        (when(lang, t.at, now)) " · " (user_name(config, &t.actor)) " · " (t.action)
-                        @if let Some(d) = &t.detail { ": " (d) }
+                        (when(lang, t.at, now)) " · " (user_name(config, &t.actor)) " · "
+                        (timeline_entry(lang, t))
                     }
                 }
             }
         }
     }
+}
+
+/// A timeline entry in words: the action's name from the catalogue and its detail;
+/// a split or merge links the other conversation (`to #43` → "split off into #43").
+fn timeline_entry(lang: Lang, t: &TimelineEntry) -> Markup {
+    let detail = t.detail.as_deref().unwrap_or_default();
+    let other = |prefix: &str| {
+        detail
+            .strip_prefix(prefix)
+            .and_then(|n| n.parse::<i64>().ok())
+    };
+    let linked = match t.action.as_str() {
+        "split" => other("to #")
+            .map(|n| ("timeline.split_to", n))
+            .or_else(|| other("from #").map(|n| ("timeline.split_from", n))),
+        "merge" => other("from #")
+            .map(|n| ("timeline.merged_from", n))
+            .or_else(|| other("into #").map(|n| ("timeline.merged_into", n))),
+        _ => None,
+    };
+    if let Some((key, n)) = linked {
+        return html! { (lang.t(key)) " " a href=(format!("/conversations/{n}")) { "#" (n) } };
+    }
+    html! {
+        (action_name(lang, &t.action))
+        @if !detail.is_empty() { ": " (detail) }
+    }
+}
+
+/// The catalogue's name of a timeline action; an unknown one as stored.
+fn action_name(lang: Lang, action: &str) -> String {
+    let key = match action {
+        "assign" => "timeline.assign",
+        "unassign" => "timeline.unassign",
+        "close" => "timeline.close",
+        "reopen" => "timeline.reopen",
+        "move" => "timeline.move",
+        "trash" => "timeline.trash",
+        "restore" => "timeline.restore",
+        "spam" => "timeline.spam",
+        "not_spam" => "timeline.not_spam",
+        "block_sender" => "timeline.block_sender",
+        other => return other.to_string(),
+    };
+    lang.t(key).to_string()
 }
 
 fn reply_form(
@@ -545,7 +730,7 @@ pub async fn reply_after_new_mail(
         article.thread #thread {
             h1 { (subject(c)) }
             p.notice role="alert" { (lang.t("reply.newer")) }
-            @for m in newer { (message(lang, c.id, m, Shown { open: true, ..Shown::default() }, now)) }
+            @for m in newer { (message(lang, c.id, m, Shown { open: true, ..Shown::default() }, now, None)) }
             form.reply method="post" action=(format!("/conversations/{}/reply", c.id)) {
                 (csrf::field(me))
                 input type="hidden" name="confirm" value="1";
