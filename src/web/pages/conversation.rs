@@ -24,6 +24,7 @@ use crate::outbound::compose;
 use crate::store::{ConversationRow, MessageRow, TimelineEntry};
 use crate::web::csrf;
 use crate::web::i18n::Lang;
+use crate::web::presence::Doing;
 use crate::web::session::SignedIn;
 use crate::web::{blocking, WebError, WebState};
 
@@ -34,6 +35,8 @@ struct Loaded {
     /// in it.
     with_html: Vec<(i64, usize)>,
     access: InboxAccess,
+    /// Who else is viewing or replying here now.
+    present: Vec<(String, Doing)>,
 }
 
 /// `GET /conversations/{id}`.
@@ -75,9 +78,14 @@ async fn render(state: &WebState, me: &SignedIn, id: &str) -> Result<Markup, Web
             detail,
             with_html,
             access,
+            present: Vec::new(),
         })
     })
     .await?;
+    let mut loaded = loaded;
+    loaded.present = state
+        .presence
+        .others(id, &me.session.email, state.service.now());
     let config = state.service.config();
     let now = state.service.now();
     let c = &loaded.detail.conversation;
@@ -101,6 +109,7 @@ async fn render(state: &WebState, me: &SignedIn, id: &str) -> Result<Markup, Web
                     div.toolbar {
                         (assign_form(lang, me, &config, c))
                         (status_form(lang, me, c))
+                        a.button href=(format!("/conversations/{}/forward", c.id)) { (lang.t("forward")) }
                     }
                 } @else {
                     p.notice { (lang.t("view_only")) }
@@ -118,6 +127,7 @@ async fn render(state: &WebState, me: &SignedIn, id: &str) -> Result<Markup, Web
             }
         }
         aside.context {
+            (presence_line(lang, me, c.id, &loaded.present))
             h2 { (lang.t("contact")) }
             p { (c.contact_name.clone().unwrap_or_default()) br; (c.contact_email) }
             @if let Some(ticket) = &c.ticket {
@@ -127,6 +137,31 @@ async fn render(state: &WebState, me: &SignedIn, id: &str) -> Result<Markup, Web
         }
     };
     frame(state, me, &place, &c.subject, main).await
+}
+
+/// "Bob is viewing" / "Bob is replying": who else is here, kept current by the
+/// script from the event stream's `presence` events (its texts carry `{name}`).
+fn presence_line(lang: Lang, me: &SignedIn, id: i64, present: &[(String, Doing)]) -> Markup {
+    let text = |name: &str, doing: Doing| {
+        let key = match doing {
+            Doing::Viewing => "presence.viewing",
+            Doing::Replying => "presence.replying",
+        };
+        lang.t(key).replace("{name}", name)
+    };
+    html! {
+        ul #presence.presence aria-live="polite"
+            data-conversation=(id)
+            data-events=(format!("/events?conversation={id}"))
+            data-report=(format!("/conversations/{id}/presence"))
+            data-csrf=(me.session.csrf)
+            data-viewing=(lang.t("presence.viewing"))
+            data-replying=(lang.t("presence.replying")) {
+            @for (name, doing) in present {
+                li class=(doing.name()) { (text(name, *doing)) }
+            }
+        }
+    }
 }
 
 fn subject(c: &ConversationRow) -> &str {
@@ -375,7 +410,7 @@ fn reply_form(
         .and_then(|ch| ch.signature.as_deref())
         .map(|t| compose::signature(t, &me.name));
     html! {
-        form.reply #reply-form method="post" action=(format!("/conversations/{}/reply", c.id)) {
+        form.reply #reply-form method="post" action=(format!("/conversations/{}/reply", c.id)) enctype="multipart/form-data" {
             (csrf::field(me))
             input type="hidden" name="seen" value=(newest_seen);
             @if let Some(from) = &from {
@@ -398,6 +433,8 @@ fn reply_form(
                     pre { (signature) }
                 }
             }
+            label for="reply-files" { (lang.t("attach")) }
+            input #reply-files name="files" type="file" multiple;
             button.primary type="submit" { (lang.t("send")) }
         }
     }
@@ -423,9 +460,13 @@ pub async fn reply_after_new_mail(
             h1 { (subject(c)) }
             p.notice role="alert" { (lang.t("reply.newer")) }
             @for m in newer { (message(lang, c.id, m, None, true, now)) }
-            form.reply method="post" action=(format!("/conversations/{}/reply", c.id)) {
+            form.reply method="post" action=(format!("/conversations/{}/reply", c.id)) enctype="multipart/form-data" {
                 (csrf::field(me))
                 input type="hidden" name="confirm" value="1";
+                @for file in &draft.carried { input type="hidden" name="carried" value=(file); }
+                @if !draft.file_names.is_empty() {
+                    p.attached { (lang.t("attached")) ": " (draft.file_names.join(", ")) }
+                }
                 input type="hidden" name="to" value=(draft.to);
                 input type="hidden" name="cc" value=(draft.cc);
                 input type="hidden" name="bcc" value=(draft.bcc);
@@ -446,6 +487,9 @@ pub struct Draft {
     pub to: String,
     pub cc: String,
     pub bcc: String,
+    /// The files attached, carried as hidden fields (`web::compose::carry`).
+    pub carried: Vec<String>,
+    pub file_names: Vec<String>,
 }
 
 fn comment_form(lang: Lang, me: &SignedIn, c: &ConversationRow) -> Markup {
