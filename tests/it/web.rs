@@ -665,7 +665,7 @@ async fn in_a_real_browser_new_mail_appears_without_reload_and_a_reply_is_sent()
     assert!(got[0].raw.contains("Enjoy your tea!"), "{}", got[0].raw);
     assert!(got[0].raw.contains("Alice Smith from Demo Support"));
     for lang in ["en", "nl", "sv"] {
-        for page in ["list", "conversation"] {
+        for page in ["list", "conversation", "conversation-reply"] {
             assert!(
                 shots.join(format!("{page}-{lang}.png")).is_file(),
                 "{page}-{lang}.png"
@@ -1294,4 +1294,94 @@ async fn presence_reports_reach_the_other_viewers_stream_and_need_the_token_and_
     assert_eq!(foreign.status, 404, "Alice may not see Sales");
     let foreign_stream = alice.get(&format!("/events?conversation={sales}")).await;
     assert_eq!(foreign_stream.status, 404);
+}
+
+#[tokio::test]
+async fn in_two_real_browsers_presence_shows_live_and_a_reply_waits_for_mail_that_came_in() {
+    let install = "apt-get install chromium chromium-driver python3-selenium";
+    require("chromium", install);
+    require("chromedriver", install);
+    require_python_module("selenium", install);
+    let sink = Sink::plain();
+    let relay = sink.relay_config();
+    let d = Daemon::start_edited(move |text, _| text + &relay).await;
+    let id = customer_writes(&d, "lid@klant.example", SUPPORT, "Broken lid").await;
+    let mut agents = Vec::new();
+    for (email, name) in [(ALICE, "Alice Smith"), (BOB, "Bob Jansen")] {
+        let out = set_password(&d, email, PASSWORD);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        agents.push(serde_json::json!({ "email": email, "password": PASSWORD, "name": name }));
+    }
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/web-screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let args = serde_json::json!({
+        "base": format!("http://{}", d.api_addr),
+        "smtp_port": d.addr.port(),
+        "support": SUPPORT,
+        "conversation": id,
+        "message_id": "<lid@klant.example>",
+        "a": agents[0],
+        "b": agents[1],
+        "shots": shots,
+    });
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/two_agents.py");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("/usr/bin/python3")
+            .arg(script)
+            .arg(args.to_string())
+            .output()
+    })
+    .await
+    .expect("browser script thread")
+    .expect("run the browser script");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "browser script failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let measured: Value = serde_json::from_slice(
+        out.stdout
+            .split(|b| *b == b'\n')
+            .find(|l| l.starts_with(b"{"))
+            .unwrap_or(b"{}"),
+    )
+    .expect("the script's JSON line");
+    eprintln!("measured: {measured}");
+    assert_eq!(measured["outbound_before_confirm"], 0);
+    // Once every outbound delivery of the conversation is done, the receiver holds
+    // exactly the one confirmed reply: nothing went out before the confirmation.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let shown = d.show(id);
+        let out: Vec<&Value> = shown["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .filter(|m| m["direction"] == "out")
+            .collect();
+        assert_eq!(out.len(), 1, "one reply stored: {shown}");
+        if out[0]["delivery"]["status"] == "sent" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not delivered: {shown}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let got = sink.messages();
+    assert_eq!(got.len(), 1, "only the confirmed reply went out");
+    assert!(got[0].raw.contains("The lid is on its way, no charge."));
+    assert_eq!(
+        got[0].header("In-Reply-To").as_deref(),
+        Some("<again@klant.example>"),
+        "it answers the message that came in"
+    );
 }

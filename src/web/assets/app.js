@@ -89,6 +89,10 @@
       }
     });
     window.addEventListener("pagehide", function () { report("gone"); });
+    // Signing out ends the session the pagehide report would need: leave first.
+    document.addEventListener("submit", function (e) {
+      if (e.target.getAttribute("action") === "/sign-out") report("gone");
+    });
   }
 
   var app = document.querySelector(".app[data-live]");
