@@ -64,8 +64,13 @@ impl Presence {
             .0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Forget every report past its time, here and in conversations nobody opens again.
+        all.retain(|_, present| {
+            present.retain(|s| s.until > now);
+            !present.is_empty()
+        });
         let present = all.entry(conversation).or_default();
-        present.retain(|s| s.email != email && s.until > now);
+        present.retain(|s| s.email != email);
         if let Some(doing) = doing {
             present.push(Seen {
                 email: email.to_string(),
@@ -168,5 +173,18 @@ mod tests {
         p.report(7, "bob@x.example", "Bob", Some(Doing::Viewing), 200);
         p.report(7, "bob@x.example", "Bob", None, 201);
         assert!(p.others(7, "alice@x.example", 201).is_empty(), "left");
+        p.report(9, "bob@x.example", "Bob", Some(Doing::Viewing), 300);
+        p.report(
+            10,
+            "alice@x.example",
+            "Alice",
+            Some(Doing::Viewing),
+            300 + TTL,
+        );
+        let kept = p.0.lock().expect("lock");
+        assert!(
+            !kept.contains_key(&9),
+            "expired reports are dropped, not kept forever"
+        );
     }
 }

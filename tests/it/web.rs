@@ -1,8 +1,10 @@
 //! The web inbox (issue 13) over real HTTP against the real daemon: sign-in (right and
 //! wrong password, cookie flags, the failure limit, removed users), the CSRF check,
 //! the access matrix, mail sent over SMTP in the list, and the form actions (reply to
-//! a real SMTP receiver with from-name and signature, assign, comment, close); plus a
-//! real browser (Debian's chromium over WebDriver) for live updates and screenshots.
+//! a real SMTP receiver with from-name and signature, assign, comment, close), replies
+//! with files (multipart, the size limit), forward, new email and presence; plus real
+//! browsers (Debian's chromium over WebDriver) for live updates, screenshots and two
+//! agents on one conversation.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
