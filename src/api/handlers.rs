@@ -552,6 +552,8 @@ pub async fn compose(
     let request = SendRequest::Compose(ComposeRequest {
         agent: agent_email(caller)?,
         to: b.to,
+        cc: Vec::new(),
+        bcc: Vec::new(),
         from: b.from,
         subject: b.subject,
         content: Content {

@@ -137,6 +137,8 @@ pub fn compose(config: &Config, args: ComposeArgs) -> anyhow::Result<ExitCode> {
     let request = send::ComposeRequest {
         agent: args.as_user,
         to: args.to,
+        cc: Vec::new(),
+        bcc: Vec::new(),
         from: args.from,
         subject: args.subject,
         content: content(&args.body_file, args.html_file.as_deref(), &args.attach)?,

@@ -69,6 +69,8 @@ pub struct ReplyRequest {
 pub struct ComposeRequest {
     pub agent: String,
     pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub bcc: Vec<String>,
     pub from: String,
     pub subject: String,
     pub content: Content,
@@ -163,8 +165,8 @@ pub async fn compose(
         sender,
         conversation_id: None,
         to: compose::addresses(&req.to)?,
-        cc: Vec::new(),
-        bcc: Vec::new(),
+        cc: compose::addresses(&req.cc)?,
+        bcc: compose::addresses(&req.bcc)?,
         subject: compose::header_text(&req.subject),
         threading: Threading {
             thread_root: compose::new_thread_root(queue.now()),

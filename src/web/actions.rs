@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 
+use super::compose;
 use super::csrf::{self, Fields};
 use super::pages::conversation::{confirm_page, parse_id, reply_after_new_mail, Confirm, Draft};
 use super::session::SignedIn;
@@ -19,6 +20,7 @@ use maud::html;
 
 use crate::inbox::service::SendRequest;
 use crate::inbox::{Action, Caller};
+use crate::outbound::compose::Attachment;
 use crate::outbound::send::{Content, ReplyRequest, SendError};
 
 type PostedForm = Result<Form<Vec<(String, String)>>, FormRejection>;
@@ -281,72 +283,73 @@ fn local_path(path: &str) -> bool {
         && !path.chars().any(char::is_control)
 }
 
-/// Addresses typed into a To/Cc/Bcc box: separated by commas or whitespace.
-fn addresses(text: Option<&str>) -> Vec<String> {
-    text.unwrap_or_default()
-        .split([',', ';', ' ', '\n', '\r', '\t'])
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
 /// `POST /conversations/{id}/reply`: queued like the API's reply (from-name and
-/// signature added by `outbound::send`).
+/// signature added by `outbound::send`), with the files the form carried (multipart)
+/// as attachments, within the message size limit.
 pub async fn reply(
     State(state): State<Arc<WebState>>,
     me: SignedIn,
     Path(id): Path<String>,
-    form: PostedForm,
+    request: axum::extract::Request,
 ) -> Response {
-    let caller = me.caller();
-    let agent_page = me.clone();
-    checked(&me, form, |fields| async move {
-        let id = parse_id(&id)?;
-        let text = fields.get("text").unwrap_or_default().replace("\r\n", "\n");
-        if text.trim().is_empty() {
-            return Err(WebError::Invalid("the reply is empty".into()));
+    let outcome = async {
+        let posted = compose::read_posted(&state, request).await?;
+        csrf::check(&me, &posted.fields)?;
+        send_reply(&state, &me, &id, posted).await
+    }
+    .await;
+    outcome.unwrap_or_else(|e| e.page(me.lang))
+}
+
+async fn send_reply(
+    state: &WebState,
+    me: &SignedIn,
+    id: &str,
+    posted: compose::Posted,
+) -> Result<Response, WebError> {
+    let id = parse_id(id)?;
+    let fields = &posted.fields;
+    let text = fields.get("text").unwrap_or_default().replace("\r\n", "\n");
+    if text.trim().is_empty() {
+        return Err(WebError::Invalid("the reply is empty".into()));
+    }
+    let mut files = compose::carried(fields)?;
+    files.extend(posted.files);
+    compose::check_size(state, &text, &files)?;
+    if fields.get("confirm") != Some("1") {
+        if let Some(page) = newer_mail(state, me, id, fields, &files).await? {
+            return Ok(page);
         }
-        if fields.get("confirm") != Some("1") {
-            if let Some(page) = newer_mail(&state, &agent_page, id, &fields).await? {
-                return Ok(page);
-            }
-        }
-        let Caller::User(agent) = caller else {
-            return Err(WebError::Forbidden("sending needs an agent".into()));
-        };
-        let request = SendRequest::Reply(ReplyRequest {
-            conversation_id: id,
-            agent,
-            content: Content {
-                text,
-                html: None,
-                attachments: Vec::new(),
-            },
-            to: addresses(fields.get("to")),
-            cc: addresses(fields.get("cc")),
-            bcc: addresses(fields.get("bcc")),
-            from: None,
-        });
-        // The send future holds a read connection (not `Send`): run it off the runtime.
-        let service = state.service.clone();
-        let runtime = tokio::runtime::Handle::current();
-        let sent = tokio::task::spawn_blocking(move || runtime.block_on(service.send(request)))
-            .await
-            .map_err(|_| WebError::Internal)?;
-        sent.map_err(send_error)?;
-        Ok(back_to(id))
-    })
-    .await
+    }
+    let Caller::User(agent) = me.caller() else {
+        return Err(WebError::Forbidden("sending needs an agent".into()));
+    };
+    let request = SendRequest::Reply(ReplyRequest {
+        conversation_id: id,
+        agent,
+        content: Content {
+            text,
+            html: None,
+            attachments: files,
+        },
+        to: compose::addresses(fields.get("to")),
+        cc: compose::addresses(fields.get("cc")),
+        bcc: compose::addresses(fields.get("bcc")),
+        from: None,
+    });
+    compose::send(state, request).await?;
+    Ok(back_to(id))
 }
 
 /// When inbound messages arrived after the reply form was shown (its `seen` field),
-/// the page that shows them with the draft, instead of sending (409).
+/// the page that shows them with the draft (its files carried along), instead of
+/// sending (409).
 async fn newer_mail(
     state: &WebState,
     me: &SignedIn,
     id: i64,
     fields: &Fields,
+    files: &[Attachment],
 ) -> Result<Option<Response>, WebError> {
     let Some(seen) = fields.get("seen").and_then(|s| s.parse::<i64>().ok()) else {
         return Ok(None);
@@ -366,12 +369,14 @@ async fn newer_mail(
         to: fields.get("to").unwrap_or_default().to_string(),
         cc: fields.get("cc").unwrap_or_default().to_string(),
         bcc: fields.get("bcc").unwrap_or_default().to_string(),
+        carried: compose::carry(files),
+        file_names: files.iter().map(|f| f.filename.clone()).collect(),
     };
     let page = reply_after_new_mail(state, me, &detail.conversation, &newer, &draft).await?;
     Ok(Some((StatusCode::CONFLICT, page).into_response()))
 }
 
-fn send_error(e: SendError) -> WebError {
+pub(super) fn send_error(e: SendError) -> WebError {
     match e {
         SendError::NotFound(_) | SendError::NoAccess { .. } | SendError::UnknownAgent(_) => {
             WebError::NotFound
@@ -422,14 +427,5 @@ mod tests {
         assert!(!local_path("/\\evil.example/"));
         assert!(!local_path("https://evil.example/"));
         assert!(!local_path("/\r\nSet-Cookie: x"));
-    }
-
-    #[test]
-    fn typed_addresses_split_on_commas_and_spaces() {
-        assert_eq!(
-            addresses(Some(" a@x.example, b@y.example;c@z.example ")),
-            vec!["a@x.example", "b@y.example", "c@z.example"]
-        );
-        assert!(addresses(None).is_empty());
     }
 }

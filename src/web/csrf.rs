@@ -38,6 +38,12 @@ impl Fields {
     }
 }
 
+impl From<Vec<(String, String)>> for Fields {
+    fn from(fields: Vec<(String, String)>) -> Fields {
+        Fields(fields)
+    }
+}
+
 /// Passes when `fields` carries `me`'s session token.
 pub fn check(me: &SignedIn, fields: &Fields) -> Result<(), WebError> {
     let presented = fields.get(FIELD).unwrap_or_default();

@@ -186,6 +186,18 @@ pub const CATALOGUE: &[(&str, [&str; 3])] = &[
     ("yesterday", ["yesterday", "gisteren", "igår"]),
     ("live.note", ["New activity in this conversation.", "Nieuwe activiteit in dit gesprek.", "Ny aktivitet i konversationen."]),
     ("live.show", ["Show it", "Tonen", "Visa"]),
+    // compose, forward, attachments, presence
+    ("forward", ["Forward", "Doorsturen", "Vidarebefordra"]),
+    ("forward.note", ["Note", "Notitie", "Meddelande"]),
+    ("forward.quoted", ["The conversation's messages are quoted below your note.", "De berichten van dit gesprek worden onder je notitie geciteerd.", "Konversationens meddelanden citeras under ditt meddelande."]),
+    ("new_email", ["New email", "Nieuwe e-mail", "Nytt mejl"]),
+    ("subject", ["Subject", "Onderwerp", "Ämne"]),
+    ("message", ["Message", "Bericht", "Meddelande"]),
+    ("attach", ["Attach files", "Bestanden bijvoegen", "Bifoga filer"]),
+    ("attached", ["Attached", "Bijgevoegd", "Bifogat"]),
+    ("presence.viewing", ["{name} is viewing", "{name} bekijkt dit", "{name} tittar på den här"]),
+    ("presence.replying", ["{name} is replying", "{name} schrijft een antwoord", "{name} svarar"]),
+    ("error.too_large", ["Too large", "Te groot", "För stort"]),
     // conversation
     (
         "back",
@@ -619,6 +631,8 @@ mod tests {
             include_str!("pages/sign_in.rs"),
             include_str!("actions.rs"),
             include_str!("session.rs"),
+            include_str!("compose.rs"),
+            include_str!("presence.rs"),
         ];
         for source in sources {
             for piece in source.split(".t(\"").skip(1) {

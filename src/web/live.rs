@@ -2,13 +2,15 @@
 //! it watches, then `change`
 //! whenever a message is stored or a conversation changes (the store's change marker,
 //! read every 250 ms), so the open list or conversation refreshes within a second.
+//! With `?conversation=ID` (a conversation the agent may see) it also says `presence`
+//! with who else is viewing or replying there (`presence`), whenever that changes.
 //! A stream ends when its page goes or the daemon stops.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
@@ -19,19 +21,51 @@ use super::WebState;
 /// How often the marker is read.
 const POLL: Duration = Duration::from_millis(250);
 
+/// The stream's query: the conversation whose presence to follow.
+#[derive(serde::Deserialize)]
+pub struct EventsQuery {
+    conversation: Option<String>,
+}
+
 /// `GET /events`.
-pub async fn events(State(state): State<Arc<WebState>>, _me: SignedIn) -> Response {
+pub async fn events(
+    State(state): State<Arc<WebState>>,
+    me: SignedIn,
+    Query(query): Query<EventsQuery>,
+) -> Response {
+    let watched = match query
+        .conversation
+        .as_deref()
+        .map(super::pages::conversation::parse_id)
+    {
+        None => None,
+        Some(Err(e)) => return e.page(me.lang),
+        Some(Ok(id)) => {
+            let caller = me.caller();
+            if let Err(e) = super::blocking(&state, move |s| s.conversation(&caller, id)).await {
+                return e.page(me.lang);
+            }
+            Some((id, me.session.email.clone()))
+        }
+    };
     let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(4);
-    tokio::spawn(watch_changes(state, tx));
+    tokio::spawn(watch_changes(state, tx, watched));
     let stream = ReceiverStream(rx);
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(5)))
         .into_response()
 }
 
-/// Sends `change` each time the marker moves; ends when the page goes away.
-async fn watch_changes(state: Arc<WebState>, tx: mpsc::Sender<Result<Event, Infallible>>) {
+/// Sends `change` each time the marker moves, and `presence` each time the others in
+/// the watched conversation (id, the watcher's address) change; ends when the page
+/// goes away.
+async fn watch_changes(
+    state: Arc<WebState>,
+    tx: mpsc::Sender<Result<Event, Infallible>>,
+    watched: Option<(i64, String)>,
+) {
     let mut last = None;
+    let mut last_presence = None;
     let mut ticker = tokio::time::interval(POLL);
     let mut shutdown = state.shutdown.clone();
     loop {
@@ -41,6 +75,18 @@ async fn watch_changes(state: Arc<WebState>, tx: mpsc::Sender<Result<Event, Infa
         }
         if tx.is_closed() || *shutdown.borrow() {
             return;
+        }
+        if let Some((id, me)) = &watched {
+            let others = state.presence.others(*id, me, state.service.now());
+            if last_presence.as_ref() != Some(&others) {
+                let event = Event::default()
+                    .event("presence")
+                    .data(super::presence::event_data(&others));
+                if tx.send(Ok(event)).await.is_err() {
+                    return;
+                }
+                last_presence = Some(others);
+            }
         }
         let service = state.service.clone();
         let marker = tokio::task::spawn_blocking(move || service.change_marker()).await;

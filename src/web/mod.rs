@@ -7,10 +7,12 @@
 //! work with scripting off.
 
 mod actions;
+mod compose;
 mod csrf;
 pub mod i18n;
 mod live;
 mod pages;
+pub(crate) mod presence;
 mod session;
 
 use std::sync::Arc;
@@ -35,6 +37,8 @@ pub struct WebState {
     /// Turns true when the daemon stops: live-update streams end, so the server's
     /// graceful shutdown does not wait on them.
     pub shutdown: watch::Receiver<bool>,
+    /// Who is viewing or replying to which conversation (this node only).
+    pub presence: presence::Presence,
 }
 
 /// The web inbox's routes, with their state.
@@ -48,6 +52,7 @@ pub fn router(
         limiter: SignInLimiter::default(),
         secure_cookies,
         shutdown,
+        presence: presence::Presence::default(),
     });
     Router::new()
         .route("/", get(pages::list::page))
@@ -69,6 +74,18 @@ pub fn router(
             get(pages::conversation::attachment),
         )
         .route("/conversations/{id}/reply", post(actions::reply))
+        .route(
+            "/conversations/{id}/forward",
+            get(compose::forward_page).post(compose::forward),
+        )
+        .route(
+            "/conversations/{id}/presence",
+            post(presence::report).layer(axum::extract::DefaultBodyLimit::max(4096)),
+        )
+        .route(
+            "/compose",
+            get(compose::compose_page).post(compose::compose),
+        )
         .route("/conversations/{id}/act", post(actions::act))
         .route("/conversations/{id}/assign", post(actions::assign))
         .route("/conversations/{id}/comment", post(actions::comment))
@@ -134,6 +151,8 @@ pub enum WebError {
     NotFound,
     Forbidden(String),
     Invalid(String),
+    /// A message (with its attachments) larger than the configured limit.
+    TooLarge(String),
     /// A form posted without the session's CSRF token.
     Csrf,
     Internal,
@@ -145,6 +164,7 @@ impl WebError {
             WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::Forbidden(_) | WebError::Csrf => StatusCode::FORBIDDEN,
             WebError::Invalid(_) => StatusCode::BAD_REQUEST,
+            WebError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             WebError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -155,6 +175,7 @@ impl WebError {
             WebError::NotFound => (lang.t("error.not_found"), String::new()),
             WebError::Forbidden(m) => (lang.t("error.forbidden"), m.clone()),
             WebError::Invalid(m) => (lang.t("error.invalid"), m.clone()),
+            WebError::TooLarge(m) => (lang.t("error.too_large"), m.clone()),
             WebError::Csrf => (lang.t("error.forbidden"), lang.t("error.csrf").to_string()),
             WebError::Internal => (lang.t("error.internal"), String::new()),
         };

@@ -151,6 +151,9 @@ def main():
         reply = WebDriverWait(driver, 10).until(lambda d: by_label(d, "Reply"))
         conversation = driver.current_url
         driver.save_screenshot(f"{shots}/conversation-{first['lang']}.png")
+        driver.execute_script("document.getElementById('reply-form').scrollIntoView();")
+        driver.save_screenshot(f"{shots}/conversation-reply-{first['lang']}.png")
+        driver.execute_script("window.scrollTo(0, 0);")
         # A draft comes back after a reload.
         by_label(driver, "Comment").send_keys("Draft: ask about the model")
         driver.refresh()
@@ -181,7 +184,13 @@ def main():
             WebDriverWait(driver, 10).until(
                 ec.presence_of_element_located((By.ID, "reply")))
             driver.save_screenshot(f"{shots}/conversation-{user['lang']}.png")
+            driver.execute_script("document.getElementById('reply-form').scrollIntoView();")
+            driver.save_screenshot(f"{shots}/conversation-reply-{user['lang']}.png")
             log(f"screenshots in {user['lang']}")
+        driver.get(base + "/compose")
+        WebDriverWait(driver, 10).until(
+            ec.presence_of_element_located((By.ID, "compose-text")))
+        driver.save_screenshot(f"{shots}/compose-{others[-1]['lang'] if others else first['lang']}.png")
         # Phone width: the same page, one pane at a time.
         driver.set_window_size(390, 844)
         driver.get(base + "/?view=email")

@@ -1,12 +1,15 @@
 //! The web inbox (issue 13) over real HTTP against the real daemon: sign-in (right and
 //! wrong password, cookie flags, the failure limit, removed users), the CSRF check,
 //! the access matrix, mail sent over SMTP in the list, and the form actions (reply to
-//! a real SMTP receiver with from-name and signature, assign, comment, close); plus a
-//! real browser (Debian's chromium over WebDriver) for live updates and screenshots.
+//! a real SMTP receiver with from-name and signature, assign, comment, close), replies
+//! with files (multipart, the size limit), forward, new email and presence; plus real
+//! browsers (Debian's chromium over WebDriver) for live updates, screenshots and two
+//! agents on one conversation.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use mail_parser::MimeHeaders;
 use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
 use serde_json::Value;
 
@@ -664,7 +667,7 @@ async fn in_a_real_browser_new_mail_appears_without_reload_and_a_reply_is_sent()
     assert!(got[0].raw.contains("Enjoy your tea!"), "{}", got[0].raw);
     assert!(got[0].raw.contains("Alice Smith from Demo Support"));
     for lang in ["en", "nl", "sv"] {
-        for page in ["list", "conversation"] {
+        for page in ["list", "conversation", "conversation-reply"] {
             assert!(
                 shots.join(format!("{page}-{lang}.png")).is_file(),
                 "{page}-{lang}.png"
@@ -1454,4 +1457,497 @@ async fn the_more_actions_and_their_questions_speak_dutch_and_swedish() {
     for text in ["Blockera avsändare", "Flytta till inkorg", "Slå ihop"] {
         assert!(sv.contains(text), "{text} missing in Swedish");
     }
+}
+
+/// A `multipart/form-data` body of `fields` and `files` (name, filename, bytes), as a
+/// browser posts a form with file inputs; returns (content type, body).
+fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "----inboxgate-test-boundary-7d3f";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    for (name, filename, bytes) in files {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+impl Web {
+    async fn post_multipart(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        files: &[(&str, &str, &[u8])],
+    ) -> Answer {
+        let (content_type, body) = multipart(fields, files);
+        self.answer(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header("content-type", content_type)
+                .body(body),
+        )
+        .await
+    }
+}
+
+/// The outbound messages of a conversation, from the real CLI's `show`.
+fn outbound_count(d: &Daemon, id: i64) -> usize {
+    d.show(id)["messages"]
+        .as_array()
+        .map_or(0, |m| m.iter().filter(|m| m["direction"] == "out").count())
+}
+
+#[tokio::test]
+async fn a_reply_with_files_goes_out_with_them_and_one_over_the_message_limit_is_refused() {
+    let sink = Sink::plain();
+    let relay = sink.relay_config();
+    let d = Daemon::start_edited(move |text, _| {
+        text.replace("[smtp]\n", "[smtp]\nmax_message_size = 16384\n") + &relay
+    })
+    .await;
+    let id = customer_writes(&d, "files@klant.example", SUPPORT, "Invoice").await;
+    let web = Web::signed_in(&d, ALICE).await;
+    let page = web.get(&format!("/conversations/{id}")).await;
+    assert!(
+        page.body.contains("enctype=\"multipart/form-data\""),
+        "the reply form carries files"
+    );
+    assert!(page
+        .body
+        .contains("<label for=\"reply-files\">Attach files</label>"));
+    assert!(page.body.contains("type=\"file\" multiple"));
+    let csrf = page.csrf();
+    let path = format!("/conversations/{id}/reply");
+
+    let without_token = web
+        .post_multipart(&path, &[("text", "No token")], &[("files", "a.txt", b"x")])
+        .await;
+    assert_eq!(
+        without_token.status, 403,
+        "CSRF checked on multipart posts too"
+    );
+
+    let sent = web
+        .post_multipart(
+            &path,
+            &[("csrf", &csrf), ("text", "Your invoice and the manual.")],
+            &[
+                ("files", "invoice.pdf", b"%PDF-1.4 invoice"),
+                ("files", "manual.txt", b"Descale monthly."),
+                // A file input left empty.
+                ("files", "", b""),
+            ],
+        )
+        .await;
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    let got = sink.wait_for(1).await;
+    let parsed = got[0].parsed();
+    let names: Vec<String> = parsed
+        .attachments()
+        .filter_map(|a| a.attachment_name().map(str::to_string))
+        .collect();
+    assert_eq!(names, ["invoice.pdf", "manual.txt"]);
+    assert!(got[0].raw.contains("Your invoice and the manual."));
+    assert_eq!(outbound_count(&d, id), 1);
+
+    let big = vec![b'a'; 20_000];
+    let refused = web
+        .post_multipart(
+            &path,
+            &[("csrf", &csrf), ("text", "Too big")],
+            &[("files", "big.bin", &big)],
+        )
+        .await;
+    assert_eq!(refused.status, 413, "{}", refused.body);
+    assert!(refused.body.contains("Too large"), "{}", refused.body);
+    assert!(
+        refused.body.contains("smtp.max_message_size"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(outbound_count(&d, id), 1, "nothing queued");
+
+    // Without files the plain urlencoded form still works (no script, old pages).
+    let plain = web
+        .submit(
+            &format!("/conversations/{id}"),
+            &path,
+            &[("text", "Plain.")],
+        )
+        .await;
+    assert_eq!(plain.status, 303, "{}", plain.body);
+    assert_eq!(outbound_count(&d, id), 2);
+}
+
+#[tokio::test]
+async fn files_of_a_reply_held_for_new_mail_are_carried_to_the_confirmation() {
+    let sink = Sink::plain();
+    let relay = sink.relay_config();
+    let d = Daemon::start_edited(move |text, _| text + &relay).await;
+    let id = customer_writes(&d, "carry@klant.example", SUPPORT, "Kettle").await;
+    let web = Web::signed_in(&d, ALICE).await;
+    let page = web.get(&format!("/conversations/{id}")).await;
+    let seen = page
+        .body
+        .split("name=\"seen\" value=\"")
+        .nth(1)
+        .expect("seen");
+    let seen = seen[..seen.find('"').expect("quote")].to_string();
+    let follow_up = format!(
+        "Message-ID: <carry2@klant.example>\r\nIn-Reply-To: <carry@klant.example>\r\n\
+         From: Jan Klant <jan@klant.example>\r\nTo: {SUPPORT}\r\nSubject: Re: Kettle\r\n\r\nAlso the lid.\r\n"
+    );
+    let reply = d
+        .send("jan@klant.example", &[SUPPORT], follow_up.as_bytes())
+        .await;
+    assert!(reply.starts_with("250"), "{reply}");
+    let csrf = page.csrf();
+    let path = format!("/conversations/{id}/reply");
+    let held = web
+        .post_multipart(
+            &path,
+            &[("csrf", &csrf), ("seen", &seen), ("text", "See the photo.")],
+            &[("files", "photo.jpg", b"\xff\xd8\xff photo")],
+        )
+        .await;
+    assert_eq!(held.status, 409, "{}", held.body);
+    assert!(held.body.contains("Attached: photo.jpg"), "{}", held.body);
+    assert_eq!(outbound_count(&d, id), 0, "nothing sent before confirming");
+    let carried = held
+        .body
+        .split("name=\"carried\" value=\"")
+        .nth(1)
+        .expect("carried");
+    let carried = &carried[..carried.find('"').expect("quote")];
+    let sent = web
+        .post_multipart(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("confirm", "1"),
+                ("text", "See the photo."),
+                ("carried", carried),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    let got = sink.wait_for(1).await;
+    let parsed = got[0].parsed();
+    let photo = parsed.attachments().next().expect("the photo went along");
+    assert_eq!(photo.attachment_name(), Some("photo.jpg"));
+    assert_eq!(photo.contents(), b"\xff\xd8\xff photo");
+}
+
+#[tokio::test]
+async fn forward_and_new_email_by_form_reach_the_receiver_from_member_inboxes_only() {
+    let sink = Sink::plain();
+    let relay = sink.relay_config();
+    let d = Daemon::start_edited(move |text, _| text + &relay).await;
+    let id = customer_writes(&d, "fwd@klant.example", SUPPORT, "Broken lid").await;
+    let web = Web::signed_in(&d, ALICE).await;
+    let page = web.get(&format!("/conversations/{id}")).await;
+    assert!(
+        page.body
+            .contains(&format!("href=\"/conversations/{id}/forward\">Forward</a>")),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("href=\"/compose\">New email</a>"));
+    let forward_page = format!("/conversations/{id}/forward");
+    let form = web.get(&forward_page).await;
+    assert_eq!(form.status, 200);
+    assert!(form
+        .body
+        .contains("<label for=\"forward-note\">Note</label>"));
+    let forwarded = web
+        .submit(
+            &forward_page,
+            &forward_page,
+            &[
+                ("to", "workshop@partner.example"),
+                ("note", "Can you fix this lid?"),
+            ],
+        )
+        .await;
+    assert_eq!(forwarded.status, 303, "{}", forwarded.body);
+    let got = sink.wait_for(1).await;
+    assert_eq!(got[0].meta["rcpt_tos"][0], "workshop@partner.example");
+    assert!(got[0].raw.contains("Can you fix this lid?"));
+    assert!(
+        got[0]
+            .raw
+            .contains("---------- Forwarded message ----------"),
+        "the original quoted inline: {}",
+        got[0].raw
+    );
+    assert!(got[0].raw.contains("Where is my order?"));
+
+    let compose = web.get("/compose").await;
+    assert_eq!(compose.status, 200);
+    assert!(
+        compose
+            .body
+            .contains(&format!("<option value=\"{SUPPORT}\">")),
+        "{}",
+        compose.body
+    );
+    assert!(
+        !compose.body.contains(SALES),
+        "Alice is no member of Sales: {}",
+        compose.body
+    );
+    let csrf = compose.csrf();
+    let created = web
+        .post_multipart(
+            "/compose",
+            &[
+                ("csrf", &csrf),
+                ("from", SUPPORT),
+                ("to", "new@klant.example"),
+                ("cc", "boss@klant.example"),
+                ("bcc", "archive@demo.example"),
+                ("subject", "Your new kettle"),
+                ("text", "It ships Monday."),
+            ],
+            &[("files", "receipt.txt", b"paid")],
+        )
+        .await;
+    assert_eq!(created.status, 303, "{}", created.body);
+    let new_id: i64 = created
+        .location()
+        .strip_prefix("/conversations/")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("to the new conversation: {}", created.location()));
+    assert_ne!(new_id, id);
+    let got = sink.wait_for(2).await;
+    let sent = &got[1];
+    assert_eq!(sent.header("Subject").as_deref(), Some("Your new kettle"));
+    assert_eq!(sent.header("To").as_deref(), Some("<new@klant.example>"));
+    assert_eq!(sent.header("Cc").as_deref(), Some("<boss@klant.example>"));
+    assert!(sent.header("Bcc").is_none(), "Bcc stays off the message");
+    let mut rcpts: Vec<&str> = sent.meta["rcpt_tos"]
+        .as_array()
+        .expect("rcpt list")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    rcpts.sort_unstable();
+    assert_eq!(
+        rcpts,
+        [
+            "archive@demo.example",
+            "boss@klant.example",
+            "new@klant.example"
+        ]
+    );
+    assert_eq!(d.show(new_id)["subject"], "Your new kettle");
+
+    let refused = web
+        .post_multipart(
+            "/compose",
+            &[
+                ("csrf", &csrf),
+                ("from", SALES),
+                ("to", "new@klant.example"),
+                ("subject", "Not mine"),
+                ("text", "From Sales"),
+            ],
+            &[],
+        )
+        .await;
+    assert!(
+        refused.status == 403 || refused.status == 404,
+        "{} {}",
+        refused.status,
+        refused.body
+    );
+    let no_token = web
+        .post_multipart(
+            "/compose",
+            &[
+                ("from", SUPPORT),
+                ("to", "x@klant.example"),
+                ("subject", "s"),
+                ("text", "t"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(no_token.status, 403);
+    assert_eq!(sink.messages().len(), 2, "the refused ones queued nothing");
+}
+
+#[tokio::test]
+async fn presence_reports_reach_the_other_viewers_stream_and_need_the_token_and_access() {
+    let d = Daemon::start().await;
+    let id = customer_writes(&d, "here@klant.example", SUPPORT, "Who is here").await;
+    let sales = customer_writes(&d, "there@klant.example", SALES, "Sales only").await;
+    let alice = Web::signed_in(&d, ALICE).await;
+    let bob = Web::signed_in(&d, BOB).await;
+    let mut events = bob
+        .http
+        .get(format!("{}/events?conversation={id}", bob.base))
+        .header(COOKIE, bob.cookie.clone().expect("cookie"))
+        .send()
+        .await
+        .expect("event stream");
+    assert_eq!(events.status(), 200);
+    let mut seen = String::new();
+    let mut wait_for = async |what: &str| {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+        while !seen.contains(what) {
+            let chunk = tokio::time::timeout_at(deadline, events.chunk())
+                .await
+                .unwrap_or_else(|_| panic!("{what} within 3 s; got {seen:?}"))
+                .expect("stream chunk")
+                .expect("stream open");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    wait_for("event: presence\ndata: []").await;
+    let page = format!("/conversations/{id}");
+    let report = format!("{page}/presence");
+    let viewing = alice.submit(&page, &report, &[("doing", "viewing")]).await;
+    assert_eq!(viewing.status, 204, "{}", viewing.body);
+    wait_for("data: [{\"doing\":\"viewing\",\"name\":\"Alice Smith\"}]").await;
+    let replying = alice.submit(&page, &report, &[("doing", "replying")]).await;
+    assert_eq!(replying.status, 204);
+    wait_for("data: [{\"doing\":\"replying\",\"name\":\"Alice Smith\"}]").await;
+    let shown = bob.get(&page).await;
+    assert!(
+        shown
+            .body
+            .contains("<li class=\"replying\">Alice Smith is replying</li>"),
+        "server-rendered for a page opened later: {}",
+        shown.body
+    );
+    let gone = alice.submit(&page, &report, &[("doing", "gone")]).await;
+    assert_eq!(gone.status, 204);
+    let after = bob.get(&page).await;
+    assert!(
+        !after.body.contains("Alice Smith is"),
+        "left: {}",
+        after.body
+    );
+
+    let no_token = alice
+        .post_raw(&report, form_body(&[("doing", "viewing")]))
+        .await;
+    assert_eq!(no_token.status, 403);
+    let foreign = alice
+        .submit(
+            &page,
+            &format!("/conversations/{sales}/presence"),
+            &[("doing", "viewing")],
+        )
+        .await;
+    assert_eq!(foreign.status, 404, "Alice may not see Sales");
+    let foreign_stream = alice.get(&format!("/events?conversation={sales}")).await;
+    assert_eq!(foreign_stream.status, 404);
+}
+
+#[tokio::test]
+async fn in_two_real_browsers_presence_shows_live_and_a_reply_waits_for_mail_that_came_in() {
+    let install = "apt-get install chromium chromium-driver python3-selenium";
+    require("chromium", install);
+    require("chromedriver", install);
+    require_python_module("selenium", install);
+    let sink = Sink::plain();
+    let relay = sink.relay_config();
+    let d = Daemon::start_edited(move |text, _| text + &relay).await;
+    let id = customer_writes(&d, "lid@klant.example", SUPPORT, "Broken lid").await;
+    let mut agents = Vec::new();
+    for (email, name) in [(ALICE, "Alice Smith"), (BOB, "Bob Jansen")] {
+        let out = set_password(&d, email, PASSWORD);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        agents.push(serde_json::json!({ "email": email, "password": PASSWORD, "name": name }));
+    }
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/web-screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let args = serde_json::json!({
+        "base": format!("http://{}", d.api_addr),
+        "smtp_port": d.addr.port(),
+        "support": SUPPORT,
+        "conversation": id,
+        "message_id": "<lid@klant.example>",
+        "a": agents[0],
+        "b": agents[1],
+        "shots": shots,
+    });
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/two_agents.py");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("/usr/bin/python3")
+            .arg(script)
+            .arg(args.to_string())
+            .output()
+    })
+    .await
+    .expect("browser script thread")
+    .expect("run the browser script");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "browser script failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let measured: Value = serde_json::from_slice(
+        out.stdout
+            .split(|b| *b == b'\n')
+            .find(|l| l.starts_with(b"{"))
+            .unwrap_or(b"{}"),
+    )
+    .expect("the script's JSON line");
+    eprintln!("measured: {measured}");
+    assert_eq!(measured["outbound_before_confirm"], 0);
+    // Once every outbound delivery of the conversation is done, the receiver holds
+    // exactly the one confirmed reply: nothing went out before the confirmation.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let shown = d.show(id);
+        let out: Vec<&Value> = shown["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .filter(|m| m["direction"] == "out")
+            .collect();
+        assert_eq!(out.len(), 1, "one reply stored: {shown}");
+        if out[0]["delivery"]["status"] == "sent" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not delivered: {shown}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let got = sink.messages();
+    assert_eq!(got.len(), 1, "only the confirmed reply went out");
+    assert!(got[0].raw.contains("The lid is on its way, no charge."));
+    assert_eq!(
+        got[0].header("In-Reply-To").as_deref(),
+        Some("<again@klant.example>"),
+        "it answers the message that came in"
+    );
 }

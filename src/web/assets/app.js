@@ -58,10 +58,55 @@
     }).catch(function () { refreshing = false; });
   }
 
+  // Presence: this page says it is viewing the conversation (on open, then every
+  // 10 s) or replying (while the reply box holds text); others' reports arrive as
+  // `presence` events and show as "Bob is viewing" / "Bob is replying".
+  var presence = document.getElementById("presence");
+  function showPresence(others) {
+    if (!presence) return;
+    presence.textContent = "";
+    others.forEach(function (o) {
+      var li = document.createElement("li");
+      li.className = o.doing;
+      var text = presence.getAttribute(o.doing === "replying" ? "data-replying" : "data-viewing");
+      li.textContent = text.split("{name}").join(o.name);
+      presence.appendChild(li);
+    });
+  }
+  var doing = null;
+  function report(now) {
+    if (!presence) return;
+    var replyBox = document.getElementById("reply");
+    var state = now || (replyBox && replyBox.value.trim() !== "" ? "replying" : "viewing");
+    doing = state;
+    var body = new URLSearchParams({ csrf: presence.getAttribute("data-csrf"), doing: state });
+    var url = presence.getAttribute("data-report");
+    if (state === "gone" && navigator.sendBeacon) { navigator.sendBeacon(url, body); return; }
+    fetch(url, { method: "POST", body: body, credentials: "same-origin" }).catch(function () {});
+  }
+  if (presence) {
+    setTimeout(report, 0); // after a kept draft is back in the reply box
+    setInterval(function () { report(); }, 10000);
+    document.addEventListener("input", function (e) {
+      if (e.target && e.target.id === "reply") {
+        var now = e.target.value.trim() !== "" ? "replying" : "viewing";
+        if (now !== doing) report(now);
+      }
+    });
+    window.addEventListener("pagehide", function () { report("gone"); });
+    // Signing out ends the session the pagehide report would need: leave first.
+    document.addEventListener("submit", function (e) {
+      if (e.target.getAttribute("action") === "/sign-out") report("gone");
+    });
+  }
+
   var app = document.querySelector(".app[data-live]");
   if (app && window.EventSource) {
-    var source = new EventSource(app.getAttribute("data-live"));
+    var source = new EventSource(presence ? presence.getAttribute("data-events") : app.getAttribute("data-live"));
     source.addEventListener("change", refresh);
+    source.addEventListener("presence", function (e) {
+      try { showPresence(JSON.parse(e.data)); } catch (err) { /* a bad event changes nothing */ }
+    });
     // Free the connection when the page goes (browsers allow few per host).
     window.addEventListener("pagehide", function () { source.close(); });
   }

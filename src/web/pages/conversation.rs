@@ -25,6 +25,7 @@ use crate::outbound::compose;
 use crate::store::{ConversationRow, MessageRow, TimelineEntry};
 use crate::web::csrf;
 use crate::web::i18n::Lang;
+use crate::web::presence::Doing;
 use crate::web::session::SignedIn;
 use crate::web::{blocking, WebError, WebState};
 
@@ -41,6 +42,8 @@ struct Loaded {
     earlier: Vec<ConversationRow>,
     /// The message asked for whole (`?whole=ID`), past `TEXT_LIMIT`.
     whole: Option<i64>,
+    /// Who else is viewing or replying here now.
+    present: Vec<(String, Doing)>,
 }
 
 /// How one message is shown on the page.
@@ -131,12 +134,17 @@ async fn render(
             contact_owner: contact.and_then(|c| c.owner),
             earlier,
             whole,
+            present: Vec::new(),
         })
     })
     .await?;
     if let Err(e) = state.service.mark_seen(&me.caller(), id).await {
         tracing::warn!(error = %e, conversation = id, "web: could not note the conversation as seen");
     }
+    let mut loaded = loaded;
+    loaded.present = state
+        .presence
+        .others(id, &me.session.email, state.service.now());
     let config = state.service.config();
     let now = state.service.now();
     let c = &loaded.detail.conversation;
@@ -160,6 +168,7 @@ async fn render(
                     div.toolbar {
                         (assign_form(lang, me, &config, c))
                         (status_form(lang, me, c))
+                        a.button href=(format!("/conversations/{}/forward", c.id)) { (lang.t("forward")) }
                         (more_menu(lang, me, &config, c, &loaded.earlier))
                     }
                 } @else {
@@ -177,18 +186,19 @@ async fn render(
                 (comment_form(lang, me, c))
             }
         }
-        (context(lang, &config, &loaded, now))
+        (context(lang, me, &config, &loaded, now))
     };
     frame(state, me, &place, &c.subject, main).await
 }
 
 /// The right sidebar: the contact (name, address, owner), the ticket, and the
 /// contact's other conversations the agent may see; each section folds.
-fn context(lang: Lang, config: &Config, loaded: &Loaded, now: i64) -> Markup {
+fn context(lang: Lang, me: &SignedIn, config: &Config, loaded: &Loaded, now: i64) -> Markup {
     let c = &loaded.detail.conversation;
     let earlier = &loaded.earlier;
     html! {
         aside.context {
+            (presence_line(lang, me, c.id, &loaded.present))
             details open {
                 summary { h2 { (lang.t("contact")) } }
                 p { (c.contact_name.clone().unwrap_or_default()) br; (c.contact_email) }
@@ -221,6 +231,31 @@ fn context(lang: Lang, config: &Config, loaded: &Loaded, now: i64) -> Markup {
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// "Bob is viewing" / "Bob is replying": who else is here, kept current by the
+/// script from the event stream's `presence` events (its texts carry `{name}`).
+fn presence_line(lang: Lang, me: &SignedIn, id: i64, present: &[(String, Doing)]) -> Markup {
+    let text = |name: &str, doing: Doing| {
+        let key = match doing {
+            Doing::Viewing => "presence.viewing",
+            Doing::Replying => "presence.replying",
+        };
+        lang.t(key).replace("{name}", name)
+    };
+    html! {
+        ul #presence.presence aria-live="polite"
+            data-conversation=(id)
+            data-events=(format!("/events?conversation={id}"))
+            data-report=(format!("/conversations/{id}/presence"))
+            data-csrf=(me.session.csrf)
+            data-viewing=(lang.t("presence.viewing"))
+            data-replying=(lang.t("presence.replying")) {
+            @for (name, doing) in present {
+                li class=(doing.name()) { (text(name, *doing)) }
             }
         }
     }
@@ -683,7 +718,7 @@ fn reply_form(
         .and_then(|ch| ch.signature.as_deref())
         .map(|t| compose::signature(t, &me.name));
     html! {
-        form.reply #reply-form method="post" action=(format!("/conversations/{}/reply", c.id)) {
+        form.reply #reply-form method="post" action=(format!("/conversations/{}/reply", c.id)) enctype="multipart/form-data" {
             (csrf::field(me))
             input type="hidden" name="seen" value=(newest_seen);
             @if let Some(from) = &from {
@@ -706,6 +741,8 @@ fn reply_form(
                     pre { (signature) }
                 }
             }
+            label for="reply-files" { (lang.t("attach")) }
+            input #reply-files name="files" type="file" multiple;
             button.primary type="submit" { (lang.t("send")) }
         }
     }
@@ -731,9 +768,13 @@ pub async fn reply_after_new_mail(
             h1 { (subject(c)) }
             p.notice role="alert" { (lang.t("reply.newer")) }
             @for m in newer { (message(lang, c.id, m, Shown { open: true, ..Shown::default() }, now, None)) }
-            form.reply method="post" action=(format!("/conversations/{}/reply", c.id)) {
+            form.reply method="post" action=(format!("/conversations/{}/reply", c.id)) enctype="multipart/form-data" {
                 (csrf::field(me))
                 input type="hidden" name="confirm" value="1";
+                @for file in &draft.carried { input type="hidden" name="carried" value=(file); }
+                @if !draft.file_names.is_empty() {
+                    p.attached { (lang.t("attached")) ": " (draft.file_names.join(", ")) }
+                }
                 input type="hidden" name="to" value=(draft.to);
                 input type="hidden" name="cc" value=(draft.cc);
                 input type="hidden" name="bcc" value=(draft.bcc);
@@ -754,6 +795,9 @@ pub struct Draft {
     pub to: String,
     pub cc: String,
     pub bcc: String,
+    /// The files attached, carried as hidden fields (`web::compose::carry`).
+    pub carried: Vec<String>,
+    pub file_names: Vec<String>,
 }
 
 fn comment_form(lang: Lang, me: &SignedIn, c: &ConversationRow) -> Markup {

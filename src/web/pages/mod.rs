@@ -139,6 +139,9 @@ async fn sidebar(state: &WebState, me: &SignedIn, place: &Place) -> Result<Marku
     };
     Ok(html! {
         nav.sidebar aria-label=(lang.t("views")) {
+            @if inboxes.iter().any(|i| i.access == crate::inbox::access::InboxAccess::Member) {
+                a.button.new-email href="/compose" { (lang.t("new_email")) }
+            }
             form.switcher method="get" action="/" {
                 label for="inbox-switch" { (lang.t("inbox")) }
                 select #inbox-switch name="inbox" data-autosubmit {
