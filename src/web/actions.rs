@@ -38,6 +38,25 @@ where
     outcome.unwrap_or_else(|e| e.page(me.lang))
 }
 
+/// A form post that is one `Action` on conversation `id` (read from the form by
+/// `action_of`), then back to the conversation's page.
+async fn act_by_form(
+    state: &WebState,
+    me: &SignedIn,
+    id: &str,
+    form: PostedForm,
+    action_of: impl FnOnce(&Fields) -> Result<Action, WebError>,
+) -> Response {
+    let caller = me.caller();
+    checked(me, form, |fields| async move {
+        let id = parse_id(id)?;
+        let action = action_of(&fields)?;
+        state.service.act(&caller, id, action).await?;
+        Ok(back_to(id))
+    })
+    .await
+}
+
 fn back_to(id: i64) -> Response {
     Redirect::to(&format!("/conversations/{id}")).into_response()
 }
@@ -127,12 +146,10 @@ pub async fn move_to(
     Path(id): Path<String>,
     form: PostedForm,
 ) -> Response {
-    let caller = me.caller();
-    checked(&me, form, |fields| async move {
-        let id = parse_id(&id)?;
-        let inbox = fields.get("inbox").unwrap_or_default().to_string();
-        state.service.act(&caller, id, Action::Move(inbox)).await?;
-        Ok(back_to(id))
+    act_by_form(&state, &me, &id, form, |fields| {
+        Ok(Action::Move(
+            fields.get("inbox").unwrap_or_default().to_string(),
+        ))
     })
     .await
 }
@@ -209,15 +226,11 @@ pub async fn assign(
     Path(id): Path<String>,
     form: PostedForm,
 ) -> Response {
-    let caller = me.caller();
-    checked(&me, form, |fields| async move {
-        let id = parse_id(&id)?;
-        let action = match fields.get("assignee").map(str::trim) {
+    act_by_form(&state, &me, &id, form, |fields| {
+        Ok(match fields.get("assignee").map(str::trim) {
             None | Some("") => Action::Unassign,
             Some(email) => Action::Assign(email.to_string()),
-        };
-        state.service.act(&caller, id, action).await?;
-        Ok(back_to(id))
+        })
     })
     .await
 }
@@ -229,15 +242,10 @@ pub async fn comment(
     Path(id): Path<String>,
     form: PostedForm,
 ) -> Response {
-    let caller = me.caller();
-    checked(&me, form, |fields| async move {
-        let id = parse_id(&id)?;
-        let text = fields.get("text").unwrap_or_default().to_string();
-        state
-            .service
-            .act(&caller, id, Action::Comment(text))
-            .await?;
-        Ok(back_to(id))
+    act_by_form(&state, &me, &id, form, |fields| {
+        Ok(Action::Comment(
+            fields.get("text").unwrap_or_default().to_string(),
+        ))
     })
     .await
 }
