@@ -52,6 +52,8 @@ fn ok(value: Value) -> ApiResult {
 pub struct ActionBody {
     /// assign: the agent's email.
     assignee: Option<String>,
+    /// assign: a team instead; its member with the fewest open conversations takes it.
+    team: Option<String>,
     /// comment: the note.
     text: Option<String>,
     /// move: the target inbox's name.
@@ -72,7 +74,10 @@ fn action(name: &str, body: ActionBody) -> Result<Action, ApiError> {
         value.ok_or_else(|| ApiError::invalid(format!("{name} needs \"{key}\" in the body")))
     };
     Ok(match name {
-        "assign" => Action::Assign(required(body.assignee, "assignee")?),
+        "assign" => match (body.assignee, body.team) {
+            (_, Some(team)) => Action::AssignTeam(team),
+            (assignee, None) => Action::Assign(required(assignee, "assignee")?),
+        },
         "unassign" => Action::Unassign,
         "comment" => Action::Comment(required(body.text, "text")?),
         "close" => Action::Close {

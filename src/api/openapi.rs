@@ -297,7 +297,10 @@ fn operations() -> Vec<Op> {
     ];
     for (name, path) in super::ACTION_ROUTES {
         let body = match name {
-            "assign" => Some(text("assignee")),
+            "assign" => Some(object(
+                json!({ "assignee": { "type": "string" }, "team": { "type": "string" } }),
+                &[],
+            )),
             "comment" => Some(text("text")),
             "move" => Some(text("inbox")),
             "close" => Some(object(json!({ "with_ticket": { "type": "boolean" } }), &[])),
@@ -313,7 +316,7 @@ fn operations() -> Vec<Op> {
 
 fn action_summary(name: &str) -> &'static str {
     match name {
-        "assign" => "Assign or reassign to an agent who is a member of the inbox",
+        "assign" => "Assign or reassign to an agent who is a member of the inbox (assignee), or to a team (team: its member with the fewest open conversations)",
         "unassign" => "Remove the assignee",
         "comment" => "Add an internal comment (never emailed)",
         "close" => "Close, with or without its ticket",

@@ -10,10 +10,11 @@ use std::sync::{Arc, Mutex};
 
 use super::access::{inbox_access, InboxAccess};
 use crate::clock::Clock;
-use crate::config::{ChannelKind, Config, Inbox, LiveConfig, User};
+use crate::config::{ChannelKind, Config, Inbox, LiveConfig, Strategy, User};
 use crate::outbound::queue::Queue;
 use crate::outbound::send::{self, ComposeRequest, ForwardRequest, ReplyRequest, SendError};
 use crate::pipeline::parse::AttachmentInfo;
+use crate::pipeline::route;
 use crate::store::bayes::Class;
 use crate::store::{
     Change, ContactRow, ConversationRow, Cursor, ListFilter, MessageInConversation, MessageRow,
@@ -76,6 +77,9 @@ impl From<StoreError> for InboxError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Assign(String),
+    /// Assign to the team's member who can take it with the fewest open
+    /// conversations (available ones first).
+    AssignTeam(String),
     Unassign,
     Comment(String),
     Close { with_ticket: bool },
@@ -427,6 +431,7 @@ impl Service {
         let config = self.config();
         let conversation = self.acting_on(&config, caller, id)?;
         let user = acting_user(&config, caller)?.email.clone();
+        let action = self.team_member_for(&config, &conversation, action)?;
         let change = change_for(&config, caller, &conversation, action)?;
         let mark = match change {
             Change::Spam(true) => Some(Class::Spam),
@@ -440,6 +445,45 @@ impl Service {
             .mark_and_train(id, change, train, user, self.now())
             .await?;
         self.read(|r| r.conversation(id))
+    }
+
+    /// Turns an assignment to a team into one to the member who takes it: among the
+    /// team's members who may act in the conversation's inbox and have a paid seat,
+    /// the available one with the fewest open conversations, else any such one.
+    fn team_member_for(
+        &self,
+        config: &Config,
+        conversation: &ConversationRow,
+        action: Action,
+    ) -> Result<Action, InboxError> {
+        let Action::AssignTeam(name) = action else {
+            return Ok(action);
+        };
+        let team = config
+            .teams
+            .iter()
+            .find(|t| t.name.eq_ignore_ascii_case(name.trim()))
+            .ok_or_else(|| InboxError::Invalid(format!("no team named {name:?}")))?;
+        let inbox = config.inbox(&conversation.inbox);
+        let members: Vec<String> = team
+            .members
+            .iter()
+            .filter(|email| inbox.is_some_and(|i| inbox_access(config, email, i).can_act()))
+            .map(|email| email.to_lowercase())
+            .collect();
+        let candidates = self.read(|r| r.routing_candidates(config, &members))?;
+        [true, false]
+            .into_iter()
+            .find_map(|only_available| {
+                route::choose(&candidates, Strategy::LeastOpen, only_available, None)
+            })
+            .map(Action::Assign)
+            .ok_or_else(|| {
+                InboxError::Invalid(format!(
+                    "nobody in team {:?} can take conversations in inbox {:?}",
+                    team.name, conversation.inbox
+                ))
+            })
     }
 
     /// A conversation `caller` may act on (a page asking before an action): 404 when
@@ -811,6 +855,11 @@ fn change_for(
                     ))
                 })?;
             Change::Assign(Some(assignee.email.clone()))
+        }
+        Action::AssignTeam(team) => {
+            return Err(InboxError::Invalid(format!(
+                "team {team:?} is assigned through one of its members"
+            )))
         }
         Action::Unassign => Change::Assign(None),
         Action::Comment(text) if text.trim().is_empty() => {

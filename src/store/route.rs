@@ -7,6 +7,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::connection::Reader;
 use super::error::StoreError;
 use crate::config::{AssignTo, Channel, Config, Inbox, Routing, Tickets};
 use crate::pipeline::classify::Classification;
@@ -125,6 +126,22 @@ fn assign(
         .execute(params![channel.address, user])?;
     }
     Ok(Some(user))
+}
+
+impl Reader {
+    /// The configured users among `emails` as routing sees them now (availability,
+    /// open conversations), in the order given: an agent assigning to a team.
+    pub fn routing_candidates(
+        &self,
+        config: &Config,
+        emails: &[String],
+    ) -> Result<Vec<Candidate>, StoreError> {
+        let mut candidates = Vec::new();
+        for email in emails {
+            candidates.extend(candidate(&self.conn, config, email)?);
+        }
+        Ok(candidates)
+    }
 }
 
 /// The configured user with their availability (the agent's own setting, else the

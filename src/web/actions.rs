@@ -219,6 +219,14 @@ fn number(text: Option<&str>, name: &str) -> Result<i64, WebError> {
         .ok_or_else(|| WebError::Invalid(format!("{name} needs a conversation or message number")))
 }
 
+/// An Assignee choice: a user's address, or `team:NAME` for one of the team's members.
+fn assignment(choice: &str) -> Action {
+    match choice.strip_prefix("team:") {
+        Some(team) => Action::AssignTeam(team.to_string()),
+        None => Action::Assign(choice.to_string()),
+    }
+}
+
 /// `POST /conversations/{id}/assign`: the Assignee select (empty: unassign).
 pub async fn assign(
     State(state): State<Arc<WebState>>,
@@ -229,7 +237,7 @@ pub async fn assign(
     act_by_form(&state, &me, &id, form, |fields| {
         Ok(match fields.get("assignee").map(str::trim) {
             None | Some("") => Action::Unassign,
-            Some(email) => Action::Assign(email.to_string()),
+            Some(choice) => assignment(choice),
         })
     })
     .await
@@ -406,7 +414,7 @@ pub async fn bulk(State(state): State<Arc<WebState>>, me: SignedIn, form: Posted
         let action = match fields.get("action").unwrap_or_default() {
             "close" => Action::Close { with_ticket: false },
             "trash" => Action::Trash,
-            "assign" => Action::Assign(fields.get("assignee").unwrap_or_default().to_string()),
+            "assign" => assignment(fields.get("assignee").unwrap_or_default().trim()),
             other => return Err(WebError::Invalid(format!("unknown action {other:?}"))),
         };
         let ids: Vec<i64> = fields

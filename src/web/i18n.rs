@@ -209,6 +209,7 @@ pub const CATALOGUE: &[(&str, [&str; 3])] = &[
     ),
     ("assignee", ["Assignee", "Eigenaar", "Tilldelad"]),
     ("assign", ["Assign", "Toewijzen", "Tilldela"]),
+    ("teams", ["Teams", "Teams", "Team"]),
     ("close", ["Close", "Sluiten", "Stäng"]),
     ("reopen", ["Reopen", "Heropenen", "Öppna igen"]),
     ("spam", ["Spam", "Spam", "Skräppost"]),

@@ -45,29 +45,43 @@ impl FailureKey {
     }
 }
 
-/// Counts failed sign-ins.
-#[derive(Default)]
+/// Password checks (Argon2id, about 19 MiB each) running at once; more wait their turn.
+pub const CONCURRENT_CHECKS: usize = 4;
+
+/// Counts failed sign-ins. An attempt is counted before its password is checked and
+/// taken back when it succeeds, so a burst of parallel guesses meets the limit as
+/// surely as one guess after another.
 pub struct SignInLimiter {
     failures: Mutex<HashMap<FailureKey, (u32, Instant)>>,
+    checks: tokio::sync::Semaphore,
+}
+
+impl Default for SignInLimiter {
+    fn default() -> SignInLimiter {
+        SignInLimiter {
+            failures: Mutex::default(),
+            checks: tokio::sync::Semaphore::new(CONCURRENT_CHECKS),
+        }
+    }
 }
 
 impl SignInLimiter {
-    fn allowed(&self, keys: &[FailureKey], now: Instant) -> bool {
-        let Ok(map) = self.failures.lock() else {
-            return false;
-        };
-        keys.iter().all(|key| match map.get(key) {
-            Some((count, since)) => *count < key.limit() || now.duration_since(*since) >= WINDOW,
-            None => true,
-        })
-    }
-
-    fn record_failure(&self, keys: &[FailureKey], now: Instant) {
+    /// Counts an attempt against every key, unless one of them is at its limit (then
+    /// nothing is counted and the attempt is refused).
+    fn begin(&self, keys: &[FailureKey], now: Instant) -> bool {
         let Ok(mut map) = self.failures.lock() else {
-            return;
+            return false;
         };
         if map.len() > 10_000 {
             map.retain(|_, (_, since)| now.duration_since(*since) < WINDOW);
+        }
+        let held_back = keys.iter().any(|key| {
+            map.get(key).is_some_and(|(count, since)| {
+                *count >= key.limit() && now.duration_since(*since) < WINDOW
+            })
+        });
+        if held_back {
+            return false;
         }
         for key in keys {
             let entry = map.entry(key.clone()).or_insert((0, now));
@@ -75,6 +89,19 @@ impl SignInLimiter {
                 *entry = (0, now);
             }
             entry.0 += 1;
+        }
+        true
+    }
+
+    /// Takes back the count of an attempt whose password was right.
+    fn succeeded(&self, keys: &[FailureKey]) {
+        let Ok(mut map) = self.failures.lock() else {
+            return;
+        };
+        for key in keys {
+            if let Some(entry) = map.get_mut(key) {
+                entry.0 = entry.0.saturating_sub(1);
+            }
         }
     }
 }
@@ -166,10 +193,13 @@ pub async fn sign_in(
         FailureKey::Account(email.clone()),
     ];
     let now = Instant::now();
-    if !state.limiter.allowed(&keys, now) {
+    if !state.limiter.begin(&keys, now) {
         let page = pages::sign_in::form(lang, &email, Some(lang.t("sign_in.limited")));
         return (StatusCode::TOO_MANY_REQUESTS, page).into_response();
     }
+    let Ok(_turn) = state.limiter.checks.acquire().await else {
+        return WebError::Internal.page(lang);
+    };
     let service = state.service.clone();
     let (asked, password) = (email.clone(), form.password);
     let checked = tokio::task::spawn_blocking(move || service.check_password(&asked, &password))
@@ -177,9 +207,11 @@ pub async fn sign_in(
         .map_err(|_| WebError::Internal)
         .and_then(|r| r.map_err(WebError::from));
     let user = match checked {
-        Ok(Some(user)) => user,
+        Ok(Some(user)) => {
+            state.limiter.succeeded(&keys);
+            user
+        }
         Ok(None) => {
-            state.limiter.record_failure(&keys, now);
             tracing::info!(user = %email, "web: failed sign-in");
             let page = pages::sign_in::form(lang, &email, Some(lang.t("sign_in.wrong")));
             return (StatusCode::UNAUTHORIZED, page).into_response();
@@ -244,23 +276,60 @@ fn with_cookie(mut response: Response, cookie: &str) -> Response {
 mod tests {
     use super::*;
 
+    fn address(last: u8) -> FailureKey {
+        FailureKey::Address(IpAddr::from([192, 0, 2, last]))
+    }
+
     #[test]
-    fn an_address_or_an_account_is_held_back_after_too_many_failures() {
+    fn an_account_is_held_back_after_too_many_failures() {
         let limiter = SignInLimiter::default();
         let start = Instant::now();
-        let address = FailureKey::Address(IpAddr::from([192, 0, 2, 1]));
-        let keys = [address.clone(), FailureKey::Account("a@x.example".into())];
+        let keys = [address(1), FailureKey::Account("a@x.example".into())];
         for _ in 0..MAX_FAILURES_PER_ACCOUNT {
-            assert!(limiter.allowed(&keys, start));
-            limiter.record_failure(&keys, start);
+            assert!(limiter.begin(&keys, start));
         }
-        assert!(!limiter.allowed(&keys, start), "the account is held back");
-        let other_account = [address, FailureKey::Account("b@x.example".into())];
+        assert!(!limiter.begin(&keys, start), "the account is held back");
+        let other_account = [address(1), FailureKey::Account("b@x.example".into())];
         assert!(
-            limiter.allowed(&other_account, start),
+            limiter.begin(&other_account, start),
             "its address is not yet"
         );
-        assert!(limiter.allowed(&keys, start + WINDOW), "the window passes");
+        assert!(limiter.begin(&keys, start + WINDOW), "the window passes");
+    }
+
+    #[test]
+    fn an_address_is_held_back_after_too_many_failures_over_many_accounts() {
+        let limiter = SignInLimiter::default();
+        let start = Instant::now();
+        for n in 0..MAX_FAILURES_PER_ADDRESS {
+            let keys = [address(2), FailureKey::Account(format!("u{n}@x.example"))];
+            assert!(limiter.begin(&keys, start), "attempt {n}");
+        }
+        let fresh_account = [address(2), FailureKey::Account("new@x.example".into())];
+        assert!(!limiter.begin(&fresh_account, start), "the address is held back");
+        let elsewhere = [address(3), FailureKey::Account("new@x.example".into())];
+        assert!(limiter.begin(&elsewhere, start), "another address is not");
+    }
+
+    #[test]
+    fn attempts_in_flight_count_before_their_passwords_are_checked() {
+        // A burst: every attempt begins before any password check ends.
+        let limiter = SignInLimiter::default();
+        let start = Instant::now();
+        let keys = [address(4), FailureKey::Account("a@x.example".into())];
+        let admitted = (0..50).filter(|_| limiter.begin(&keys, start)).count();
+        assert_eq!(admitted, MAX_FAILURES_PER_ACCOUNT as usize);
+    }
+
+    #[test]
+    fn a_right_password_takes_its_attempt_back() {
+        let limiter = SignInLimiter::default();
+        let start = Instant::now();
+        let keys = [address(5), FailureKey::Account("a@x.example".into())];
+        for _ in 0..3 * MAX_FAILURES_PER_ACCOUNT {
+            assert!(limiter.begin(&keys, start));
+            limiter.succeeded(&keys);
+        }
     }
 
     #[test]

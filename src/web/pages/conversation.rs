@@ -15,7 +15,7 @@ use maud::{html, Markup};
 use super::list::user_name;
 use super::mail_body::sanitized_html;
 use super::{frame, when, Place};
-use crate::config::Config;
+use crate::config::{Config, Inbox};
 use crate::inbox::access::{inbox_access, InboxAccess};
 use crate::inbox::json::TEXT_LIMIT;
 use crate::inbox::service::ConversationDetail;
@@ -350,8 +350,29 @@ fn assign_form(lang: Lang, me: &SignedIn, config: &Config, c: &ConversationRow) 
                 @for u in members {
                     option value=(u.email) selected[u.email.eq_ignore_ascii_case(current)] { (u.name) }
                 }
+                (team_options(lang, config, inbox))
             }
             noscript { button type="submit" { (lang.t("assign")) } }
+        }
+    }
+}
+
+/// The teams with a member who may act in `inbox`, as `team:NAME` choices: the team's
+/// member with the fewest open conversations takes it.
+pub fn team_options(lang: Lang, config: &Config, inbox: Option<&Inbox>) -> Markup {
+    let teams: Vec<_> = config
+        .teams
+        .iter()
+        .filter(|t| match inbox {
+            Some(i) => t.members.iter().any(|m| inbox_access(config, m, i).can_act()),
+            None => true,
+        })
+        .collect();
+    html! {
+        @if !teams.is_empty() {
+            optgroup label=(lang.t("teams")) {
+                @for t in teams { option value=(format!("team:{}", t.name)) { (t.name) } }
+            }
         }
     }
 }

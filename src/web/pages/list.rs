@@ -284,6 +284,7 @@ fn rows(
                 label for="bulk-assignee" { (lang.t("bulk.assign")) }
                 select #bulk-assignee name="assignee" {
                     @for user in &config.users { option value=(user.email) { (user.name) } }
+                    (super::conversation::team_options(lang, config, None))
                 }
                 button type="submit" name="action" value="assign" { (lang.t("bulk.assign_button")) }
             }
