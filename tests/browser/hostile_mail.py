@@ -20,7 +20,7 @@ import sys
 import time
 import urllib.request
 
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -65,8 +65,13 @@ def in_frame(driver, frame, script, *args):
 
 def wait_for_mail_document(driver, frame, search):
     """Waits until `frame` holds the complete mail document with query `search`."""
-    WebDriverWait(driver, 10, poll_frequency=0.05).until(
-        lambda d: in_frame(d, frame, MAIL_DOCUMENT, search))
+    try:
+        WebDriverWait(driver, 10, poll_frequency=0.05).until(
+            lambda d: in_frame(d, frame, MAIL_DOCUMENT, search))
+    except TimeoutException:
+        state = in_frame(driver, frame, "return [location.href, document.readyState];")
+        raise SystemExit(f"{driver.current_url}: the frame never held the mail document"
+                         f" with {search!r}; it holds {state}") from None
 
 
 def side_effects(driver, title, url, frames_now):
