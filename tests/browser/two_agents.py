@@ -18,45 +18,13 @@ import smtplib
 import sys
 import time
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from web_inbox import browser, button, by_label, log, sign_in
+
 REPLY = "The lid is on its way, no charge."
-STARTED = time.monotonic()
-
-
-def log(what):
-    print(f"{time.monotonic() - STARTED:6.1f}s {what}", file=sys.stderr, flush=True)
-
-
-def browser():
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu",
-                "--window-size=1280,800", "--disable-dev-shm-usage"):
-        options.add_argument(arg)
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-
-
-def by_label(driver, text):
-    label = driver.find_element(By.XPATH, f"//label[normalize-space()='{text}']")
-    return driver.find_element(By.ID, label.get_attribute("for"))
-
-
-def button(driver, text):
-    return driver.find_element(By.XPATH, f"//button[normalize-space()='{text}']")
-
-
-def sign_in(driver, base, user):
-    driver.get(base + "/")
-    WebDriverWait(driver, 10).until(ec.url_contains("/sign-in"))
-    by_label(driver, "Email").send_keys(user["email"])
-    by_label(driver, "Password").send_keys(user["password"])
-    button(driver, "Sign in").click()
-    WebDriverWait(driver, 10).until(lambda d: d.current_url.rstrip("/") == base)
 
 
 def presence_text(driver):

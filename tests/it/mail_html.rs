@@ -15,6 +15,8 @@
 //! - With images shown: the `<img src>` images hit (the test can fail), only they, and
 //!   never with a Referer (also without sandbox and headers); no script ever runs.
 //! - Raw, unprotected: the fixtures do hit, so they test something.
+//! - End to end in the web inbox: every fixture as mail over SMTP, opened by an agent in
+//!   chromium over WebDriver: no hit until "Show images", then images only.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -28,8 +30,12 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use inboxgate::mail_html::{self, ImagePolicy, RemoteImages};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::support::{conversation_with_subject, Daemon};
+use crate::web::{require_browser, run_browser_script, set_password, ALICE, PASSWORD, SUPPORT};
 
 /// A 1×1 transparent GIF: what the canary and the cid route answer.
 const GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;";
@@ -485,5 +491,150 @@ async fn xss_corpus_hits_the_canary_when_served_unprotected() {
     assert!(
         hits.iter().any(|hit| hit.referer.is_some()),
         "no request carried a Referer unprotected: the referrer check could not fail"
+    );
+}
+
+/// The path the browser script asks the canary for between its two phases.
+const SHOW_IMAGES_MARKER: &str = "GET /marker/show-images ";
+
+/// A customer's mail whose HTML part is `html` (base64, so any line length and byte
+/// survives SMTP); with the fixtures' `cid:` logo as a related part when it names it.
+fn hostile_mail(fixture: &str, html: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let encode = |bytes: &[u8]| {
+        let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+        let lines: Vec<&str> = text
+            .as_bytes()
+            .chunks(76)
+            .map(|line| std::str::from_utf8(line).expect("base64 is ASCII"))
+            .collect();
+        lines.join("\r\n")
+    };
+    let html_part = format!(
+        "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+        encode(html.as_bytes())
+    );
+    let body = if html.contains("cid:logo@sender.example") {
+        format!(
+            "Content-Type: multipart/related; boundary=\"related\"\r\n\r\n--related\r\n{html_part}\
+             --related\r\nContent-Type: image/gif\r\nContent-ID: <logo@sender.example>\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--related--\r\n",
+            encode(GIF)
+        )
+    } else {
+        html_part
+    };
+    format!(
+        "Message-ID: <{fixture}@hostile.example>\r\nFrom: Mallory <mallory@hostile.example>\r\n\
+         To: {SUPPORT}\r\nSubject: Hostile mail {fixture}\r\n\
+         Date: Sat, 21 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n{body}"
+    )
+    .into_bytes()
+}
+
+/// Sends every fixture as its own mail to Support over SMTP; returns each conversation
+/// as `{"id", "fixture"}` for the browser script.
+async fn mail_every_fixture(d: &Daemon, fixtures: &BTreeMap<String, String>) -> Vec<Value> {
+    for (name, html) in fixtures {
+        let reply = d
+            .send(
+                "mallory@hostile.example",
+                &[SUPPORT],
+                &hostile_mail(name, html),
+            )
+            .await;
+        assert!(reply.starts_with("250"), "{name}: {reply}");
+    }
+    let list = d.list(&[]);
+    fixtures
+        .keys()
+        .map(|name| {
+            let id = conversation_with_subject(&list, &format!("Hostile mail {name}"));
+            serde_json::json!({ "id": id, "fixture": name })
+        })
+        .collect()
+}
+
+/// The hits before the browser script's marker and those after it.
+fn split_at_marker(hits: &[Hit]) -> (&[Hit], &[Hit]) {
+    let at = hits
+        .iter()
+        .position(|hit| hit.request_line.starts_with(SHOW_IMAGES_MARKER))
+        .unwrap_or_else(|| panic!("the script never marked the canary: {hits:#?}"));
+    (&hits[..at], &hits[at + 1..])
+}
+
+/// Issue 13, end to end: every fixture arrives over SMTP and Alice opens it in the web
+/// inbox in chromium (tests/browser/hostile_mail.py). Until she clicks "Show images"
+/// nothing reaches the canary — not the page, not the frame; after she clicked it in
+/// every message that offers it, only `<img>` images did (at least one, so the check can
+/// fail), without a Referer, and no script left a mark.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_the_web_inbox_hostile_mail_hits_nothing_until_images_are_shown_and_then_only_images() {
+    require_browser();
+    let started = Instant::now();
+    let canary = Canary::start().await;
+    let fixtures = fixtures(&canary);
+    let d = Daemon::start().await;
+    let conversations = mail_every_fixture(&d, &fixtures).await;
+    let out = set_password(&d, ALICE, PASSWORD);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let args = serde_json::json!({
+        "base": format!("http://{}", d.api_addr),
+        "user": { "email": ALICE, "password": PASSWORD },
+        "conversations": conversations,
+        "canary": format!("http://{}", canary.address),
+    });
+    let seen = run_browser_script("hostile_mail.py", args).await;
+    eprintln!("the browser saw: {seen}");
+    let hits = canary.hits_so_far().await;
+    let (blocked, shown) = split_at_marker(&hits);
+    assert!(
+        blocked.is_empty(),
+        "the canary was hit before images were shown: {:#?}",
+        Run::by_fixture(blocked)
+    );
+    let opened: Vec<&str> = seen["opened"]
+        .as_array()
+        .expect("opened")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let names: Vec<&str> = fixtures.keys().map(String::as_str).collect();
+    assert_eq!(opened, names, "every fixture's frame loaded in the inbox");
+    assert_eq!(seen["side_effects"], serde_json::json!([]), "a script ran");
+    assert!(
+        seen["shown"]
+            .as_array()
+            .is_some_and(|shown| shown.iter().any(|f| f == "tracking-and-cid")),
+        "Show images was not offered where remote images are: {seen}"
+    );
+    let not_images: Vec<&Hit> = shown
+        .iter()
+        .filter(|hit| !is_image_request(&hit.request_line))
+        .collect();
+    assert!(
+        not_images.is_empty(),
+        "with images shown, more than images hit the canary: {not_images:#?}"
+    );
+    assert!(
+        shown.iter().any(|hit| hit
+            .request_line
+            .contains("/f/tracking-and-cid/img/tracker.gif")),
+        "no shown image reached the canary, so the check above proves nothing: {shown:#?}"
+    );
+    let with_referer: Vec<&Hit> = shown.iter().filter(|hit| hit.referer.is_some()).collect();
+    assert!(
+        with_referer.is_empty(),
+        "images were fetched with a Referer: {with_referer:#?}"
+    );
+    eprintln!(
+        "{} image requests after Show images; test took {:.1} s",
+        shown.len(),
+        started.elapsed().as_secs_f64()
     );
 }

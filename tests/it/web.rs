@@ -16,15 +16,15 @@ use serde_json::Value;
 use crate::outbound::Sink;
 use crate::support::*;
 
-const ALICE: &str = "alice@demo.example"; // member of Support
+pub(crate) const ALICE: &str = "alice@demo.example"; // member of Support
 const BOB: &str = "bob@demo.example"; // member of Support and Sales
 const ROOT: &str = "root@demo.example"; // super admin: views Sales, may not act there
-const SUPPORT: &str = "support@demo.hs-inbox.com";
+pub(crate) const SUPPORT: &str = "support@demo.hs-inbox.com";
 const SALES: &str = "sales@demo.hs-inbox.com";
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// Sets `email`'s web password with the real CLI (password on standard input).
-fn set_password(d: &Daemon, email: &str, password: &str) -> std::process::Output {
+pub(crate) fn set_password(d: &Daemon, email: &str, password: &str) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_inboxgate"))
         .arg("--config")
         .arg(&d.config_path)
@@ -168,6 +168,47 @@ impl Web {
         all.extend_from_slice(fields);
         self.post_raw(path, form_body(&all)).await
     }
+}
+
+/// Fails the test unless Debian's chromium, its chromedriver and python3-selenium are
+/// there: what the scripts of tests/browser need.
+#[track_caller]
+pub(crate) fn require_browser() {
+    let install = "apt-get install chromium chromium-driver python3-selenium";
+    require("chromium", install);
+    require("chromedriver", install);
+    require_python_module("selenium", install);
+}
+
+/// Runs tests/browser/`script` with `/usr/bin/python3` and `args` as its one JSON
+/// argument; passes its log (standard error) on, fails the test unless it succeeds, and
+/// returns the JSON line it printed.
+pub(crate) async fn run_browser_script(script: &str, args: Value) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/browser")
+        .join(script);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("/usr/bin/python3")
+            .arg(path)
+            .arg(args.to_string())
+            .output()
+    })
+    .await
+    .expect("browser script thread")
+    .expect("run the browser script");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "browser script {script} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = out
+        .stdout
+        .split(|b| *b == b'\n')
+        .find(|l| l.starts_with(b"{"))
+        .unwrap_or_else(|| panic!("{script} printed no JSON line"));
+    serde_json::from_slice(line).expect("the script's JSON line")
 }
 
 fn mail(id: &str, to: &str, subject: &str, body: &str) -> Vec<u8> {
@@ -595,10 +636,7 @@ async fn an_attachment_downloads_unsniffed_and_pages_refuse_foreign_frames() {
 
 #[tokio::test]
 async fn in_a_real_browser_new_mail_appears_without_reload_and_a_reply_is_sent() {
-    let install = "apt-get install chromium chromium-driver python3-selenium";
-    require("chromium", install);
-    require("chromedriver", install);
-    require_python_module("selenium", install);
+    require_browser();
     let sink = Sink::plain();
     let relay = sink.relay_config();
     let d = Daemon::start_edited(move |text, _| {
@@ -636,31 +674,7 @@ async fn in_a_real_browser_new_mail_appears_without_reload_and_a_reply_is_sent()
         "users": users,
         "shots": shots,
     });
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/web_inbox.py");
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("/usr/bin/python3")
-            .arg(script)
-            .arg(args.to_string())
-            .output()
-    })
-    .await
-    .expect("browser script thread")
-    .expect("run the browser script");
-    assert!(
-        out.status.success(),
-        "browser script failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    let measured: Value = serde_json::from_slice(
-        out.stdout
-            .split(|b| *b == b'\n')
-            .find(|l| l.starts_with(b"{"))
-            .unwrap_or(b"{}"),
-    )
-    .expect("the script's JSON line");
+    let measured = run_browser_script("web_inbox.py", args).await;
     let after = measured["appeared_after_ms"].as_i64().expect("measured");
     assert!(after < 1500, "new mail took {after} ms to appear");
     let got = sink.wait_for(1).await;
@@ -1864,10 +1878,7 @@ async fn presence_reports_reach_the_other_viewers_stream_and_need_the_token_and_
 
 #[tokio::test]
 async fn in_two_real_browsers_presence_shows_live_and_a_reply_waits_for_mail_that_came_in() {
-    let install = "apt-get install chromium chromium-driver python3-selenium";
-    require("chromium", install);
-    require("chromedriver", install);
-    require_python_module("selenium", install);
+    require_browser();
     let sink = Sink::plain();
     let relay = sink.relay_config();
     let d = Daemon::start_edited(move |text, _| text + &relay).await;
@@ -1894,31 +1905,7 @@ async fn in_two_real_browsers_presence_shows_live_and_a_reply_waits_for_mail_tha
         "b": agents[1],
         "shots": shots,
     });
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/two_agents.py");
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("/usr/bin/python3")
-            .arg(script)
-            .arg(args.to_string())
-            .output()
-    })
-    .await
-    .expect("browser script thread")
-    .expect("run the browser script");
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    assert!(
-        out.status.success(),
-        "browser script failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let measured: Value = serde_json::from_slice(
-        out.stdout
-            .split(|b| *b == b'\n')
-            .find(|l| l.starts_with(b"{"))
-            .unwrap_or(b"{}"),
-    )
-    .expect("the script's JSON line");
+    let measured = run_browser_script("two_agents.py", args).await;
     eprintln!("measured: {measured}");
     assert_eq!(measured["outbound_before_confirm"], 0);
     // Once every outbound delivery of the conversation is done, the receiver holds
