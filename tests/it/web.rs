@@ -1938,3 +1938,39 @@ async fn in_two_real_browsers_presence_shows_live_and_a_reply_waits_for_mail_tha
         "it answers the message that came in"
     );
 }
+
+#[tokio::test]
+async fn assigning_to_a_team_gives_it_to_the_member_with_the_fewest_open_conversations() {
+    let d = Daemon::start_with_config(
+        "\n[[teams]]\nname = \"support\"\nmembers = [\"alice@demo.example\", \"bob@demo.example\"]\n",
+    )
+    .await;
+    let first = customer_writes(&d, "team-1@klant.example", SUPPORT, "Kettle one").await;
+    let second = customer_writes(&d, "team-2@klant.example", SUPPORT, "Kettle two").await;
+    let web = Web::signed_in(&d, ALICE).await;
+    let page = format!("/conversations/{first}");
+    let shown = web.get(&page).await;
+    assert!(
+        shown.body.contains("<option value=\"team:support\">support</option>"),
+        "the Assignee select offers the team: {}",
+        shown.body
+    );
+    let path = |id: i64| format!("/conversations/{id}/assign");
+    let mine = web.submit(&page, &path(first), &[("assignee", ALICE)]).await;
+    assert_eq!(mine.status, 303, "{}", mine.body);
+
+    // Alice (first in the team) has one open conversation now, Bob none: Bob takes it.
+    let page = format!("/conversations/{second}");
+    let to_team = web
+        .submit(&page, &path(second), &[("assignee", "team:support")])
+        .await;
+    assert_eq!(to_team.status, 303, "{}", to_team.body);
+    assert_eq!(status_of(&d, second)["assignee"], BOB);
+
+    let unknown = web
+        .submit(&page, &path(second), &[("assignee", "team:nobody")])
+        .await;
+    assert_eq!(unknown.status, 400, "{}", unknown.body);
+    assert!(unknown.body.contains("no team named"), "{}", unknown.body);
+    assert_eq!(status_of(&d, second)["assignee"], BOB, "unchanged");
+}
