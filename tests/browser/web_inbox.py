@@ -88,10 +88,29 @@ def send_second_question(port, to):
         smtp.sendmail("jan@klant.example", [to], message.encode())
 
 
+def drafts_outlive_live_refreshes(driver, args):
+    """The open conversation takes the second question by a live refresh (no reload);
+    a comment typed into the refreshed page's box is still a draft after a reload."""
+    driver.execute_script("window.__notReloaded = true;")
+    send_second_question(args["smtp_port"], args["support"])
+    WebDriverWait(driver, 10, poll_frequency=0.05).until(
+        lambda d: SECOND in d.find_element(By.ID, "thread").text)
+    if not driver.execute_script("return window.__notReloaded === true;"):
+        raise SystemExit("the conversation reloaded instead of updating in place")
+    by_label(driver, "Comment").send_keys("Draft after a live refresh")
+    driver.refresh()
+    comment = WebDriverWait(driver, 10).until(lambda d: by_label(d, "Comment"))
+    if comment.get_attribute("value") != "Draft after a live refresh":
+        raise SystemExit("a draft typed after a live refresh was not kept")
+    driver.execute_script(
+        "var c = document.getElementById('comment'); c.value = '';"
+        "c.dispatchEvent(new Event('input', {bubbles: true}));")
+    log("draft kept after a live refresh")
+
+
 def split_and_merge(driver, args, conversation, shots, lang):
     """Splits the newest message off with its Split button, then merges the split
     conversation back through the More menu (confirming once)."""
-    send_second_question(args["smtp_port"], args["support"])
     driver.get(conversation)
     WebDriverWait(driver, 10).until(
         lambda d: SECOND in d.find_element(By.ID, "thread").text)
@@ -162,7 +181,7 @@ def main():
             raise SystemExit("the comment draft did not survive a reload")
         driver.execute_script(
             "var c = document.getElementById('comment'); c.value = '';"
-            "c.dispatchEvent(new Event('input'));")
+            "c.dispatchEvent(new Event('input', {bubbles: true}));")
         log("draft kept across a reload")
         reply = by_label(driver, "Reply")
         reply.send_keys("It does; that is the whistle working. Enjoy your tea!")
@@ -170,6 +189,11 @@ def main():
         WebDriverWait(driver, 10).until(
             lambda d: "Enjoy your tea" in d.find_element(By.ID, "thread").text)
         log("replied")
+        driver.refresh()
+        reply = WebDriverWait(driver, 10).until(lambda d: by_label(d, "Reply"))
+        if reply.get_attribute("value") != "":
+            raise SystemExit("the sent reply came back as a draft")
+        drafts_outlive_live_refreshes(driver, args)
         split_and_merge(driver, args, conversation, shots, first["lang"])
         for user in others:
             sign_in(driver, base, user)

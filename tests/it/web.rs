@@ -678,8 +678,28 @@ async fn in_a_real_browser_new_mail_appears_without_reload_and_a_reply_is_sent()
     let after = measured["appeared_after_ms"].as_i64().expect("measured");
     assert!(after < 1500, "new mail took {after} ms to appear");
     let got = sink.wait_for(1).await;
-    assert!(got[0].raw.contains("Enjoy your tea!"), "{}", got[0].raw);
-    assert!(got[0].raw.contains("Alice Smith from Demo Support"));
+    let reply = &got[0];
+    assert!(reply.raw.contains("Enjoy your tea!"), "{}", reply.raw);
+    assert_eq!(
+        reply.header("From").as_deref(),
+        Some("\"Alice Smith from Demo Support\" <support@demo.hs-inbox.com>")
+    );
+    assert!(
+        reply.raw.contains("Alice Smith\r\nDemo Inc support"),
+        "signature: {}",
+        reply.raw
+    );
+    assert_eq!(
+        reply.header("In-Reply-To").as_deref(),
+        Some("<live-kettle@klant.example>")
+    );
+    assert!(
+        reply
+            .header("References")
+            .is_some_and(|r| r.contains("<live-kettle@klant.example>")),
+        "{}",
+        reply.raw
+    );
     for lang in ["en", "nl", "sv"] {
         for page in ["list", "conversation", "conversation-reply"] {
             assert!(

@@ -111,18 +111,45 @@
     window.addEventListener("pagehide", function () { source.close(); });
   }
 
-  // Drafts: the reply and comment boxes are kept in this browser as the agent types
-  // and come back after a reload; sending clears them.
-  ["reply", "comment"].forEach(function (id) {
-    var box = document.getElementById(id);
-    if (!box || !window.localStorage) return;
-    var key = "inboxgate-draft:" + location.pathname + ":" + id;
-    if (!box.value) box.value = localStorage.getItem(key) || "";
-    box.addEventListener("input", function () {
-      if (box.value) localStorage.setItem(key, box.value); else localStorage.removeItem(key);
+  // Drafts: the reply and comment boxes are kept in this browser, per agent and
+  // conversation, as the agent types (listeners on the document, so boxes a live
+  // refresh puts in place are kept too), and come back after a reload. A draft goes
+  // once its form was sent and the page that follows shows the box empty again (a
+  // refused post or a held reply keeps it); signing out forgets every draft.
+  var DRAFT = "inboxgate-draft:";
+  var SENDING = "inboxgate-sending";
+  var store = window.localStorage, session = window.sessionStorage;
+  function draftKey(box) {
+    if (!box || (box.id !== "reply" && box.id !== "comment")) return null;
+    var me = app ? app.getAttribute("data-me") : "";
+    return DRAFT + me + ":" + location.pathname + ":" + box.id;
+  }
+  if (store && session) {
+    ["reply", "comment"].forEach(function (id) {
+      var box = document.getElementById(id), key = draftKey(box);
+      if (!key) return;
+      if (session.getItem(SENDING) === key && !box.value) {
+        store.removeItem(key);
+        session.removeItem(SENDING);
+      } else if (!box.value) {
+        box.value = store.getItem(key) || "";
+      }
     });
-    if (box.form) box.form.addEventListener("submit", function () { localStorage.removeItem(key); });
-  });
+    document.addEventListener("input", function (e) {
+      var key = draftKey(e.target);
+      if (!key) return;
+      if (e.target.value) store.setItem(key, e.target.value); else store.removeItem(key);
+    });
+    document.addEventListener("submit", function (e) {
+      if (e.target.getAttribute("action") === "/sign-out") {
+        Object.keys(store).forEach(function (k) { if (k.indexOf(DRAFT) === 0) store.removeItem(k); });
+        return;
+      }
+      var box = e.target.querySelector("#reply, #comment");
+      var key = draftKey(box);
+      if (key) session.setItem(SENDING, key);
+    });
+  }
 
   function rows() { return Array.prototype.slice.call(document.querySelectorAll("tr[data-id]")); }
   function select(row) {
@@ -156,8 +183,10 @@
     switch (e.key) {
       case "j": move(1); break;
       case "k": move(-1); break;
-      case "o":
-      case "Enter": {
+      case "Enter":
+        if (document.activeElement && document.activeElement.closest("a, button, summary")) { handled = false; break; }
+        // falls through
+      case "o": {
         var row = document.querySelector("tr.sel a");
         if (row) location.href = row.getAttribute("href"); else handled = false;
         break;
