@@ -145,6 +145,13 @@ impl Service {
         }))
     }
 
+    /// Whether session `id` is still open: not signed out, not ended at a reload, not
+    /// expired.
+    pub fn web_session_exists(&self, id: i64) -> Result<bool, InboxError> {
+        let created_at = self.read(|r| r.web_session_created_at(id))?;
+        Ok(created_at.is_some_and(|at| self.now() - at < SESSION_LIFETIME_SECS))
+    }
+
     /// Ends the sessions of users no longer in the running configuration (at start and
     /// after each reload).
     pub async fn end_sessions_of_removed_users(&self) -> Result<usize, InboxError> {

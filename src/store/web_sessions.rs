@@ -131,6 +131,15 @@ impl Reader {
             .optional()?)
     }
 
+    /// When session `id` began, if it still exists (not signed out or ended).
+    pub fn web_session_created_at(&self, id: i64) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT created_at FROM web_sessions WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?)
+    }
+
     /// A marker that moves whenever a message is stored or a conversation changes
     /// (newest message row, newest timeline row): the web inbox's live updates poll it.
     pub fn change_marker(&self) -> Result<(i64, i64), StoreError> {

@@ -49,7 +49,7 @@ pub async fn events(
         }
     };
     let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(4);
-    tokio::spawn(watch_changes(state, tx, watched));
+    tokio::spawn(watch_changes(state, tx, me, watched));
     let stream = ReceiverStream(rx);
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(5)))
@@ -58,15 +58,17 @@ pub async fn events(
 
 /// Sends `change` each time the marker moves, and `presence` each time the others in
 /// the watched conversation (id, the watcher's address) change; ends when the page
-/// goes away.
+/// goes away, and when its agent may no longer follow it (see [`still_allowed`]).
 async fn watch_changes(
     state: Arc<WebState>,
     tx: mpsc::Sender<Result<Event, Infallible>>,
+    me: SignedIn,
     watched: Option<(i64, String)>,
 ) {
     let mut last = None;
     let mut last_presence = None;
     let mut ticker = tokio::time::interval(POLL);
+    let mut ticks: u64 = 0;
     let mut shutdown = state.shutdown.clone();
     loop {
         tokio::select! {
@@ -74,6 +76,10 @@ async fn watch_changes(
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
         if tx.is_closed() || *shutdown.borrow() {
+            return;
+        }
+        ticks += 1;
+        if !still_allowed(&state, &me, watched.as_ref().map(|w| w.0), ticks).await {
             return;
         }
         if let Some((id, me)) = &watched {
@@ -106,6 +112,36 @@ async fn watch_changes(
         }
         last = Some(marker);
     }
+}
+
+/// Ticks between checks of the session and of the watched conversation's access.
+const RECHECK_TICKS: u64 = 8;
+
+/// Whether the stream may go on: its agent is still configured (checked every tick,
+/// from the live config: a reload removing them ends it at once), and every
+/// [`RECHECK_TICKS`] their session still exists (signed out elsewhere, expired, or
+/// ended at reload) and they may still see the watched conversation.
+async fn still_allowed(
+    state: &Arc<WebState>,
+    me: &SignedIn,
+    watched: Option<i64>,
+    ticks: u64,
+) -> bool {
+    if state.service.config().user(&me.session.email).is_none() {
+        return false;
+    }
+    if ticks % RECHECK_TICKS != 0 {
+        return true;
+    }
+    let service = state.service.clone();
+    let (session, caller) = (me.session.id, me.caller());
+    tokio::task::spawn_blocking(move || {
+        let session_lives = service.web_session_exists(session).unwrap_or(true);
+        let may_see = watched.is_none_or(|id| service.conversation(&caller, id).is_ok());
+        session_lives && may_see
+    })
+    .await
+    .unwrap_or(true)
 }
 
 /// An mpsc receiver as a stream of events.

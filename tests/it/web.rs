@@ -146,6 +146,18 @@ impl Web {
         }
     }
 
+    /// Opens the list page's event stream (`/events`) with this session.
+    async fn events(&self) -> reqwest::Response {
+        let request = self.http.get(format!("{}/events", self.base));
+        let request = match &self.cookie {
+            Some(cookie) => request.header(COOKIE, cookie),
+            None => request,
+        };
+        let events = request.send().await.expect("event stream");
+        assert_eq!(events.status(), 200);
+        events
+    }
+
     pub(crate) async fn get(&self, path: &str) -> Answer {
         self.answer(self.http.get(format!("{}{path}", self.base)))
             .await
@@ -535,11 +547,34 @@ async fn bulk_close_from_the_list_closes_the_checked_conversations() {
     assert_eq!(d.show(two)["status"], "closed");
 }
 
+/// Reads `events` until the server ends it; panics after 5 s.
+async fn stream_ends(mut events: reqwest::Response, what: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, events.chunk()).await {
+            Err(_) => panic!("{what} still open after 5 s"),
+            Ok(Ok(Some(_))) => continue,
+            Ok(_) => return,
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_open_event_stream_ends_when_its_session_is_signed_out() {
+    let d = Daemon::start().await;
+    let web = Web::signed_in(&d, ALICE).await;
+    let events = web.events().await;
+    let out = web.submit("/", "/sign-out", &[]).await;
+    assert_eq!(out.status, 303, "{}", out.body);
+    stream_ends(events, "the signed-out session's event stream").await;
+}
+
 #[tokio::test]
 async fn sessions_of_a_user_removed_from_the_config_end_at_reload() {
     let d = Daemon::start().await;
     let web = Web::signed_in(&d, ALICE).await;
     assert_eq!(web.get("/").await.status, 200);
+    let events = web.events().await;
     let without_alice = d.config_text().replace(
         "[[users]]\nemail = \"alice@demo.example\"\nname = \"Alice Smith\"\n",
         "",
@@ -550,6 +585,7 @@ async fn sessions_of_a_user_removed_from_the_config_end_at_reload() {
     let after = web.get("/").await;
     assert_eq!(after.status, 303);
     assert_eq!(after.location(), "/sign-in");
+    stream_ends(events, "the removed user's open event stream").await;
     // Ended, not only refused: added back, alice signs in again.
     d.reload(&with_alice);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -714,12 +750,7 @@ async fn in_a_real_browser_new_mail_appears_without_reload_and_a_reply_is_sent()
 async fn the_event_stream_says_change_when_mail_arrives_and_ends_when_the_daemon_stops() {
     let d = Daemon::start().await;
     let web = Web::signed_in(&d, ALICE).await;
-    let request = web
-        .http
-        .get(format!("{}/events", web.base))
-        .header(COOKIE, web.cookie.clone().expect("cookie"));
-    let mut events = request.send().await.expect("event stream");
-    assert_eq!(events.status(), 200);
+    let mut events = web.events().await;
     assert!(events.headers()["content-type"]
         .to_str()
         .expect("ascii")
