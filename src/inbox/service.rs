@@ -82,7 +82,9 @@ pub enum Action {
     AssignTeam(String),
     Unassign,
     Comment(String),
-    Close { with_ticket: bool },
+    Close {
+        with_ticket: bool,
+    },
     Reopen,
     Move(String),
     Trash,

@@ -386,6 +386,51 @@ pub const CATALOGUE: &[(&str, [&str; 3])] = &[
         ["In trash", "In prullenbak", "I papperskorgen"],
     ),
     ("delivery", ["Delivery", "Bezorging", "Leverans"]),
+    ("delivery.queued", ["Queued", "In de wachtrij", "I kö"]),
+    ("delivery.sending", ["Sending", "Wordt verzonden", "Skickas"]),
+    ("delivery.sent", ["Sent", "Verzonden", "Skickat"]),
+    (
+        "delivery.deferred",
+        ["Deferred, tried again later", "Uitgesteld, later opnieuw", "Uppskjutet, försöks igen senare"],
+    ),
+    ("delivery.failed", ["Failed", "Mislukt", "Misslyckades"]),
+    ("no_subject", ["(no subject)", "(geen onderwerp)", "(inget ämne)"]),
+    ("reason.score", ["Spam score", "Spamscore", "Skräppostpoäng"]),
+    (
+        "reason.token",
+        ["Learned from mail marked before", "Geleerd van eerder gemarkeerde mail", "Inlärt från tidigare markerad e-post"],
+    ),
+    (
+        "reason.dmarc",
+        ["Fails its domain's DMARC policy", "Voldoet niet aan het DMARC-beleid van het domein", "Underkänd av domänens DMARC-policy"],
+    ),
+    ("reason.spamd", ["SpamAssassin rule", "SpamAssassin-regel", "SpamAssassin-regel"]),
+    (
+        "reason.role_sender",
+        ["Sent from a role address", "Verzonden vanaf een functieadres", "Skickat från en funktionsadress"],
+    ),
+    (
+        "reason.report",
+        ["A machine-readable report", "Een machineleesbaar rapport", "En maskinläsbar rapport"],
+    ),
+    (
+        "reason.bounce",
+        ["A returned-mail notice", "Een melding van onbestelbare mail", "Ett meddelande om studsad e-post"],
+    ),
+    ("reason.subject", ["Its subject", "Het onderwerp", "Ämnesraden"]),
+    (
+        "reason.auto_header",
+        ["A header saying it was sent automatically", "Een header die zegt dat het automatisch is verzonden", "Ett huvud som säger att det skickades automatiskt"],
+    ),
+    (
+        "reason.list",
+        ["Sent through a mailing list", "Verzonden via een mailinglijst", "Skickat via en e-postlista"],
+    ),
+    (
+        "reason.null_sender",
+        ["Sent with an empty return path", "Verzonden zonder retouradres", "Skickat utan returadress"],
+    ),
+    ("reason.other", ["Other sign", "Ander kenmerk", "Annat tecken"]),
     ("timeline", ["Activity", "Activiteit", "Aktivitet"]),
     ("reply", ["Reply", "Beantwoorden", "Svara"]),
     ("send", ["Send", "Versturen", "Skicka"]),

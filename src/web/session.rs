@@ -306,7 +306,10 @@ mod tests {
             assert!(limiter.begin(&keys, start), "attempt {n}");
         }
         let fresh_account = [address(2), FailureKey::Account("new@x.example".into())];
-        assert!(!limiter.begin(&fresh_account, start), "the address is held back");
+        assert!(
+            !limiter.begin(&fresh_account, start),
+            "the address is held back"
+        );
         let elsewhere = [address(3), FailureKey::Account("new@x.example".into())];
         assert!(limiter.begin(&elsewhere, start), "another address is not");
     }

@@ -2002,12 +2002,16 @@ async fn assigning_to_a_team_gives_it_to_the_member_with_the_fewest_open_convers
     let page = format!("/conversations/{first}");
     let shown = web.get(&page).await;
     assert!(
-        shown.body.contains("<option value=\"team:support\">support</option>"),
+        shown
+            .body
+            .contains("<option value=\"team:support\">support</option>"),
         "the Assignee select offers the team: {}",
         shown.body
     );
     let path = |id: i64| format!("/conversations/{id}/assign");
-    let mine = web.submit(&page, &path(first), &[("assignee", ALICE)]).await;
+    let mine = web
+        .submit(&page, &path(first), &[("assignee", ALICE)])
+        .await;
     assert_eq!(mine.status, 303, "{}", mine.body);
 
     // Alice (first in the team) has one open conversation now, Bob none: Bob takes it.
@@ -2024,4 +2028,45 @@ async fn assigning_to_a_team_gives_it_to_the_member_with_the_fewest_open_convers
     assert_eq!(unknown.status, 400, "{}", unknown.body);
     assert!(unknown.body.contains("no team named"), "{}", unknown.body);
     assert_eq!(status_of(&d, second)["assignee"], BOB, "unchanged");
+}
+
+#[tokio::test]
+async fn bulk_assign_and_trash_from_a_search_come_back_to_that_search() {
+    let d = Daemon::start().await;
+    let one = customer_writes(&d, "bt1@klant.example", SUPPORT, "Kettle lid").await;
+    let two = customer_writes(&d, "bt2@klant.example", SUPPORT, "Kettle spout").await;
+    let web = Web::signed_in(&d, ALICE).await;
+    let page = "/?view=all_open&status=open&q=kettle&sort=oldest";
+    let list = web.get(page).await;
+    assert!(
+        list.body
+            .contains("<input type=\"hidden\" name=\"status\" value=\"open\">"),
+        "the sort form keeps the filters: {}",
+        list.body
+    );
+    let back_field = "name=\"back\" value=\"";
+    let at = list.body.find(back_field).expect("bulk form's back field") + back_field.len();
+    let back = list.body[at..at + list.body[at..].find('"').expect("quote")].replace("&amp;", "&");
+    assert_eq!(back, "/?view=all_open&status=open&q=kettle&sort=oldest");
+
+    let (one_text, two_text) = (one.to_string(), two.to_string());
+    let bulk = |action: &'static str, id: &str| {
+        let mut fields = vec![("action", action), ("id", id), ("back", back.as_str())];
+        if action == "assign" {
+            fields.push(("assignee", BOB));
+        }
+        fields
+            .into_iter()
+            .map(|(k, v)| (k, v.to_string()))
+            .collect::<Vec<_>>()
+    };
+    for (action, id) in [("assign", &one_text), ("trash", &two_text)] {
+        let fields = bulk(action, id);
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let done = web.submit(page, "/bulk", &fields).await;
+        assert_eq!(done.status, 303, "{}", done.body);
+        assert_eq!(done.location(), format!("{back}&done=1&refused=0"));
+    }
+    assert_eq!(d.show(one)["assignee"], BOB);
+    assert_eq!(d.show(two)["trashed"], true);
 }

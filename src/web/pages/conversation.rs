@@ -14,6 +14,7 @@ use maud::{html, Markup};
 
 use super::list::user_name;
 use super::mail_body::sanitized_html;
+use super::words;
 use super::{frame, when, Place};
 use crate::config::{Config, Inbox};
 use crate::inbox::access::{inbox_access, InboxAccess};
@@ -158,7 +159,7 @@ async fn render(
         article.thread data-live-region #thread {
             header.thread-head {
                 p { a href=(format!("/?inbox={}", super::encode(&c.inbox))) { "← " (lang.t("back")) } }
-                h1 { (subject(c)) }
+                h1 { (subject(lang, c)) }
                 p.meta {
                     (c.inbox) " · " (c.channel) " · "
                     span.badge { (lang.t(if c.status == "open" { "status.open" } else { "status.closed" })) }
@@ -221,7 +222,7 @@ fn context(lang: Lang, me: &SignedIn, config: &Config, loaded: &Loaded, now: i64
                     ul.earlier {
                         @for other in earlier.iter().take(MAX_OTHER_CONVERSATIONS) {
                             li {
-                                a href=(format!("/conversations/{}", other.id)) { (subject(other)) }
+                                a href=(format!("/conversations/{}", other.id)) { (subject(lang, other)) }
                                 br;
                                 span.meta {
                                     (when(lang, other.last_message_at, now)) " · "
@@ -264,9 +265,9 @@ fn presence_line(lang: Lang, me: &SignedIn, id: i64, present: &[(String, Doing)]
 /// Most of a contact's other conversations listed beside a conversation.
 const MAX_OTHER_CONVERSATIONS: usize = 10;
 
-fn subject(c: &ConversationRow) -> &str {
+fn subject(lang: Lang, c: &ConversationRow) -> &str {
     if c.subject.trim().is_empty() {
-        "(no subject)"
+        lang.t("no_subject")
     } else {
         &c.subject
     }
@@ -313,7 +314,7 @@ fn verdict_badge(lang: Lang, verdict: &str, reasons: &[String]) -> Markup {
         @if !reasons.is_empty() {
             details.why {
                 summary { (lang.t("why")) }
-                ul { @for r in reasons { li { (r) } } }
+                ul { @for r in reasons { li { (lang.t(words::reason_key(r))) " " code { (r) } } } }
             }
         }
     }
@@ -364,7 +365,10 @@ pub fn team_options(lang: Lang, config: &Config, inbox: Option<&Inbox>) -> Marku
         .teams
         .iter()
         .filter(|t| match inbox {
-            Some(i) => t.members.iter().any(|m| inbox_access(config, m, i).can_act()),
+            Some(i) => t
+                .members
+                .iter()
+                .any(|m| inbox_access(config, m, i).can_act()),
             None => true,
         })
         .collect();
@@ -438,7 +442,7 @@ fn more_menu(
                     input #merge-into name="into" type="number" min="1" required placeholder="#" list="merge-candidates";
                     datalist #merge-candidates {
                         @for other in earlier.iter().filter(|o| !o.trashed).take(MAX_OTHER_CONVERSATIONS) {
-                            option value=(other.id) { "#" (other.id) " " (subject(other)) }
+                            option value=(other.id) { "#" (other.id) " " (subject(lang, other)) }
                         }
                     }
                     button type="submit" { (lang.t("merge")) }
@@ -483,7 +487,7 @@ pub async fn confirm_page(
     };
     let main = html! {
         article.thread #thread {
-            h1 { (subject(c)) }
+            h1 { (subject(lang, c)) }
             div.confirm role="alertdialog" aria-labelledby="confirm-question" {
                 p #confirm-question { strong { (lang.t(confirm.question)) } }
                 (confirm.subject)
@@ -605,7 +609,7 @@ fn message(
             @if !m.deliveries.is_empty() {
                 ul.deliveries aria-label=(lang.t("delivery")) {
                     @for d in &m.deliveries {
-                        li { (d.recipient) ": " strong { (d.status) } @if let Some(r) = &d.last_reply { " — " (r) } }
+                        li { (d.recipient) ": " strong { (words::delivery_state(lang, &d.status)) } @if let Some(r) = &d.last_reply { " — " (r) } }
                     }
                 }
             }
@@ -786,7 +790,7 @@ pub async fn reply_after_new_mail(
     };
     let main = html! {
         article.thread #thread {
-            h1 { (subject(c)) }
+            h1 { (subject(lang, c)) }
             p.notice role="alert" { (lang.t("reply.newer")) }
             @for m in newer { (message(lang, c.id, m, Shown { open: true, ..Shown::default() }, now, None)) }
             form.reply method="post" action=(format!("/conversations/{}/reply", c.id)) enctype="multipart/form-data" {

@@ -143,7 +143,7 @@ async fn render(state: &WebState, me: &SignedIn, query: ListQuery) -> Result<Mar
             }
         }
         section #list data-live-region {
-            (rows(lang, me, &config, &page.conversations, &unseen, now, &place))
+            (rows(lang, me, &config, &page.conversations, &unseen, now, &list_url(&place, search.as_deref(), &query, query.cursor.as_deref())))
             nav.pages {
                 @if query.cursor.is_some() {
                     a href=(list_url(&place, search.as_deref(), &query, None)) { (lang.t("first_page")) }
@@ -244,6 +244,7 @@ fn sort_form(lang: Lang, place: &Place, query: &ListQuery) -> Markup {
         form.sort method="get" action="/" {
             (hidden_place(place))
             @if let Some(q) = &query.q { input type="hidden" name="q" value=(q); }
+            @for (name, value) in query.filters() { input type="hidden" name=(name) value=(value); }
             label for="sort" { (lang.t("sort")) }
             select #sort name="sort" data-autosubmit {
                 option value="newest" selected[!oldest] { (lang.t("sort.newest")) }
@@ -268,12 +269,11 @@ fn rows(
     conversations: &[ConversationRow],
     unseen: &HashSet<i64>,
     now: i64,
-    place: &Place,
+    back: &str,
 ) -> Markup {
     if conversations.is_empty() {
         return html! { p.empty { (lang.t("empty")) } };
     }
-    let back = place.view_url(place.view.unwrap_or(View::AllOpen));
     html! {
         form #bulk method="post" action="/bulk" {
             (csrf::field(me))
@@ -328,7 +328,7 @@ fn row(
         .is_some_and(|a| a.eq_ignore_ascii_case(&me.session.email));
     let replied = c.last_direction.as_deref() == Some("out");
     let subject = if c.subject.trim().is_empty() {
-        "(no subject)"
+        lang.t("no_subject")
     } else {
         c.subject.as_str()
     };

@@ -6,6 +6,7 @@ pub mod conversation;
 pub mod list;
 pub mod mail_body;
 pub mod sign_in;
+pub mod words;
 
 use maud::{html, Markup, DOCTYPE};
 use time::OffsetDateTime;
