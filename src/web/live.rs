@@ -130,7 +130,7 @@ async fn still_allowed(
     if state.service.config().user(&me.session.email).is_none() {
         return false;
     }
-    if ticks % RECHECK_TICKS != 0 {
+    if !ticks.is_multiple_of(RECHECK_TICKS) {
         return true;
     }
     let service = state.service.clone();
