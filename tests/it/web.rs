@@ -404,11 +404,22 @@ async fn a_conversation_of_an_inbox_the_agent_may_not_see_is_404_and_a_super_adm
         .await;
     assert_eq!(refused.status, 403, "{}", refused.body);
     assert_eq!(status_of(&d, sales)["status"], "open");
-    // The attachment and frame routes follow the same rule.
-    let body = alice
-        .get(&format!("/conversations/{sales}/messages/1/body"))
-        .await;
-    assert_eq!(body.status, 404);
+    // The frame and attachment routes follow the same rule, on a message that has both.
+    let mime = "From: Jan Klant <jan@klant.example>\r\nTo: sales@demo.hs-inbox.com\r\n\
+                Subject: Offerte bijlage\r\nMessage-ID: <offerte-2@klant.example>\r\n\
+                MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+                --b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Zie <b>bijlage</b></p>\r\n\
+                --b\r\nContent-Type: application/pdf\r\n\
+                Content-Disposition: attachment; filename=offerte.pdf\r\n\r\n%PDF-1.4\r\n--b--\r\n";
+    let reply = d.send("jan@klant.example", &[SALES], mime.as_bytes()).await;
+    assert!(reply.starts_with("250"), "{reply}");
+    let with_files = conversation_with_subject(&d.list(&[]), "Offerte bijlage");
+    let message = d.show(with_files)["messages"][0]["id"].as_i64().expect("message id");
+    let base = format!("/conversations/{with_files}/messages/{message}");
+    for path in [format!("{base}/body"), format!("{base}/attachments/0")] {
+        assert_eq!(bob.get(&path).await.status, 200, "a member gets {path}");
+        assert_eq!(alice.get(&path).await.status, 404, "alice may not get {path}");
+    }
 }
 
 #[tokio::test]
@@ -566,6 +577,12 @@ async fn an_open_event_stream_ends_when_its_session_is_signed_out() {
     let events = web.events().await;
     let out = web.submit("/", "/sign-out", &[]).await;
     assert_eq!(out.status, 303, "{}", out.body);
+    assert_eq!(out.location(), "/sign-in");
+    let cleared = out.headers.get(SET_COOKIE).and_then(|v| v.to_str().ok());
+    assert!(cleared.is_some_and(|c| c.contains("Max-Age=0")), "{cleared:?}");
+    let after = web.get("/").await;
+    assert_eq!(after.status, 303, "the old cookie opens nothing");
+    assert_eq!(after.location(), "/sign-in");
     stream_ends(events, "the signed-out session's event stream").await;
 }
 
