@@ -20,6 +20,7 @@ import time
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -86,6 +87,29 @@ def send_second_question(port, to):
     )
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
         smtp.sendmail("jan@klant.example", [to], message.encode())
+
+
+def shortcuts_on_question_mark(driver):
+    """`?` opens the shortcuts dialog listing the common moves; Escape closes it."""
+    body = driver.find_element(By.TAG_NAME, "body")
+    body.send_keys("?")
+    dialog = driver.find_element(By.ID, "shortcuts")
+    WebDriverWait(driver, 5).until(lambda d: dialog.get_attribute("open") is not None)
+    listed = dialog.text
+    for key in ["j", "k", "r", "a", "e", "/"]:
+        if key not in listed.split():
+            raise SystemExit(f"the shortcuts dialog does not list {key!r}: {listed!r}")
+    body.send_keys(Keys.ESCAPE)
+    WebDriverWait(driver, 5).until(lambda d: dialog.get_attribute("open") is None)
+    log("shortcuts shown on ?")
+
+
+def fits_the_width(driver, page):
+    """Nothing of the page sticks out sideways (no horizontal scrolling)."""
+    wide, view = driver.execute_script(
+        "return [document.documentElement.scrollWidth, window.innerWidth];")
+    if wide > view + 1:
+        raise SystemExit(f"the {page} page is {wide}px wide in a {view}px window")
 
 
 def drafts_outlive_live_refreshes(driver, args):
@@ -166,6 +190,7 @@ def main():
             raise SystemExit("the list reloaded instead of updating in place")
         log(f"mail appeared after {result['appeared_after_ms']} ms")
         driver.save_screenshot(f"{shots}/list-{first['lang']}.png")
+        shortcuts_on_question_mark(driver)
         link.click()
         reply = WebDriverWait(driver, 10).until(lambda d: by_label(d, "Reply"))
         conversation = driver.current_url
@@ -218,8 +243,10 @@ def main():
         # Phone width: the same page, one pane at a time.
         driver.set_window_size(390, 844)
         driver.get(base + "/?view=email")
+        fits_the_width(driver, "list")
         driver.save_screenshot(f"{shots}/list-phone.png")
         driver.get(conversation)
+        fits_the_width(driver, "conversation")
         driver.find_element(By.CSS_SELECTOR, "details.more-actions > summary").click()
         driver.save_screenshot(f"{shots}/conversation-phone.png")
     finally:
