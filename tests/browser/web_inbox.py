@@ -121,15 +121,20 @@ def drafts_outlive_live_refreshes(driver, args):
         lambda d: SECOND in d.find_element(By.ID, "thread").text)
     if not driver.execute_script("return window.__notReloaded === true;"):
         raise SystemExit("the conversation reloaded instead of updating in place")
-    by_label(driver, "Comment").send_keys("Draft after a live refresh")
+    comment_draft_survives_a_reload(driver, "Draft after a live refresh")
+    log("draft kept after a live refresh")
+
+
+def comment_draft_survives_a_reload(driver, text):
+    """Types `text` into the comment box, reloads, finds it there, then empties it."""
+    by_label(driver, "Comment").send_keys(text)
     driver.refresh()
     comment = WebDriverWait(driver, 10).until(lambda d: by_label(d, "Comment"))
-    if comment.get_attribute("value") != "Draft after a live refresh":
-        raise SystemExit("a draft typed after a live refresh was not kept")
+    if comment.get_attribute("value") != text:
+        raise SystemExit(f"the comment draft {text!r} did not survive a reload")
     driver.execute_script(
         "var c = document.getElementById('comment'); c.value = '';"
         "c.dispatchEvent(new Event('input', {bubbles: true}));")
-    log("draft kept after a live refresh")
 
 
 def split_and_merge(driver, args, conversation, shots, lang):
@@ -198,15 +203,7 @@ def main():
         driver.execute_script("document.getElementById('reply-form').scrollIntoView();")
         driver.save_screenshot(f"{shots}/conversation-reply-{first['lang']}.png")
         driver.execute_script("window.scrollTo(0, 0);")
-        # A draft comes back after a reload.
-        by_label(driver, "Comment").send_keys("Draft: ask about the model")
-        driver.refresh()
-        comment = WebDriverWait(driver, 10).until(lambda d: by_label(d, "Comment"))
-        if comment.get_attribute("value") != "Draft: ask about the model":
-            raise SystemExit("the comment draft did not survive a reload")
-        driver.execute_script(
-            "var c = document.getElementById('comment'); c.value = '';"
-            "c.dispatchEvent(new Event('input', {bubbles: true}));")
+        comment_draft_survives_a_reload(driver, "Draft: ask about the model")
         log("draft kept across a reload")
         reply = by_label(driver, "Reply")
         reply.send_keys("It does; that is the whistle working. Enjoy your tea!")
