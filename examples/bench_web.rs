@@ -98,8 +98,12 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
         if entry.file_type()?.is_dir() {
             copy_dir(&entry.path(), &target)?;
         } else {
-            std::fs::copy(entry.path(), &target)
-                .with_context(|| format!("copying {}", entry.path().display()))?;
+            match std::fs::copy(entry.path(), &target) {
+                Ok(_) => {}
+                // A WAL or shared-memory file SQLite removed as its store closed.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => bail!("copying {}: {e}", entry.path().display()),
+            }
         }
     }
     Ok(())
@@ -341,7 +345,7 @@ async fn send_thread(smtp: std::net::SocketAddr, web: &Web) -> anyhow::Result<i6
         "the {THREAD_MESSAGES} messages are in conversations {found:?}, not one"
     );
     let page = web.page(&format!("/conversations/{}", found[0])).await?;
-    let shown = page.body.matches("<details class=\"message ").count();
+    let shown = page.body.matches("<details class=\"message\"").count();
     ensure!(
         shown == THREAD_MESSAGES,
         "conversation {} shows {shown} messages, not {THREAD_MESSAGES}",
