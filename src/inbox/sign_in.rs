@@ -14,9 +14,9 @@ use crate::store::{ListFilter, NewWebSession, StoreError, View};
 
 /// A session ends this long after sign-in, whatever its use.
 pub const SESSION_LIFETIME_SECS: i64 = 14 * 24 * 3600;
-/// Views are counted up to this many conversations (the sidebar shows "999+"): an
+/// Views are counted up to this many conversations (the sidebar shows "99+"): an
 /// exact count of a view of 100,000 conversations reads them all, on every page.
-pub const VIEW_COUNT_CAP: i64 = 1000;
+pub const VIEW_COUNT_CAP: i64 = 100;
 /// The longest password accepted (Argon2 takes any length; this bounds the work).
 pub const MAX_PASSWORD_LEN: usize = 1024;
 
