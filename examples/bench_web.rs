@@ -573,6 +573,8 @@ async fn live_rows(
         row: Vec::new(),
     };
     for i in 0..count {
+        // Sends spread over the stream's 250 ms poll, not locked to one phase of it.
+        tokio::time::sleep(Duration::from_millis((i as u64 * 97) % 250)).await;
         let from = format!("live{i}@customer{run}.example");
         let subject = format!("Live row {run}-{i}");
         let message = mail(
