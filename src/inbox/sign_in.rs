@@ -14,6 +14,9 @@ use crate::store::{ListFilter, NewWebSession, StoreError, View};
 
 /// A session ends this long after sign-in, whatever its use.
 pub const SESSION_LIFETIME_SECS: i64 = 14 * 24 * 3600;
+/// Views are counted up to this many conversations (the sidebar shows "99+"): an
+/// exact count of a view of 100,000 conversations reads them all, on every page.
+pub const VIEW_COUNT_CAP: i64 = 100;
 /// The longest password accepted (Argon2 takes any length; this bounds the work).
 pub const MAX_PASSWORD_LEN: usize = 1024;
 
@@ -169,7 +172,8 @@ impl Service {
         Ok(self.writer.delete_web_session(id).await?)
     }
 
-    /// Each view's count for `caller`, in one inbox or in all they may see.
+    /// Each view's count for `caller`, in one inbox or in all they may see; a count
+    /// of [`VIEW_COUNT_CAP`] means that many or more.
     pub fn view_counts(
         &self,
         caller: &Caller,
@@ -207,7 +211,7 @@ impl Service {
                         visible_inboxes: Some(visible.clone()),
                         ..ListFilter::default()
                     };
-                    Ok((view, r.count_conversations(&filter)?))
+                    Ok((view, r.count_conversations(&filter, VIEW_COUNT_CAP)?))
                 })
                 .collect::<Result<Vec<_>, StoreError>>()
         })

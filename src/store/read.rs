@@ -373,22 +373,25 @@ impl Reader {
         self.conversations_planned(filter, FEW_HITS, WALK_STEP)
     }
 
-    /// How many conversations the filter selects (search, cursor and limit aside): a
-    /// view's count in the web inbox's sidebar.
-    pub fn count_conversations(&self, filter: &ListFilter) -> Result<i64, StoreError> {
+    /// How many conversations the filter selects (search, cursor and limit aside),
+    /// counting no further than `cap`: a view's count in the web inbox's sidebar. The
+    /// cap bounds the work (an exact count of a big view reads every row of it).
+    pub fn count_conversations(&self, filter: &ListFilter, cap: i64) -> Result<i64, StoreError> {
         let unpaged = ListFilter {
             cursor: None,
             ..filter.clone()
         };
         let c = list_conditions(&unpaged, None);
         let sql = format!(
-            "SELECT COUNT(*) FROM conversations c WHERE {}",
+            "SELECT COUNT(*) FROM (SELECT 1 FROM conversations c WHERE {} LIMIT ?)",
             c.sql.join(" AND ")
         );
+        let mut params = c.params;
+        params.push(SqlValue::Integer(cap));
         Ok(self
             .conn
             .prepare_cached(&sql)?
-            .query_row(params_from_iter(c.params), |r| r.get(0))?)
+            .query_row(params_from_iter(params), |r| r.get(0))?)
     }
 
     fn conversations_planned(
@@ -755,5 +758,34 @@ mod tests {
             .collect();
         assert_eq!(kapot.len(), 14);
         assert!(kapot.windows(2).all(|w| w[0] > w[1]), "newest first");
+    }
+
+    #[tokio::test]
+    async fn a_count_stops_at_its_cap() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("t.db")).expect("store");
+        let (writer, _thread) = store.start_writer().expect("writer");
+        writer
+            .write(|conn| {
+                for n in 0..12 {
+                    file_inbound(conn, &inbound(n))?;
+                }
+                Ok(())
+            })
+            .await
+            .expect("filed");
+        let reader = store.reader().expect("reader");
+        let open = ListFilter {
+            view: Some(View::AllOpen),
+            cursor: Some(Cursor {
+                last_message_at: 1005,
+                id: 6,
+            }),
+            ..ListFilter::default()
+        };
+        let count = |cap| reader.count_conversations(&open, cap).expect("count");
+        assert_eq!(count(1000), 12, "all of them, the cursor aside");
+        assert_eq!(count(12), 12);
+        assert_eq!(count(5), 5, "no further than the cap");
     }
 }

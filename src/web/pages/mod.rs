@@ -15,6 +15,7 @@ use super::csrf;
 use super::i18n::Lang;
 use super::session::SignedIn;
 use super::{blocking, WebError, WebState};
+use crate::inbox::sign_in::VIEW_COUNT_CAP;
 use crate::store::View;
 
 /// Views always shown; the rest sit under "More" (UI.md).
@@ -120,10 +121,15 @@ async fn sidebar(state: &WebState, me: &SignedIn, place: &Place) -> Result<Marku
     })
     .await?;
     let count = |view: View| {
-        counts
+        let n = counts
             .iter()
             .find(|(v, _)| *v == view)
-            .map_or(0, |(_, n)| *n)
+            .map_or(0, |(_, n)| *n);
+        if n >= VIEW_COUNT_CAP {
+            format!("{}+", VIEW_COUNT_CAP - 1)
+        } else {
+            n.to_string()
+        }
     };
     let more_open = place.view.is_some_and(|v| !MAIN_VIEWS.contains(&v));
     let view_link = |view: View| {
