@@ -414,11 +414,17 @@ async fn a_conversation_of_an_inbox_the_agent_may_not_see_is_404_and_a_super_adm
     let reply = d.send("jan@klant.example", &[SALES], mime.as_bytes()).await;
     assert!(reply.starts_with("250"), "{reply}");
     let with_files = conversation_with_subject(&d.list(&[]), "Offerte bijlage");
-    let message = d.show(with_files)["messages"][0]["id"].as_i64().expect("message id");
+    let message = d.show(with_files)["messages"][0]["id"]
+        .as_i64()
+        .expect("message id");
     let base = format!("/conversations/{with_files}/messages/{message}");
     for path in [format!("{base}/body"), format!("{base}/attachments/0")] {
         assert_eq!(bob.get(&path).await.status, 200, "a member gets {path}");
-        assert_eq!(alice.get(&path).await.status, 404, "alice may not get {path}");
+        assert_eq!(
+            alice.get(&path).await.status,
+            404,
+            "alice may not get {path}"
+        );
     }
 }
 
@@ -499,6 +505,12 @@ async fn reply_assign_comment_and_close_by_form_reach_the_store_and_the_receiver
         Some("<act@klant.example>")
     );
     assert!(reply.raw.contains("It ships today."));
+    let thread = web.get(&page).await.body;
+    assert!(
+        thread.contains("<details class=\"message in\" id=")
+            && thread.contains("<details class=\"message out\" id="),
+        "each message carries its direction in one class attribute: {thread}"
+    );
     assert!(
         reply.raw.contains("Alice Smith\r\nDemo Inc support"),
         "{}",
@@ -579,7 +591,10 @@ async fn an_open_event_stream_ends_when_its_session_is_signed_out() {
     assert_eq!(out.status, 303, "{}", out.body);
     assert_eq!(out.location(), "/sign-in");
     let cleared = out.headers.get(SET_COOKIE).and_then(|v| v.to_str().ok());
-    assert!(cleared.is_some_and(|c| c.contains("Max-Age=0")), "{cleared:?}");
+    assert!(
+        cleared.is_some_and(|c| c.contains("Max-Age=0")),
+        "{cleared:?}"
+    );
     let after = web.get("/").await;
     assert_eq!(after.status, 303, "the old cookie opens nothing");
     assert_eq!(after.location(), "/sign-in");
@@ -807,7 +822,7 @@ async fn a_full_list_page_with_its_css_and_script_weighs_under_100_kb() {
     }
     let web = Web::signed_in(&d, ALICE).await;
     let html = web.get("/?view=all_open").await;
-    // Rows of unseen conversations carry their class first (`<tr class="unseen" data-id=`).
+    // Rows carry their classes first (`<tr class="mine unseen" data-id=`).
     assert_eq!(html.body.matches(" data-id=\"").count(), 50, "a full page");
     let css = web.get("/assets/app.css").await;
     let js = web.get("/assets/app.js").await;

@@ -566,7 +566,7 @@ fn message(
     };
     let base = format!("/conversations/{conversation}/messages/{}", m.id);
     html! {
-        details.message #(format!("m{}", m.id)) open[shown.open] class=(if m.direction == "out" { "out" } else { "in" }) {
+        details.message.out[m.direction == "out"].in[m.direction != "out"] #(format!("m{}", m.id)) open[shown.open] {
             summary {
                 span.from { (from) }
                 " "

@@ -333,7 +333,7 @@ fn row(
         c.subject.as_str()
     };
     html! {
-        tr data-id=(c.id) class=[mine.then_some("mine")] .unseen[unseen] {
+        tr.mine[mine].unseen[unseen] data-id=(c.id) {
             td { input type="checkbox" name="id" value=(c.id) aria-label=(format!("{} {}", lang.t("col.select"), subject)); }
             td.contact title=(c.contact_email) {
                 (contact)
