@@ -414,11 +414,17 @@ async fn a_conversation_of_an_inbox_the_agent_may_not_see_is_404_and_a_super_adm
     let reply = d.send("jan@klant.example", &[SALES], mime.as_bytes()).await;
     assert!(reply.starts_with("250"), "{reply}");
     let with_files = conversation_with_subject(&d.list(&[]), "Offerte bijlage");
-    let message = d.show(with_files)["messages"][0]["id"].as_i64().expect("message id");
+    let message = d.show(with_files)["messages"][0]["id"]
+        .as_i64()
+        .expect("message id");
     let base = format!("/conversations/{with_files}/messages/{message}");
     for path in [format!("{base}/body"), format!("{base}/attachments/0")] {
         assert_eq!(bob.get(&path).await.status, 200, "a member gets {path}");
-        assert_eq!(alice.get(&path).await.status, 404, "alice may not get {path}");
+        assert_eq!(
+            alice.get(&path).await.status,
+            404,
+            "alice may not get {path}"
+        );
     }
 }
 
@@ -579,7 +585,10 @@ async fn an_open_event_stream_ends_when_its_session_is_signed_out() {
     assert_eq!(out.status, 303, "{}", out.body);
     assert_eq!(out.location(), "/sign-in");
     let cleared = out.headers.get(SET_COOKIE).and_then(|v| v.to_str().ok());
-    assert!(cleared.is_some_and(|c| c.contains("Max-Age=0")), "{cleared:?}");
+    assert!(
+        cleared.is_some_and(|c| c.contains("Max-Age=0")),
+        "{cleared:?}"
+    );
     let after = web.get("/").await;
     assert_eq!(after.status, 303, "the old cookie opens nothing");
     assert_eq!(after.location(), "/sign-in");
@@ -2106,7 +2115,13 @@ async fn in_a_real_browser_with_scripting_off_an_agent_reads_replies_assigns_and
     let sink = Sink::plain();
     let relay = sink.relay_config();
     let d = Daemon::start_edited(move |text, _| text + &relay).await;
-    let id = customer_writes(&d, "noscript@klant.example", SUPPORT, "Kettle without script").await;
+    let id = customer_writes(
+        &d,
+        "noscript@klant.example",
+        SUPPORT,
+        "Kettle without script",
+    )
+    .await;
     assert_eq!(d.show(id)["assignee"], Value::Null);
     let args = serde_json::json!({
         "base": format!("http://{}", d.api_addr),
