@@ -32,12 +32,17 @@ def log(what):
     print(f"{time.monotonic() - STARTED:6.1f}s {what}", file=sys.stderr, flush=True)
 
 
-def browser():
+def browser(scripting=True):
+    """Headless chromium; `scripting=False` turns the pages' JavaScript off (WebDriver's
+    own execute_script still works)."""
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu",
                 "--window-size=1280,800", "--disable-dev-shm-usage"):
         options.add_argument(arg)
+    if not scripting:
+        options.add_experimental_option(
+            "prefs", {"profile.managed_default_content_settings.javascript": 2})
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 
 

@@ -2102,3 +2102,76 @@ async fn bulk_assign_and_trash_from_a_search_come_back_to_that_search() {
     assert_eq!(d.show(one)["assignee"], BOB);
     assert_eq!(d.show(two)["trashed"], true);
 }
+
+/// Signs `email` in for a browser script: the password set with the real CLI, and the
+/// user as the scripts take it.
+fn browser_user(d: &Daemon, email: &str, name: &str) -> Value {
+    let out = set_password(d, email, PASSWORD);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::json!({ "email": email, "password": PASSWORD, "name": name })
+}
+
+#[tokio::test]
+async fn in_a_real_browser_with_scripting_off_an_agent_reads_replies_assigns_and_closes() {
+    require_browser();
+    let sink = Sink::plain();
+    let relay = sink.relay_config();
+    let d = Daemon::start_edited(move |text, _| text + &relay).await;
+    let id = customer_writes(
+        &d,
+        "noscript@klant.example",
+        SUPPORT,
+        "Kettle without script",
+    )
+    .await;
+    assert_eq!(d.show(id)["assignee"], Value::Null);
+    let args = serde_json::json!({
+        "base": format!("http://{}", d.api_addr),
+        "user": browser_user(&d, ALICE, "Alice Smith"),
+        "subject": "Kettle without script",
+        "reply": "Plain forms work too: the new lid is on its way.",
+    });
+    let seen = run_browser_script("no_script.py", args).await;
+    assert_eq!(seen["noscript_button_shown"], true, "{seen}");
+    let shown = d.show(id);
+    assert_eq!(shown["assignee"], ALICE, "{shown}");
+    assert_eq!(shown["status"], "closed", "{shown}");
+    let got = sink.wait_for(1).await;
+    assert!(
+        got[0].raw.contains("Plain forms work too"),
+        "{}",
+        got[0].raw
+    );
+    assert_eq!(
+        got[0].header("In-Reply-To").as_deref(),
+        Some("<noscript@klant.example>")
+    );
+}
+
+#[tokio::test]
+async fn in_a_real_browser_assignment_and_status_changes_show_live_without_reload() {
+    require_browser();
+    let d = Daemon::start().await;
+    let assign = customer_writes(&d, "live-assign@klant.example", SUPPORT, "Assign me").await;
+    let close = customer_writes(&d, "live-close@klant.example", SUPPORT, "Close me").await;
+    let args = serde_json::json!({
+        "base": format!("http://{}", d.api_addr),
+        "a": browser_user(&d, ALICE, "Alice Smith"),
+        "b": browser_user(&d, BOB, "Bob Jansen"),
+        "assign": assign,
+        "close": close,
+    });
+    let measured = run_browser_script("live_changes.py", args).await;
+    eprintln!("measured: {measured}");
+    for what in ["assign_shown_ms", "close_shown_ms"] {
+        let ms = measured[what].as_i64().expect("measured");
+        assert!(ms < 1500, "{what}: {ms} ms");
+    }
+    assert_eq!(d.show(assign)["assignee"], BOB);
+    assert_eq!(d.show(assign)["status"], "open");
+    assert_eq!(d.show(close)["status"], "closed");
+}
