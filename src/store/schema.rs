@@ -317,13 +317,6 @@ CREATE TABLE web_seen (
     PRIMARY KEY (user_email, conversation_id)
 ) WITHOUT ROWID;
 "#,
-    // Lists and counts of one inbox compare its name without case (`inbox = ? COLLATE
-    // NOCASE`), which a BINARY index cannot seek: the inbox index takes that collation.
-    r#"
-DROP INDEX conversations_by_inbox_activity;
-CREATE INDEX conversations_by_inbox_activity
-    ON conversations(inbox COLLATE NOCASE, last_message_at DESC, id DESC) WHERE deleted = 0;
-"#,
 ];
 
 /// How long a process starting beside others waits to switch a new database to WAL.
