@@ -345,7 +345,7 @@ async fn send_thread(smtp: std::net::SocketAddr, web: &Web) -> anyhow::Result<i6
         "the {THREAD_MESSAGES} messages are in conversations {found:?}, not one"
     );
     let page = web.page(&format!("/conversations/{}", found[0])).await?;
-    let shown = page.body.matches("<details class=\"message\"").count();
+    let shown = page.body.matches("<details class=\"message ").count();
     ensure!(
         shown == THREAD_MESSAGES,
         "conversation {} shows {shown} messages, not {THREAD_MESSAGES}",
