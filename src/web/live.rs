@@ -45,7 +45,7 @@ pub async fn events(
             if let Err(e) = super::blocking(&state, move |s| s.conversation(&caller, id)).await {
                 return e.page(me.lang);
             }
-            Some((id, me.session.email.clone()))
+            Some(id)
         }
     };
     let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(4);
@@ -57,13 +57,13 @@ pub async fn events(
 }
 
 /// Sends `change` each time the marker moves, and `presence` each time the others in
-/// the watched conversation (id, the watcher's address) change; ends when the page
+/// the watched conversation (besides the watcher) change; ends when the page
 /// goes away, and when its agent may no longer follow it (see [`still_allowed`]).
 async fn watch_changes(
     state: Arc<WebState>,
     tx: mpsc::Sender<Result<Event, Infallible>>,
     me: SignedIn,
-    watched: Option<(i64, String)>,
+    watched: Option<i64>,
 ) {
     let mut last = None;
     let mut last_presence = None;
@@ -79,11 +79,13 @@ async fn watch_changes(
             return;
         }
         ticks += 1;
-        if !still_allowed(&state, &me, watched.as_ref().map(|w| w.0), ticks).await {
+        if !still_allowed(&state, &me, watched, ticks).await {
             return;
         }
-        if let Some((id, me)) = &watched {
-            let others = state.presence.others(*id, me, state.service.now());
+        if let Some(id) = watched {
+            let others = state
+                .presence
+                .others(id, &me.session.email, state.service.now());
             if last_presence.as_ref() != Some(&others) {
                 let event = Event::default()
                     .event("presence")
