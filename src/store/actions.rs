@@ -6,7 +6,8 @@
 //! (the conversation still exists, delete-forever only from trash) is checked here,
 //! inside the transaction, and refused with [`StoreError::Conflict`].
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db::{Conn, OptionalExtension};
+use crate::params;
 
 use super::error::StoreError;
 use super::writer::Writer;
@@ -94,11 +95,12 @@ impl Writer {
         now: i64,
     ) -> Result<i64, StoreError> {
         self.write(move |conn| {
-            conn.execute(
-                "INSERT INTO api_tokens (user_email, hash, created_at) VALUES (?1, ?2, ?3)",
+            Ok(conn.query_row(
+                "INSERT INTO api_tokens (user_email, hash, created_at) VALUES (?1, ?2, ?3)
+                 RETURNING id",
                 params![user, hash, now],
-            )?;
-            Ok(conn.last_insert_rowid())
+                |r| r.get(0),
+            )?)
         })
         .await
     }
@@ -170,7 +172,7 @@ impl Writer {
 }
 
 pub(super) fn apply(
-    conn: &Connection,
+    conn: &Conn,
     id: i64,
     change: &Change,
     actor: &str,
@@ -263,7 +265,7 @@ pub(super) fn apply(
     record(conn, id, actor, change.action(), detail.as_deref(), now)
 }
 
-fn update(conn: &Connection, set: &str, params: impl rusqlite::Params) -> Result<(), StoreError> {
+fn update(conn: &Conn, set: &str, params: impl super::db::Params) -> Result<(), StoreError> {
     let sql = format!("UPDATE conversations SET {set} WHERE id = ?1");
     conn.prepare_cached(&sql)?.execute(params)?;
     Ok(())
@@ -271,7 +273,7 @@ fn update(conn: &Connection, set: &str, params: impl rusqlite::Params) -> Result
 
 /// Appends a timeline entry.
 pub(super) fn record(
-    conn: &Connection,
+    conn: &Conn,
     id: i64,
     actor: &str,
     action: &str,
@@ -288,7 +290,7 @@ pub(super) fn record(
 
 /// Moves the conversation and its Message-IDs, so replies arriving in the new inbox
 /// still thread and duplicates are still recognized.
-fn move_to(conn: &Connection, id: i64, inbox: &str, channel: &str) -> Result<(), StoreError> {
+fn move_to(conn: &Conn, id: i64, inbox: &str, channel: &str) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE conversations SET inbox = ?2, channel = ?3 WHERE id = ?1",
         params![id, inbox, channel],
@@ -300,7 +302,7 @@ fn move_to(conn: &Connection, id: i64, inbox: &str, channel: &str) -> Result<(),
     Ok(())
 }
 
-fn delete_forever(conn: &Connection, id: i64) -> Result<(), StoreError> {
+fn delete_forever(conn: &Conn, id: i64) -> Result<(), StoreError> {
     let raw_ids: Vec<i64> = {
         let mut stmt = conn.prepare_cached(
             "SELECT DISTINCT raw_id FROM messages WHERE conversation_id = ?1 AND raw_id IS NOT NULL",
@@ -333,7 +335,7 @@ fn delete_forever(conn: &Connection, id: i64) -> Result<(), StoreError> {
 }
 
 fn set_blocked(
-    conn: &Connection,
+    conn: &Conn,
     address: &str,
     blocked: bool,
     actor: &str,
@@ -355,10 +357,7 @@ fn set_blocked(
 /// Why mail from `address` is filtered (C2): the address itself is blocked
 /// (`blocked_sender:ADDRESS`), or its domain is (`blocked_domain:DOMAIN`; a domain is
 /// blocked as `@domain`).
-pub(super) fn blocked_reason(
-    conn: &Connection,
-    address: &str,
-) -> Result<Option<String>, StoreError> {
+pub(super) fn blocked_reason(conn: &Conn, address: &str) -> Result<Option<String>, StoreError> {
     let domain = address.rsplit_once('@').map(|(_, d)| format!("@{d}"));
     let mut stmt = conn.prepare_cached("SELECT 1 FROM blocked_senders WHERE address = ?1")?;
     if stmt.exists([address])? {
@@ -373,11 +372,11 @@ pub(super) fn blocked_reason(
 }
 
 /// Contacts owned by a user who left the config lose their owner (D3, D5).
-fn clear_removed_owners(conn: &Connection, users: &[String]) -> Result<(), StoreError> {
+fn clear_removed_owners(conn: &Conn, users: &[String]) -> Result<(), StoreError> {
     let owners: Vec<String> = {
         let mut stmt =
             conn.prepare("SELECT DISTINCT owner FROM contacts WHERE owner IS NOT NULL")?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
+        let rows = stmt.query_map((), |r| r.get(0))?;
         rows.collect::<Result<_, _>>()?
     };
     for owner in owners {
@@ -391,12 +390,12 @@ fn clear_removed_owners(conn: &Connection, users: &[String]) -> Result<(), Store
     Ok(())
 }
 
-fn unassign_removed(conn: &Connection, users: &[String], now: i64) -> Result<usize, StoreError> {
+fn unassign_removed(conn: &Conn, users: &[String], now: i64) -> Result<usize, StoreError> {
     let assigned: Vec<(i64, String)> = {
         let mut stmt = conn.prepare(
             "SELECT id, assignee FROM conversations WHERE assignee IS NOT NULL AND deleted = 0",
         )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let rows = stmt.query_map((), |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect::<Result<_, _>>()?
     };
     clear_removed_owners(conn, users)?;

@@ -30,8 +30,14 @@ impl Reader {
             )));
         }
         let mut target = Connection::open(dest)?;
-        let pages = copy_pages(&self.conn, &mut target)?;
-        let integrity: String = target.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        let Some(source) = self.conn.sqlite() else {
+            return Err(StoreError::Invalid(
+                "store backup copies the embedded SQLite store; back up PostgreSQL with pg_dump"
+                    .into(),
+            ));
+        };
+        let pages = copy_pages(source, &mut target)?;
+        let integrity: String = target.query_row("PRAGMA integrity_check", (), |r| r.get(0))?;
         if integrity != "ok" {
             return Err(StoreError::Invalid(format!(
                 "the copy failed its integrity check: {integrity}"

@@ -12,7 +12,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db::{Conn, OptionalExtension};
+use crate::params;
 
 use super::actions::Change;
 use super::connection::Reader;
@@ -79,7 +80,7 @@ impl Reader {
     pub fn bayes_generation(&self) -> Result<i64, StoreError> {
         Ok(self.conn.query_row(
             "SELECT generation FROM bayes_totals WHERE id = 1",
-            [],
+            (),
             |r| r.get(0),
         )?)
     }
@@ -88,7 +89,7 @@ impl Reader {
     pub fn bayes_model(&self) -> Result<(Model, i64), StoreError> {
         let (spam, ham, generation, tokenizer): (u32, u32, i64, i64) = self.conn.query_row(
             "SELECT spam, ham, generation, tokenizer FROM bayes_totals WHERE id = 1",
-            [],
+            (),
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
         if tokenizer != TOKENIZER_VERSION {
@@ -105,7 +106,7 @@ impl Reader {
         let mut stmt = self
             .conn
             .prepare("SELECT token, spam, ham FROM bayes_tokens")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?))))?;
+        let rows = stmt.query_map((), |r| Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?))))?;
         let tokens: HashMap<String, (u32, u32)> = rows.collect::<Result<_, _>>()?;
         Ok((Model { spam, ham, tokens }, generation))
     }
@@ -114,16 +115,16 @@ impl Reader {
     pub fn bayes_stats(&self) -> Result<ModelStats, StoreError> {
         let tokens = self
             .conn
-            .query_row("SELECT count(*) FROM bayes_tokens", [], |r| r.get(0))?;
+            .query_row("SELECT count(*) FROM bayes_tokens", (), |r| r.get(0))?;
         let (marked_spam, marked_ham) = self.conn.query_row(
             "SELECT count(*) FILTER (WHERE class = 'spam'), count(*) FILTER (WHERE class = 'ham')
              FROM bayes_trained",
-            [],
+            (),
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         Ok(self.conn.query_row(
             "SELECT spam, ham, trained_at, tokenizer FROM bayes_totals WHERE id = 1",
-            [],
+            (),
             |r| {
                 Ok(ModelStats {
                     tokens,
@@ -191,7 +192,7 @@ impl Writer {
 }
 
 fn train_conversation(
-    conn: &Connection,
+    conn: &Conn,
     conversation_id: i64,
     class: Class,
     now: i64,
@@ -241,7 +242,7 @@ fn train_conversation(
 
 /// A stored message's tokens, from its raw copy (what scoring saw); from the stored
 /// fields when the raw copy is gone.
-fn stored_message_tokens(conn: &Connection, row: i64) -> Result<HashSet<String>, StoreError> {
+fn stored_message_tokens(conn: &Conn, row: i64) -> Result<HashSet<String>, StoreError> {
     let raw: Option<Vec<u8>> = conn
         .query_row(
             "SELECT r.body FROM messages m JOIN raw_messages r ON r.id = m.raw_id
@@ -271,17 +272,17 @@ fn stored_message_tokens(conn: &Connection, row: i64) -> Result<HashSet<String>,
 }
 
 /// A model made by another tokenizer is reset and its marked messages retrained.
-fn bring_up_to_date(conn: &Connection) -> Result<Retrained, StoreError> {
+fn bring_up_to_date(conn: &Conn) -> Result<Retrained, StoreError> {
     let (tokenizer, spam, ham): (i64, i64, i64) = conn.query_row(
         "SELECT tokenizer, spam, ham FROM bayes_totals WHERE id = 1",
-        [],
+        (),
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
     let mut retrained = Retrained::default();
     if tokenizer == TOKENIZER_VERSION {
         return Ok(retrained);
     }
-    conn.execute("DELETE FROM bayes_tokens", [])?;
+    conn.execute("DELETE FROM bayes_tokens", ())?;
     conn.execute(
         "UPDATE bayes_totals SET spam = 0, ham = 0, tokenizer = ?1 WHERE id = 1",
         [TOKENIZER_VERSION],
@@ -291,7 +292,7 @@ fn bring_up_to_date(conn: &Connection) -> Result<Retrained, StoreError> {
     }
     let marked: Vec<(i64, String)> = {
         let mut stmt = conn.prepare("SELECT message_row, class FROM bayes_trained")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let rows = stmt.query_map((), |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect::<Result<_, _>>()?
     };
     for (row, class) in marked {
@@ -310,11 +311,11 @@ fn bring_up_to_date(conn: &Connection) -> Result<Retrained, StoreError> {
 /// Keeps at most `max` tokens ([`MAX_MODEL_TOKENS`]): drops tokens seen in one
 /// message, then two, … until under the bound; and tokens whose counts fell to nothing
 /// (untrained).
-fn prune(conn: &Connection, max: i64) -> Result<usize, StoreError> {
-    let mut pruned = conn.execute("DELETE FROM bayes_tokens WHERE spam = 0 AND ham = 0", [])?;
+fn prune(conn: &Conn, max: i64) -> Result<usize, StoreError> {
+    let mut pruned = conn.execute("DELETE FROM bayes_tokens WHERE spam = 0 AND ham = 0", ())?;
     let mut seen = 1;
     loop {
-        let count: i64 = conn.query_row("SELECT count(*) FROM bayes_tokens", [], |r| r.get(0))?;
+        let count: i64 = conn.query_row("SELECT count(*) FROM bayes_tokens", (), |r| r.get(0))?;
         if count <= max {
             return Ok(pruned);
         }
@@ -324,12 +325,7 @@ fn prune(conn: &Connection, max: i64) -> Result<usize, StoreError> {
 }
 
 /// Adds (`delta` = 1) or removes (-1) one message's tokens.
-fn add(
-    conn: &Connection,
-    tokens: &HashSet<String>,
-    class: Class,
-    delta: i64,
-) -> Result<(), StoreError> {
+fn add(conn: &Conn, tokens: &HashSet<String>, class: Class, delta: i64) -> Result<(), StoreError> {
     let (spam, ham) = match class {
         Class::Spam => (delta, 0),
         Class::Ham => (0, delta),
@@ -349,7 +345,7 @@ fn add(
 }
 
 /// Marks a training: readers reload (`generation`), `spam stats` shows when.
-fn trained(conn: &Connection, now: i64) -> Result<(), StoreError> {
+fn trained(conn: &Conn, now: i64) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE bayes_totals SET generation = generation + 1, trained_at = ?1 WHERE id = 1",
         [now],
@@ -363,8 +359,9 @@ mod tests {
 
     #[test]
     fn pruning_drops_the_rarest_tokens_first_until_under_the_bound() {
-        let mut conn = Connection::open_in_memory().expect("sqlite");
-        super::super::schema::migrate(&mut conn).expect("migrate");
+        let mut sqlite = rusqlite::Connection::open_in_memory().expect("sqlite");
+        super::super::schema::migrate(&mut sqlite).expect("migrate");
+        let conn = Conn::Sqlite(sqlite);
         for (token, seen) in [("once", 1), ("twice", 2), ("often", 9), ("gone", 0)] {
             conn.execute(
                 "INSERT INTO bayes_tokens (token, spam, ham) VALUES (?1, ?2, 0)",
@@ -376,7 +373,7 @@ mod tests {
         assert_eq!(prune(&conn, 1).expect("prune"), 2);
         let left: Vec<String> = conn
             .prepare("SELECT token FROM bayes_tokens")
-            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .and_then(|mut s| s.query_map((), |r| r.get(0))?.collect())
             .expect("tokens");
         assert_eq!(left, ["often"]);
     }

@@ -36,7 +36,7 @@ fn run(conn: Connection, stopped: mpsc::Receiver<()>) {
 
 fn checkpoint(conn: &Connection, mode: &str) {
     let sql = format!("PRAGMA wal_checkpoint({mode})");
-    if let Err(e) = conn.query_row(&sql, [], |_| Ok(())) {
+    if let Err(e) = conn.query_row(&sql, (), |_| Ok(())) {
         tracing::warn!(error = %e, mode, "WAL checkpoint failed");
     }
 }

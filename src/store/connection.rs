@@ -1,17 +1,20 @@
-//! SQLite connections: the settings every connection gets, and the read-only
-//! [`Reader`] whose typed queries live with the tables they read.
+//! Connections: the settings every SQLite connection gets, the pool of PostgreSQL
+//! sessions, and the read-only [`Reader`] whose typed queries live with the tables they
+//! read.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::db::{Conn, PgConn, PgTarget};
 use super::error::StoreError;
 use super::schema;
 
 /// A read connection; its typed queries are defined next to the tables they read.
 pub struct Reader {
-    pub(super) conn: Connection,
+    pub(super) conn: Pooled,
 }
 
 impl Reader {
@@ -24,14 +27,16 @@ impl Reader {
             )));
         }
         let conn = open_connection(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version > schema::latest_version() {
-            return Err(StoreError::Invalid(format!(
-                "database schema {version} is newer than this build ({})",
-                schema::latest_version()
-            )));
-        }
-        Ok(Reader { conn })
+        let version: usize = conn.query_row("PRAGMA user_version", (), |r| r.get(0))?;
+        schema::check_not_newer(version)?;
+        Ok(Reader {
+            conn: Pooled::alone(Conn::Sqlite(conn)),
+        })
+    }
+
+    /// A read-only session from `pool`.
+    pub(super) fn from_pool(pool: &Arc<PgPool>) -> Result<Reader, StoreError> {
+        Ok(Reader { conn: pool.take()? })
     }
 }
 
@@ -43,4 +48,74 @@ pub(super) fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connectio
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(conn)
+}
+
+/// Idle read-only PostgreSQL sessions, reused by readers (a reader per request would
+/// otherwise cost a connection each).
+pub struct PgPool {
+    pub(super) target: PgTarget,
+    idle: Mutex<Vec<Conn>>,
+}
+
+/// Sessions kept idle at most; more are closed when returned.
+const MAX_IDLE: usize = 16;
+
+impl PgPool {
+    pub fn new(target: PgTarget) -> PgPool {
+        PgPool {
+            target,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn take(self: &Arc<Self>) -> Result<Pooled, StoreError> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match idle {
+            Some(conn) if !conn.is_broken() => conn,
+            _ => Conn::Postgres(PgConn::connect(&self.target, true)?),
+        };
+        Ok(Pooled {
+            conn: Some(conn),
+            home: Some(self.clone()),
+        })
+    }
+
+    fn give_back(&self, conn: Conn) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if !conn.is_broken() && conn.is_autocommit() && idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+    }
+}
+
+/// A connection that goes back to its pool when dropped.
+pub struct Pooled {
+    conn: Option<Conn>,
+    home: Option<Arc<PgPool>>,
+}
+
+impl Pooled {
+    fn alone(conn: Conn) -> Pooled {
+        Pooled {
+            conn: Some(conn),
+            home: None,
+        }
+    }
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        self.conn
+            .as_ref()
+            .expect("a pooled connection is present until dropped")
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let (Some(conn), Some(home)) = (self.conn.take(), &self.home) {
+            home.give_back(conn);
+        }
+    }
 }

@@ -4,7 +4,8 @@
 //! Every insert into these tables is here, once; `ingest` and `outbound` decide what
 //! to file, this module how.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db::{Conn, OptionalExtension};
+use crate::params;
 
 use super::error::StoreError;
 use crate::pipeline::classify::{Classification, Verdict};
@@ -19,27 +20,25 @@ pub(super) struct RawCopy<'a> {
 }
 
 /// Stores the whole message once; every inbox it is filed in points at this row.
-pub(super) fn insert_raw(conn: &Connection, raw: &RawCopy) -> Result<i64, StoreError> {
+pub(super) fn insert_raw(conn: &Conn, raw: &RawCopy) -> Result<i64, StoreError> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO raw_messages (received_at, mail_from, rcpt_to, size, body)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+         VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
     )?;
-    stmt.execute(params![
-        raw.at,
-        raw.mail_from,
-        json_list(raw.rcpt_to.iter().map(String::as_str)),
-        raw.body.len() as i64,
-        raw.body
-    ])?;
-    Ok(conn.last_insert_rowid())
+    Ok(stmt.query_row(
+        params![
+            raw.at,
+            raw.mail_from,
+            json_list(raw.rcpt_to.iter().map(String::as_str)),
+            raw.body.len() as i64,
+            raw.body
+        ],
+        |r| r.get(0),
+    )?)
 }
 
 /// Creates the contact, or fills in a display name it did not have yet.
-pub(super) fn upsert_contact(
-    conn: &Connection,
-    contact: &Mailbox,
-    now: i64,
-) -> Result<i64, StoreError> {
+pub(super) fn upsert_contact(conn: &Conn, contact: &Mailbox, now: i64) -> Result<i64, StoreError> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO contacts (email, name, created_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (email) DO UPDATE SET name = COALESCE(contacts.name, excluded.name)
@@ -61,27 +60,29 @@ pub(super) struct NewConversation<'a> {
     pub classification: Option<&'a Classification>,
 }
 
-pub(super) fn new_conversation(conn: &Connection, c: &NewConversation) -> Result<i64, StoreError> {
+pub(super) fn new_conversation(conn: &Conn, c: &NewConversation) -> Result<i64, StoreError> {
     let verdict = c.classification.map_or(Verdict::Clean, |k| k.verdict);
     let reasons = c.classification.map_or(&[][..], |k| &k.reasons[..]);
     let mut stmt = conn.prepare_cached(
         "INSERT INTO conversations (inbox, channel, subject, subject_norm, contact_id,
              created_at, last_message_at, message_count, spam, filtered, verdict, reasons)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1, ?7, ?8, ?9, ?10)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1, ?7, ?8, ?9, ?10) RETURNING id",
     )?;
-    stmt.execute(params![
-        c.inbox,
-        c.channel,
-        c.subject,
-        c.subject_norm,
-        c.contact_id,
-        c.at,
-        verdict == Verdict::Spam,
-        verdict == Verdict::Filtered,
-        verdict.as_str(),
-        reasons_json(reasons),
-    ])?;
-    Ok(conn.last_insert_rowid())
+    Ok(stmt.query_row(
+        params![
+            c.inbox,
+            c.channel,
+            c.subject,
+            c.subject_norm,
+            c.contact_id,
+            c.at,
+            verdict == Verdict::Spam,
+            verdict == Verdict::Filtered,
+            verdict.as_str(),
+            reasons_json(reasons),
+        ],
+        |r| r.get(0),
+    )?)
 }
 
 /// Whether a message added to a conversation reopens it: a customer's reply does (B11),
@@ -96,7 +97,7 @@ pub(super) enum Reopen {
 /// resurrected and a trashed one takes no new message (threading treats both as gone,
 /// DESIGN B10): both are refused with [`StoreError::Conflict`].
 pub(super) fn add_message_to(
-    conn: &Connection,
+    conn: &Conn,
     id: i64,
     at: i64,
     reopen: Reopen,
@@ -151,7 +152,7 @@ pub(super) struct MessageInsert<'a> {
     pub thread_reason: Option<&'a str>,
 }
 
-pub(super) fn insert_message(conn: &Connection, m: &MessageInsert) -> Result<i64, StoreError> {
+pub(super) fn insert_message(conn: &Conn, m: &MessageInsert) -> Result<i64, StoreError> {
     let verdict = m.classification.map_or(Verdict::Clean, |k| k.verdict);
     let reasons = m.classification.map_or(&[][..], |k| &k.reasons[..]);
     let mut stmt = conn.prepare_cached(
@@ -160,41 +161,43 @@ pub(super) fn insert_message(conn: &Connection, m: &MessageInsert) -> Result<i64
              thread_index, attachments_json, verdict, reasons, auth_results, spam_score,
              reply_refs, thread_reason)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                 ?18, ?19, ?20, ?21)",
+                 ?18, ?19, ?20, ?21) RETURNING id",
     )?;
-    stmt.execute(params![
-        m.conversation_id,
-        m.raw_id,
-        match m.direction {
-            Direction::In => "in",
-            Direction::Out => "out",
-        },
-        m.message_id,
-        m.from.address,
-        m.from.name,
-        json_list(m.to.iter().copied()),
-        json_list(m.cc.iter().copied()),
-        m.subject,
-        m.subject_norm,
-        m.date,
-        m.received_at,
-        m.text,
-        m.thread_index,
-        serde_json::to_string(m.attachments).unwrap_or_else(|_| "[]".into()),
-        verdict.as_str(),
-        reasons_json(reasons),
-        m.classification.and_then(|k| k.auth_results.as_deref()),
-        m.classification.and_then(|k| k.score),
-        json_list(reply_refs(m).iter().map(String::as_str)),
-        m.thread_reason,
-    ])?;
-    Ok(conn.last_insert_rowid())
+    Ok(stmt.query_row(
+        params![
+            m.conversation_id,
+            m.raw_id,
+            match m.direction {
+                Direction::In => "in",
+                Direction::Out => "out",
+            },
+            m.message_id,
+            m.from.address,
+            m.from.name,
+            json_list(m.to.iter().copied()),
+            json_list(m.cc.iter().copied()),
+            m.subject,
+            m.subject_norm,
+            m.date,
+            m.received_at,
+            m.text,
+            m.thread_index,
+            serde_json::to_string(m.attachments).unwrap_or_else(|_| "[]".into()),
+            verdict.as_str(),
+            reasons_json(reasons),
+            m.classification.and_then(|k| k.auth_results.as_deref()),
+            m.classification.and_then(|k| k.score),
+            json_list(reply_refs(m).iter().map(String::as_str)),
+            m.thread_reason,
+        ],
+        |r| r.get(0),
+    )?)
 }
 
 /// Remembers a Message-ID (or content hash) seen in `inbox`: dedupe and threading read
 /// it, and it outlives a deleted conversation.
 pub(super) fn record_id(
-    conn: &Connection,
+    conn: &Conn,
     inbox: &str,
     key: &str,
     conversation_id: i64,
@@ -209,11 +212,7 @@ pub(super) fn record_id(
 }
 
 /// The conversation that already holds this Message-ID (or content hash) in `inbox`.
-pub(super) fn known_id(
-    conn: &Connection,
-    inbox: &str,
-    key: &str,
-) -> Result<Option<i64>, StoreError> {
+pub(super) fn known_id(conn: &Conn, inbox: &str, key: &str) -> Result<Option<i64>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT conversation_id FROM known_ids WHERE inbox = ?1 AND message_id = ?2",
     )?;
@@ -224,7 +223,7 @@ pub(super) fn known_id(
 
 /// Adds each address to the conversation's participants (once).
 pub(super) fn add_participants<'a>(
-    conn: &Connection,
+    conn: &Conn,
     conversation_id: i64,
     addresses: impl IntoIterator<Item = &'a str>,
 ) -> Result<(), StoreError> {
@@ -239,7 +238,7 @@ pub(super) fn add_participants<'a>(
 
 /// Our outbound message with this Message-ID: its row and its conversation.
 pub(super) fn outbound_message(
-    conn: &Connection,
+    conn: &Conn,
     message_id: &str,
 ) -> Result<Option<(i64, i64)>, StoreError> {
     let mut stmt = conn.prepare_cached(

@@ -8,7 +8,8 @@
 //! before the connection is opened; after a crash, such rows are queued again, so a
 //! crash costs at most one duplicate, never a lost message.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db::{Conn, OptionalExtension};
+use crate::params;
 
 use super::connection::Reader;
 use super::conversations::outbound_message;
@@ -107,7 +108,7 @@ impl Writer {
 }
 
 pub(super) fn queue(
-    conn: &Connection,
+    conn: &Conn,
     raw_id: i64,
     message_row: Option<i64>,
     mail_from: &str,
@@ -135,10 +136,7 @@ pub(super) fn queue(
 
 /// Delete forever: the deliveries of the conversation's messages go with them (what was
 /// not sent yet is not sent).
-pub(super) fn forget_conversation(
-    conn: &Connection,
-    conversation_id: i64,
-) -> Result<(), StoreError> {
+pub(super) fn forget_conversation(conn: &Conn, conversation_id: i64) -> Result<(), StoreError> {
     conn.prepare_cached(
         "DELETE FROM outbound_deliveries
          WHERE message_row IN (SELECT id FROM messages WHERE conversation_id = ?1)",
@@ -162,7 +160,7 @@ const DUE_ALL: &str = "SELECT raw_id FROM outbound_deliveries
 /// Marks the due deliveries of up to `limit` messages `sending` and returns them.
 /// Fresh mail gets half the slots (rounded up) whenever any is due, the rest go by next
 /// attempt: a backlog of due retries to a dead host never holds back a new reply.
-fn claim_due(conn: &Connection, now: i64, limit: usize) -> Result<Vec<DueMessage>, StoreError> {
+fn claim_due(conn: &Conn, now: i64, limit: usize) -> Result<Vec<DueMessage>, StoreError> {
     let mut raw_ids = due_messages(conn, DUE_FRESH, now, limit.div_ceil(2))?;
     let fresh = raw_ids.len();
     let others: Vec<i64> = due_messages(conn, DUE_ALL, now, limit)?
@@ -177,19 +175,14 @@ fn claim_due(conn: &Connection, now: i64, limit: usize) -> Result<Vec<DueMessage
         .collect()
 }
 
-fn due_messages(
-    conn: &Connection,
-    sql: &str,
-    now: i64,
-    limit: usize,
-) -> Result<Vec<i64>, StoreError> {
+fn due_messages(conn: &Conn, sql: &str, now: i64, limit: usize) -> Result<Vec<i64>, StoreError> {
     Ok(conn
         .prepare_cached(sql)?
         .query_map(params![now, limit as i64], |r| r.get(0))?
         .collect::<Result<_, _>>()?)
 }
 
-fn claim_message(conn: &Connection, raw_id: i64, now: i64) -> Result<DueMessage, StoreError> {
+fn claim_message(conn: &Conn, raw_id: i64, now: i64) -> Result<DueMessage, StoreError> {
     let mut mail_from = String::new();
     let mut message_row = None;
     let recipients = conn
@@ -232,11 +225,7 @@ fn claim_message(conn: &Connection, raw_id: i64, now: i64) -> Result<DueMessage,
 }
 
 /// Records the outcome of an attempt for each recipient.
-fn record_outcomes(
-    conn: &Connection,
-    updates: &[DeliveryUpdate],
-    now: i64,
-) -> Result<(), StoreError> {
+fn record_outcomes(conn: &Conn, updates: &[DeliveryUpdate], now: i64) -> Result<(), StoreError> {
     let mut stmt = conn.prepare_cached(
         "UPDATE outbound_deliveries SET status = ?2, last_reply = ?3, next_attempt_at = ?4,
              updated_at = ?5
@@ -259,7 +248,7 @@ fn record_outcomes(
 /// (claiming never moves `next_attempt_at` forward), so their resend goes out first and
 /// is not itself left hanging behind the backlog when the next crash comes. Returns how
 /// many.
-fn requeue_interrupted(conn: &Connection, now: i64) -> Result<usize, StoreError> {
+fn requeue_interrupted(conn: &Conn, now: i64) -> Result<usize, StoreError> {
     Ok(conn
         .prepare_cached(
             "UPDATE outbound_deliveries SET status = 'queued',
@@ -273,7 +262,7 @@ fn requeue_interrupted(conn: &Connection, now: i64) -> Result<usize, StoreError>
 /// Queues the deferred or failed deliveries of an outbound message again, now, with a
 /// fresh lifetime. Returns how many.
 fn retry_message(
-    conn: &Connection,
+    conn: &Conn,
     message_row: i64,
     now: i64,
     expires_at: i64,
@@ -290,7 +279,7 @@ fn retry_message(
 /// Marks every unfinished delivery of the outbound message with this Message-ID
 /// failed (an inbound bounce names it). Returns how many.
 fn fail_by_message_id(
-    conn: &Connection,
+    conn: &Conn,
     message_id: &str,
     reply: &str,
     now: i64,
@@ -306,7 +295,7 @@ fn fail_by_message_id(
 /// none of them is a recipient of that message, all its deliveries fail. Unknown ids
 /// change nothing (`None`).
 pub(super) fn apply_bounce(
-    conn: &Connection,
+    conn: &Conn,
     bounce: &Bounce,
     now: i64,
 ) -> Result<Option<BounceApplied>, StoreError> {
@@ -341,7 +330,7 @@ pub(super) fn apply_bounce(
 
 /// Fails the unfinished deliveries of an outbound message: to `address` only, or all.
 fn fail_recipient(
-    conn: &Connection,
+    conn: &Conn,
     message_row: i64,
     address: Option<&str>,
     reply: &str,
@@ -356,7 +345,7 @@ fn fail_recipient(
         .execute(params![message_row, address, reply, now])?)
 }
 
-fn has_recipient(conn: &Connection, message_row: i64, address: &str) -> Result<bool, StoreError> {
+fn has_recipient(conn: &Conn, message_row: i64, address: &str) -> Result<bool, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT 1 FROM outbound_deliveries WHERE message_row = ?1 AND lower(recipient) = ?2",
@@ -391,7 +380,7 @@ impl Reader {
         let mut stmt = self
             .conn
             .prepare("SELECT status, COUNT(*) FROM outbound_deliveries GROUP BY status")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let rows = stmt.query_map((), |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -399,7 +388,7 @@ impl Reader {
     pub fn sent_deliveries(&self) -> Result<i64, StoreError> {
         Ok(self.conn.query_row(
             "SELECT COUNT(*) FROM outbound_deliveries WHERE status = 'sent'",
-            [],
+            (),
             |r| r.get(0),
         )?)
     }
@@ -409,7 +398,7 @@ impl Reader {
         Ok(self.conn.query_row(
             "SELECT COUNT(*) FROM outbound_deliveries
              WHERE status IN ('queued', 'sending', 'deferred')",
-            [],
+            (),
             |r| r.get(0),
         )?)
     }

@@ -1,6 +1,6 @@
 //! The store's one error type, classified the way callers branch on it.
 
-use rusqlite::ErrorCode;
+use super::db::DbError;
 
 /// A storage failure, classified the way callers branch on it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -9,7 +9,11 @@ pub enum StoreError {
     #[error("storage full: {0}")]
     Full(String),
     #[error("database error: {0}")]
-    Sqlite(String),
+    Database(String),
+    /// The database cannot be reached or written now (PostgreSQL down, read-only):
+    /// callers answer 451 4.3.0 and retry later.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("the store writer has stopped")]
     WriterGone,
     #[error("{0}")]
@@ -19,11 +23,20 @@ pub enum StoreError {
     Conflict(String),
 }
 
+impl From<DbError> for StoreError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Full(m) => StoreError::Full(m),
+            DbError::Unavailable(m) => {
+                StoreError::Unavailable(format!("database unavailable: {m}"))
+            }
+            other => StoreError::Database(other.to_string()),
+        }
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        match e.sqlite_error_code() {
-            Some(ErrorCode::DiskFull) => StoreError::Full(e.to_string()),
-            _ => StoreError::Sqlite(e.to_string()),
-        }
+        DbError::from(e).into()
     }
 }

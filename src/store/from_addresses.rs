@@ -2,7 +2,8 @@
 //! A request stores the hash of a one-time code and queues the code's mail in the same
 //! transaction; the code confirms the address.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db::{Conn, OptionalExtension};
+use crate::params;
 
 use super::connection::Reader;
 use super::error::StoreError;
@@ -43,7 +44,7 @@ impl Writer {
 
 /// Records a requested custom From address with the hash of its one-time code.
 fn request_from_address(
-    conn: &Connection,
+    conn: &Conn,
     channel: &str,
     address: &str,
     code_sha256: &str,
@@ -62,7 +63,7 @@ fn request_from_address(
 /// Confirms the pending address of `channel` whose code hashes to `code_sha256` and was
 /// requested at or after `since`; returns the address.
 fn confirm_from_address(
-    conn: &Connection,
+    conn: &Conn,
     channel: &str,
     code_sha256: &str,
     since: i64,

@@ -6,7 +6,8 @@
 //! `inboxgate channels status`, a separate process, can see what the daemon's pollers
 //! are doing.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db::{Conn, OptionalExtension};
+use crate::params;
 
 use super::connection::Reader;
 use super::error::StoreError;
@@ -62,11 +63,7 @@ impl Writer {
 }
 
 /// The folder's checkpoint, if it was ever synced.
-fn checkpoint(
-    conn: &Connection,
-    channel: &str,
-    folder: &str,
-) -> Result<Option<Checkpoint>, StoreError> {
+fn checkpoint(conn: &Conn, channel: &str, folder: &str) -> Result<Option<Checkpoint>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT uidvalidity, last_uid FROM imap_checkpoints WHERE channel = ?1 AND folder = ?2",
     )?;
@@ -81,7 +78,7 @@ fn checkpoint(
 }
 
 /// Files every message of the batch and advances the checkpoint, in one transaction.
-fn file_batch(conn: &Connection, batch: &FetchedBatch) -> Result<BatchFiled, StoreError> {
+fn file_batch(conn: &Conn, batch: &FetchedBatch) -> Result<BatchFiled, StoreError> {
     let mut filed = BatchFiled::default();
     for message in &batch.messages {
         for f in file(conn, message)? {
@@ -100,7 +97,7 @@ fn file_batch(conn: &Connection, batch: &FetchedBatch) -> Result<BatchFiled, Sto
 
 /// Records a checkpoint on its own (a folder found empty under a new UIDVALIDITY).
 fn save_checkpoint(
-    conn: &Connection,
+    conn: &Conn,
     channel: &str,
     folder: &str,
     checkpoint: Checkpoint,
@@ -122,7 +119,7 @@ fn save_checkpoint(
 
 /// Sets the channel's state; `error` (when given) becomes its last error.
 fn set_state(
-    conn: &Connection,
+    conn: &Conn,
     channel: &str,
     state: SyncState,
     now: i64,
@@ -143,7 +140,7 @@ fn set_state(
 }
 
 /// Records a completed sync of every folder: the channel is idle until the next one.
-fn record_sync(conn: &Connection, channel: &str, now: i64) -> Result<(), StoreError> {
+fn record_sync(conn: &Conn, channel: &str, now: i64) -> Result<(), StoreError> {
     set_state(conn, channel, SyncState::Idle, now, None)?;
     let mut stmt =
         conn.prepare_cached("UPDATE channel_sync SET last_sync_at = ?2 WHERE channel = ?1")?;
@@ -159,7 +156,7 @@ impl Reader {
                     ingested
              FROM channel_sync ORDER BY channel",
         )?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map((), |r| {
             Ok(ChannelSync {
                 channel: r.get(0)?,
                 state: r.get(1)?,

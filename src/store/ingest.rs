@@ -2,7 +2,8 @@
 //! dedupe (B4), contact upsert (B5), threading (B10, via `pipeline::thread`), reopen
 //! (B11), then the rows themselves. One raw copy serves every inbox it was delivered to.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db::{Conn, OptionalExtension};
+use crate::params;
 
 use super::conversations::{
     self as rows, Direction, MessageInsert, NewConversation, RawCopy, Reopen,
@@ -24,7 +25,7 @@ impl Writer {
 }
 
 /// Files `message` into each of its target inboxes. Runs inside the writer transaction.
-pub(super) fn file(conn: &Connection, message: &NewInbound) -> Result<Vec<Filed>, StoreError> {
+pub(super) fn file(conn: &Conn, message: &NewInbound) -> Result<Vec<Filed>, StoreError> {
     let sender = sender_of(message);
     let mut classification = message.classification.clone();
     if let Some(reason) = super::actions::blocked_reason(conn, &sender.address)? {
@@ -105,10 +106,10 @@ pub(super) fn file(conn: &Connection, message: &NewInbound) -> Result<Vec<Filed>
 }
 
 /// Links the stored copies of a bounce to the outbound message it returned (C5).
-fn link_bounce(conn: &Connection, filed: &[Filed], outbound_row: i64) -> Result<(), StoreError> {
+fn link_bounce(conn: &Conn, filed: &[Filed], outbound_row: i64) -> Result<(), StoreError> {
     let mut update = conn.prepare_cached("UPDATE messages SET bounce_of = ?1 WHERE id = ?2")?;
     for row in filed.iter().filter_map(|f| f.message_row) {
-        update.execute(rusqlite::params![outbound_row, row])?;
+        update.execute(crate::params![outbound_row, row])?;
     }
     Ok(())
 }
@@ -148,7 +149,7 @@ struct People<'a> {
 }
 
 fn file_in_inbox(
-    conn: &Connection,
+    conn: &Conn,
     message: &NewInbound,
     classification: &Classification,
     target: &Target,
@@ -230,7 +231,7 @@ fn file_in_inbox(
 }
 
 /// The conversation of our outbound message with this message's Message-ID, if any.
-fn own_outbound(conn: &Connection, message: &NewInbound) -> Result<Option<i64>, StoreError> {
+fn own_outbound(conn: &Conn, message: &NewInbound) -> Result<Option<i64>, StoreError> {
     let Some(id) = &message.parsed.message_id else {
         return Ok(None);
     };
@@ -245,7 +246,7 @@ struct Filing {
 }
 
 fn insert_message(
-    conn: &Connection,
+    conn: &Conn,
     m: &NewInbound,
     classification: &Classification,
     filing: &Filing,
@@ -279,7 +280,7 @@ fn insert_message(
 
 /// The threading rules' view of one inbox, over the write transaction.
 struct InboxLookup<'a> {
-    conn: &'a Connection,
+    conn: &'a Conn,
     inbox: &'a str,
 }
 
@@ -287,7 +288,7 @@ const CANDIDATE_COLUMNS: &str = "c.id, COALESCE(m.subject_norm, c.subject_norm),
      c.trashed_at IS NOT NULL OR c.deleted != 0,
      EXISTS (SELECT 1 FROM participants p WHERE p.conversation_id = c.id AND p.address = ?3)";
 
-fn candidate(row: &rusqlite::Row) -> rusqlite::Result<Candidate> {
+fn candidate(row: &super::db::Row) -> super::db::Result<Candidate> {
     Ok(Candidate {
         conversation_id: row.get(0)?,
         subject_norm: row.get(1)?,

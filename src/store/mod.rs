@@ -21,6 +21,7 @@ pub mod bayes;
 mod checkpoint;
 mod connection;
 mod conversations;
+pub(crate) mod db;
 mod deliveries;
 mod error;
 mod from_addresses;
@@ -33,6 +34,7 @@ mod regroup;
 mod route;
 mod rows;
 mod schema;
+mod schema_pg;
 mod search_index;
 #[cfg(test)]
 mod testkit;
@@ -60,16 +62,39 @@ pub use rows::{
 pub use web_sessions::{NewWebSession, WebSessionRow};
 pub use writer::Writer;
 
-use connection::open_connection;
+use connection::{open_connection, PgPool};
+pub use db::PgTarget;
+
+/// Where the store's database is: the embedded SQLite file or a shared PostgreSQL.
+#[derive(Debug, Clone)]
+pub enum Location {
+    Sqlite(PathBuf),
+    Postgres(PgTarget),
+}
 
 /// Where the database lives; hands out the writer and reader connections.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Store {
-    path: PathBuf,
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(PathBuf),
+    Postgres(std::sync::Arc<PgPool>),
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.backend {
+            Backend::Sqlite(path) => write!(f, "Store(sqlite {})", path.display()),
+            Backend::Postgres(pool) => write!(f, "Store(postgres {})", pool.target.url),
+        }
+    }
 }
 
 impl Store {
-    /// Opens (creating if needed) the database and brings its schema up to date.
+    /// Opens (creating if needed) the embedded database and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
@@ -84,8 +109,28 @@ impl Store {
         schema::use_wal(&conn)?;
         schema::migrate(&mut conn)?;
         Ok(Store {
-            path: path.to_path_buf(),
+            backend: Backend::Sqlite(path.to_path_buf()),
         })
+    }
+
+    /// Opens the store at `location`, bringing its schema up to date (once, however many
+    /// nodes start together on one PostgreSQL database).
+    pub fn open_at(location: &Location) -> Result<Store, StoreError> {
+        match location {
+            Location::Sqlite(path) => Store::open(path),
+            Location::Postgres(target) => {
+                let conn = db::Conn::Postgres(db::PgConn::connect(target, false)?);
+                schema::migrate_postgres(&conn)?;
+                Ok(Store {
+                    backend: Backend::Postgres(std::sync::Arc::new(PgPool::new(target.clone()))),
+                })
+            }
+        }
+    }
+
+    /// Whether the store is a shared PostgreSQL database (several nodes may use it).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
     }
 
     /// Starts the single writer thread.
@@ -98,15 +143,41 @@ impl Store {
         &self,
         metrics: std::sync::Arc<crate::metrics::Metrics>,
     ) -> Result<(Writer, std::thread::JoinHandle<()>), StoreError> {
-        let conn = open_connection(&self.path, OpenFlags::default())?;
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        let checkpointer = checkpoint::start(open_connection(&self.path, OpenFlags::default())?);
-        Ok(Writer::start(conn, checkpointer, metrics))
+        match &self.backend {
+            Backend::Sqlite(path) => {
+                let conn = open_connection(path, OpenFlags::default())?;
+                conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+                let checkpointer = checkpoint::start(open_connection(path, OpenFlags::default())?);
+                let path = path.clone();
+                let reopen: writer::Opener = Box::new(move || {
+                    Ok(db::Conn::Sqlite(open_connection(
+                        &path,
+                        OpenFlags::default(),
+                    )?))
+                });
+                Ok(Writer::start(
+                    db::Conn::Sqlite(conn),
+                    reopen,
+                    Some(checkpointer),
+                    metrics,
+                ))
+            }
+            Backend::Postgres(pool) => {
+                let target = pool.target.clone();
+                let conn = db::Conn::Postgres(db::PgConn::connect(&target, false)?);
+                let reopen: writer::Opener =
+                    Box::new(move || Ok(db::Conn::Postgres(db::PgConn::connect(&target, false)?)));
+                Ok(Writer::start(conn, reopen, None, metrics))
+            }
+        }
     }
 
     /// A read-only connection; safe to use while the daemon writes.
     pub fn reader(&self) -> Result<Reader, StoreError> {
-        Reader::open(&self.path)
+        match &self.backend {
+            Backend::Sqlite(path) => Reader::open(path),
+            Backend::Postgres(pool) => Reader::from_pool(pool),
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! verification) is queued outside any conversation. Also the reads that `outbound
 //! list` and reply composition need.
 
-use rusqlite::{Connection, OptionalExtension};
+use super::db::{Conn, OptionalExtension};
 
 use super::connection::Reader;
 use super::conversations::{
@@ -31,7 +31,7 @@ impl Writer {
 /// Stores the message, its raw copy, threading ids and participants, and queues one
 /// delivery per recipient. Runs inside the writer transaction. A reply to a conversation
 /// deleted or trashed meanwhile is refused, as inbound mail would not join it.
-fn file_outbound(conn: &Connection, m: &NewOutbound) -> Result<FiledOutbound, StoreError> {
+fn file_outbound(conn: &Conn, m: &NewOutbound) -> Result<FiledOutbound, StoreError> {
     let conversation_id = match m.conversation_id {
         Some(id) => {
             rows::add_message_to(conn, id, m.now, Reopen::No)?;
@@ -97,7 +97,7 @@ fn file_outbound(conn: &Connection, m: &NewOutbound) -> Result<FiledOutbound, St
 }
 
 /// Queues a message that belongs to no conversation; returns its raw id.
-pub(super) fn file_system_mail(conn: &Connection, m: &NewSystemMail) -> Result<i64, StoreError> {
+pub(super) fn file_system_mail(conn: &Conn, m: &NewSystemMail) -> Result<i64, StoreError> {
     let raw_id = insert_raw(conn, &m.raw, &m.mail_from, &m.recipients, m.now)?;
     deliveries::queue(
         conn,
@@ -112,7 +112,7 @@ pub(super) fn file_system_mail(conn: &Connection, m: &NewSystemMail) -> Result<i
 }
 
 fn insert_raw(
-    conn: &Connection,
+    conn: &Conn,
     body: &[u8],
     mail_from: &str,
     recipients: &[String],
@@ -298,7 +298,7 @@ mod tests {
         assert_eq!(parent.references, Some(vec!["q@klant.example".to_string()]));
         // A row filed before the column existed: the caller reads the raw message.
         writer
-            .write(|conn| Ok(conn.execute("UPDATE messages SET reply_refs = NULL", [])?))
+            .write(|conn| Ok(conn.execute("UPDATE messages SET reply_refs = NULL", ())?))
             .await
             .expect("old row");
         let parent = reader.reply_parent(id).expect("read").expect("a parent");

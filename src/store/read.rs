@@ -3,8 +3,9 @@
 
 use std::collections::HashSet;
 
-use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter, OptionalExtension, Row};
+use super::db::Value as SqlValue;
+use super::db::{params_from_iter, OptionalExtension, Row};
+use crate::params;
 
 use super::connection::Reader;
 use super::error::StoreError;
@@ -185,7 +186,7 @@ const TICKET_JOIN: &str = "LEFT JOIN tickets tk ON tk.conversation_id = c.id";
 const LAST_MESSAGE_JOIN: &str = "LEFT JOIN messages lm ON lm.id =
      (SELECT m2.id FROM messages m2 WHERE m2.conversation_id = c.id ORDER BY m2.id DESC LIMIT 1)";
 
-fn conversation_row(r: &Row) -> rusqlite::Result<ConversationRow> {
+fn conversation_row(r: &Row) -> super::db::Result<ConversationRow> {
     let trashed_at: Option<i64> = r.get(11)?;
     Ok(ConversationRow {
         id: r.get(0)?,
@@ -605,7 +606,7 @@ impl Reader {
         let mut stmt = self.conn.prepare_cached(
             "SELECT address, blocked_at, blocked_by FROM blocked_senders ORDER BY address",
         )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let rows = stmt.query_map((), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -648,7 +649,7 @@ impl Reader {
     pub fn message_count(&self) -> Result<i64, StoreError> {
         Ok(self
             .conn
-            .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?)
+            .query_row("SELECT COUNT(*) FROM messages", (), |r| r.get(0))?)
     }
 }
 
@@ -658,7 +659,7 @@ const MESSAGE_COLUMNS: &str = "messages.id, direction, from_addr, from_name, to_
 /// How many columns `MESSAGE_COLUMNS` names.
 const MESSAGE_COLUMN_COUNT: usize = 18;
 
-fn message_row(r: &Row) -> rusqlite::Result<MessageRow> {
+fn message_row(r: &Row) -> super::db::Result<MessageRow> {
     Ok(MessageRow {
         id: r.get(0)?,
         direction: r.get(1)?,

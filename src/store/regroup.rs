@@ -10,7 +10,8 @@
 //! merged conversation's messages join the one it was merged into. The search index
 //! rows of both conversations are rebuilt, since their rowids carry the conversation.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db::{Conn, OptionalExtension};
+use crate::params;
 
 use super::error::StoreError;
 use super::writer::Writer;
@@ -80,7 +81,7 @@ struct Source {
 }
 
 /// A conversation that still takes changes: not deleted, not in trash.
-fn live_conversation(conn: &Connection, id: i64) -> Result<Source, StoreError> {
+fn live_conversation(conn: &Conn, id: i64) -> Result<Source, StoreError> {
     let row: Option<(Source, Option<i64>)> = conn
         .prepare_cached(
             "SELECT inbox, status, assignee, message_count, last_message_at, trashed_at
@@ -110,13 +111,7 @@ fn live_conversation(conn: &Connection, id: i64) -> Result<Source, StoreError> {
     }
 }
 
-fn split(
-    conn: &Connection,
-    id: i64,
-    message: i64,
-    actor: &str,
-    now: i64,
-) -> Result<i64, StoreError> {
+fn split(conn: &Conn, id: i64, message: i64, actor: &str, now: i64) -> Result<i64, StoreError> {
     let source = live_conversation(conn, id)?;
     let in_conversation: Option<i64> = conn
         .query_row(
@@ -166,25 +161,26 @@ fn split(
 /// The conversation a split message starts: the source's inbox, channel, contact,
 /// assignee and classification flags; the message's subject and time; open.
 fn new_conversation_for(
-    conn: &Connection,
+    conn: &Conn,
     id: i64,
     message: i64,
     assignee: Option<&str>,
 ) -> Result<i64, StoreError> {
-    conn.execute(
+    Ok(conn.query_row(
         "INSERT INTO conversations (inbox, channel, subject, subject_norm, contact_id,
              assignee, created_at, last_message_at, message_count, spam, filtered,
              verdict, reasons)
          SELECT c.inbox, c.channel, m.subject, m.subject_norm, c.contact_id, ?3,
                 m.received_at, m.received_at, 1, c.spam, c.filtered, c.verdict, c.reasons
-         FROM conversations c, messages m WHERE c.id = ?1 AND m.id = ?2",
+         FROM conversations c, messages m WHERE c.id = ?1 AND m.id = ?2
+         RETURNING id",
         params![id, message, assignee],
-    )?;
-    Ok(conn.last_insert_rowid())
+        |r| r.get(0),
+    )?)
 }
 
 /// Sets a conversation's message count and last activity from its messages.
-fn recount(conn: &Connection, id: i64) -> Result<(), StoreError> {
+fn recount(conn: &Conn, id: i64) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE conversations SET
              message_count = (SELECT COUNT(*) FROM messages WHERE conversation_id = ?1),
@@ -203,7 +199,7 @@ fn recount(conn: &Connection, id: i64) -> Result<(), StoreError> {
 /// Where `to_inbox` knows the id already (the same mail delivered to both), that row
 /// stays as it is.
 fn repoint_known_ids(
-    conn: &Connection,
+    conn: &Conn,
     message: i64,
     from_inbox: &str,
     to_inbox: &str,
@@ -234,7 +230,7 @@ fn repoint_known_ids(
     Ok(())
 }
 
-fn merge(conn: &Connection, from: i64, into: i64, actor: &str, now: i64) -> Result<(), StoreError> {
+fn merge(conn: &Conn, from: i64, into: i64, actor: &str, now: i64) -> Result<(), StoreError> {
     if from == into {
         return Err(StoreError::Conflict(format!(
             "conversation {from} cannot be merged into itself"
@@ -288,7 +284,7 @@ fn merge(conn: &Connection, from: i64, into: i64, actor: &str, now: i64) -> Resu
 /// Participants, timeline (comments included) and the ticket follow the messages. A
 /// ticket moves when the target has none; otherwise the merged one's ticket goes, as
 /// on delete forever.
-fn move_conversation_rows(conn: &Connection, from: i64, into: i64) -> Result<(), StoreError> {
+fn move_conversation_rows(conn: &Conn, from: i64, into: i64) -> Result<(), StoreError> {
     conn.execute(
         "INSERT OR IGNORE INTO participants (conversation_id, address)
          SELECT ?2, address FROM participants WHERE conversation_id = ?1",

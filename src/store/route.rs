@@ -5,7 +5,8 @@
 //! message — so a crash never leaves a conversation half-routed, and round-robin
 //! continues where it stopped after a restart.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db::{Conn, OptionalExtension};
+use crate::params;
 
 use super::connection::Reader;
 use super::error::StoreError;
@@ -26,7 +27,7 @@ pub struct NewConversation<'a> {
 /// people is routed (C5): never spam, filtered, automatic replies, bounces or bulk,
 /// and never mail from the null sender.
 pub fn new_conversation(
-    conn: &Connection,
+    conn: &Conn,
     config: &Config,
     conversation: &NewConversation,
 ) -> Result<(), StoreError> {
@@ -63,7 +64,7 @@ pub fn new_conversation(
 }
 
 fn assign(
-    conn: &Connection,
+    conn: &Conn,
     config: &Config,
     inbox: &Inbox,
     channel: &Channel,
@@ -146,11 +147,7 @@ impl Reader {
 
 /// The configured user with their availability (the agent's own setting, else the
 /// config's default) and open conversations; `None` when not configured.
-fn candidate(
-    conn: &Connection,
-    config: &Config,
-    email: &str,
-) -> Result<Option<Candidate>, StoreError> {
+fn candidate(conn: &Conn, config: &Config, email: &str) -> Result<Option<Candidate>, StoreError> {
     let Some(user) = config.user(email) else {
         return Ok(None);
     };
@@ -172,7 +169,7 @@ fn candidate(
     }))
 }
 
-fn contact_owner(conn: &Connection, contact_id: i64) -> Result<Option<String>, StoreError> {
+fn contact_owner(conn: &Conn, contact_id: i64) -> Result<Option<String>, StoreError> {
     Ok(conn
         .prepare_cached("SELECT owner FROM contacts WHERE id = ?1")?
         .query_row([contact_id], |r| r.get(0))
@@ -180,7 +177,7 @@ fn contact_owner(conn: &Connection, contact_id: i64) -> Result<Option<String>, S
         .flatten())
 }
 
-fn cursor(conn: &Connection, channel: &str) -> Result<Option<String>, StoreError> {
+fn cursor(conn: &Conn, channel: &str) -> Result<Option<String>, StoreError> {
     Ok(conn
         .prepare_cached("SELECT last_user FROM routing_cursor WHERE channel = ?1")?
         .query_row([channel], |r| r.get(0))

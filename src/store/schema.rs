@@ -5,6 +5,9 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
+use super::db::{Conn, OptionalExtension};
+use super::error::StoreError;
+
 /// Each entry migrates from version `index` to `index + 1`. Never edit a shipped entry;
 /// append a new one.
 const MIGRATIONS: &[&str] = &[
@@ -351,7 +354,7 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     loop {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let current: usize = tx.query_row("PRAGMA user_version", (), |r| r.get(0))?;
         let Some(sql) = MIGRATIONS.get(current) else {
             return tx.commit();
         };
@@ -364,4 +367,68 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
 /// The schema version this build writes.
 pub fn latest_version() -> usize {
     MIGRATIONS.len()
+}
+
+/// Refuses a database written by a newer build.
+pub fn check_not_newer(version: usize) -> Result<(), StoreError> {
+    if version > latest_version() {
+        return Err(StoreError::Invalid(format!(
+            "database schema {version} is newer than this build ({})",
+            latest_version()
+        )));
+    }
+    Ok(())
+}
+
+/// PostgreSQL's migrations: the first creates the whole schema of SQLite's latest
+/// version at once; later entries are appended as SQLite's are.
+const PG_MIGRATIONS: &[&str] = &[super::schema_pg::PG_SCHEMA];
+
+/// Any constant names the lock; this one is the store's migration lock.
+const MIGRATION_LOCK: i64 = 0x1b0c_6a7e;
+
+/// Brings a PostgreSQL database up to the newest schema, in one transaction under an
+/// advisory lock: nodes starting together on an empty database take turns, and the
+/// later ones find it migrated.
+pub fn migrate_postgres(conn: &Conn) -> Result<(), StoreError> {
+    conn.execute_batch("BEGIN")?;
+    match apply_postgres_migrations(conn) {
+        Ok(()) => Ok(conn.execute_batch("COMMIT")?),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn apply_postgres_migrations(conn: &Conn) -> Result<(), StoreError> {
+    conn.query_row("SELECT pg_advisory_xact_lock(?1)", [MIGRATION_LOCK], |_| {
+        Ok(())
+    })?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (
+             id      INT PRIMARY KEY CHECK (id = 1),
+             version BIGINT NOT NULL)",
+    )?;
+    let current: Option<usize> = conn
+        .query_row("SELECT version FROM schema_version WHERE id = 1", (), |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let current = current.unwrap_or(0);
+    if current > PG_MIGRATIONS.len() {
+        return Err(StoreError::Invalid(format!(
+            "database schema {current} is newer than this build ({})",
+            PG_MIGRATIONS.len()
+        )));
+    }
+    for sql in &PG_MIGRATIONS[current..] {
+        conn.execute_batch(sql)?;
+    }
+    conn.execute(
+        "INSERT INTO schema_version (id, version) VALUES (1, ?1)
+         ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+        [PG_MIGRATIONS.len()],
+    )?;
+    Ok(())
 }

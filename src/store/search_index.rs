@@ -2,7 +2,8 @@
 //! [`index_pending`] every moment or so, and a search first catches the index up, so
 //! results are complete while SMTP commits stay small.
 
-use rusqlite::{params, Connection};
+use super::db::Conn;
+use crate::params;
 
 use super::error::StoreError;
 use super::writer::Writer;
@@ -12,10 +13,10 @@ const BATCH: i64 = 2000;
 
 /// Indexes up to one batch of messages not yet in `messages_fts`; returns how many.
 /// A row's rowid is `conversation_id << 24 | ordinal` (see the FTS migration).
-fn index_pending(conn: &Connection) -> Result<usize, StoreError> {
+fn index_pending(conn: &Conn) -> Result<usize, StoreError> {
     let last: i64 = conn.query_row(
         "SELECT last_message FROM fts_progress WHERE id = 1",
-        [],
+        (),
         |r| r.get(0),
     )?;
     let upto: Option<i64> = conn.query_row(
@@ -47,7 +48,7 @@ fn index_pending(conn: &Connection) -> Result<usize, StoreError> {
 /// (split, merge): its rowid range is emptied and its indexed messages numbered again
 /// in id order, as `index_pending` numbers them, so the next message's ordinal follows
 /// on. Run after `index_all_pending`, so nothing of it is pending.
-pub(super) fn reindex_conversation(conn: &Connection, id: i64) -> Result<(), StoreError> {
+pub(super) fn reindex_conversation(conn: &Conn, id: i64) -> Result<(), StoreError> {
     let first = id << super::read::FTS_ORDINAL_BITS;
     conn.prepare_cached("DELETE FROM messages_fts WHERE rowid >= ?1 AND rowid < ?2")?
         .execute([first, first + (1 << super::read::FTS_ORDINAL_BITS)])?;
@@ -76,7 +77,7 @@ impl Writer {
 }
 
 /// Indexes everything pending, batch by batch (one call per writer job).
-pub(super) fn index_all_pending(conn: &Connection) -> Result<usize, StoreError> {
+pub(super) fn index_all_pending(conn: &Conn) -> Result<usize, StoreError> {
     let mut total = 0;
     loop {
         let n = index_pending(conn)?;

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::params;
+use crate::params;
 
 use super::connection::Reader;
 use super::error::StoreError;

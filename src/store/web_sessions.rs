@@ -2,7 +2,8 @@
 //! arrive already hashed (Argon2id, `inbox::password`); a session is found by the
 //! SHA-256 of its secret and carries its CSRF token.
 
-use rusqlite::{params, OptionalExtension};
+use super::db::OptionalExtension;
+use crate::params;
 
 use super::connection::Reader;
 use super::error::StoreError;
@@ -146,7 +147,7 @@ impl Reader {
         Ok(self.conn.query_row(
             "SELECT (SELECT COALESCE(MAX(id), 0) FROM messages),
                     (SELECT COALESCE(MAX(id), 0) FROM timeline)",
-            [],
+            (),
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?)
     }

@@ -9,10 +9,10 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::CheckpointGuard;
+use super::db::{Conn, Dialect};
 use super::error::StoreError;
 use crate::metrics::Metrics;
 
@@ -22,7 +22,9 @@ const MAX_BATCH: usize = 512;
 const QUEUE_DEPTH: usize = 4096;
 
 type Output = Box<dyn Any + Send>;
-type Work = Box<dyn FnOnce(&Connection) -> Result<Output, StoreError> + Send>;
+type Work = Box<dyn FnOnce(&Conn) -> Result<Output, StoreError> + Send>;
+/// Opens the write connection, again after the database was lost (PostgreSQL).
+pub(super) type Opener = Box<dyn FnMut() -> Result<Conn, StoreError> + Send>;
 
 struct Job {
     work: Work,
@@ -39,15 +41,16 @@ pub struct Writer {
 impl Writer {
     /// Starts the thread; it owns `checkpointer` and stops it when it ends itself.
     pub(super) fn start(
-        conn: Connection,
-        checkpointer: CheckpointGuard,
+        conn: Conn,
+        reopen: Opener,
+        checkpointer: Option<CheckpointGuard>,
         metrics: Arc<Metrics>,
     ) -> (Writer, std::thread::JoinHandle<()>) {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
-                run(conn, queue, &metrics);
+                run(Some(conn), reopen, queue, &metrics);
                 drop(checkpointer);
             })
             .expect("spawning the store writer thread");
@@ -58,7 +61,7 @@ impl Writer {
     pub(super) fn write_blocking<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Conn) -> Result<T, StoreError> + Send + 'static,
     {
         let (done, result) = oneshot::channel();
         let work: Work = Box::new(move |conn| work(conn).map(|t| Box::new(t) as Output));
@@ -78,7 +81,7 @@ impl Writer {
     pub(super) async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Conn) -> Result<T, StoreError> + Send + 'static,
     {
         let (done, result) = oneshot::channel();
         let work: Work = Box::new(move |conn| work(conn).map(|t| Box::new(t) as Output));
@@ -94,7 +97,12 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, mut queue: mpsc::Receiver<Job>, metrics: &Metrics) {
+fn run(
+    mut conn: Option<Conn>,
+    mut reopen: Opener,
+    mut queue: mpsc::Receiver<Job>,
+    metrics: &Metrics,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
@@ -104,16 +112,34 @@ fn run(conn: Connection, mut queue: mpsc::Receiver<Job>, metrics: &Metrics) {
                 Err(_) => break,
             }
         }
-        commit_batch(&conn, &mut batch, metrics);
+        if conn.as_ref().is_none_or(Conn::is_broken) {
+            conn = None;
+            match reopen() {
+                Ok(fresh) => conn = Some(fresh),
+                Err(error) => {
+                    tracing::warn!(%error, jobs = batch.len(), "database unavailable; the batch is refused");
+                    metrics.commit_failed();
+                    fail_all(&mut batch, error);
+                    continue;
+                }
+            }
+        }
+        if let Some(conn) = &conn {
+            commit_batch(conn, &mut batch, metrics);
+        }
     }
     tracing::debug!("store writer stopped");
 }
 
 /// Runs every job of the batch in one transaction and tells each caller the outcome.
-fn commit_batch(conn: &Connection, batch: &mut Vec<Job>, metrics: &Metrics) {
+fn commit_batch(conn: &Conn, batch: &mut Vec<Job>, metrics: &Metrics) {
     let started = std::time::Instant::now();
     let size = batch.len();
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    let begin = match conn.dialect() {
+        Dialect::Sqlite => "BEGIN IMMEDIATE",
+        Dialect::Postgres => "BEGIN",
+    };
+    if let Err(e) = conn.execute_batch(begin) {
         metrics.commit_failed();
         fail_all(batch, e.into());
         return;
@@ -148,10 +174,10 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Job>, metrics: &Metrics) {
     }
 }
 
-fn run_in_savepoint(conn: &Connection, work: Work) -> Result<Output, StoreError> {
+fn run_in_savepoint(conn: &Conn, work: Work) -> Result<Output, StoreError> {
     if conn.is_autocommit() {
         // An earlier job's error made SQLite roll the whole transaction back.
-        return Err(StoreError::Sqlite(
+        return Err(StoreError::Database(
             "transaction aborted by an earlier failure".into(),
         ));
     }
@@ -168,7 +194,7 @@ fn run_in_savepoint(conn: &Connection, work: Work) -> Result<Output, StoreError>
     }
 }
 
-fn noop(_: &Connection) -> Result<Output, StoreError> {
+fn noop(_: &Conn) -> Result<Output, StoreError> {
     Ok(Box::new(()))
 }
 

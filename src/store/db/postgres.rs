@@ -1,0 +1,436 @@
+//! The PostgreSQL side of [`Conn`](super::Conn): a session with its own prepared
+//! statements, driven by tokio-postgres on one small I/O runtime shared by every
+//! session of the process. The store's code is synchronous (a writer thread, readers on
+//! blocking threads), so each call waits for its answer on the calling thread; that
+//! works the same inside and outside the daemon's runtime.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
+use tokio_postgres::{Client, Statement};
+
+use super::{DbError, Value};
+
+/// Where the PostgreSQL database is and how to sign in. The password never appears in
+/// `Debug` output or in errors.
+#[derive(Clone)]
+pub struct PgTarget {
+    pub url: String,
+    pub password: Option<String>,
+    /// Extra trusted roots (PEM) for TLS to the database, beside the system's.
+    pub ca_file: Option<PathBuf>,
+    /// `application_name` of the sessions: the node's name, seen in `pg_stat_activity`.
+    pub application: String,
+}
+
+impl std::fmt::Debug for PgTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgTarget")
+            .field("url", &self.url)
+            .field("password", &self.password.as_ref().map(|_| "…"))
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+/// How long connecting may take before the database counts as unavailable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One PostgreSQL session.
+pub struct PgConn {
+    client: Client,
+    statements: RefCell<HashMap<String, Statement>>,
+    in_transaction: Cell<bool>,
+}
+
+impl PgConn {
+    /// Connects; `read_only` sessions refuse writes (the CLI's and API's readers).
+    pub fn connect(target: &PgTarget, read_only: bool) -> Result<PgConn, DbError> {
+        let mut config: tokio_postgres::Config = target
+            .url
+            .parse()
+            .map_err(|e| DbError::Other(format!("store.url: {e}")))?;
+        if let Some(password) = &target.password {
+            config.password(password);
+        }
+        config
+            .connect_timeout(CONNECT_TIMEOUT)
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .application_name(&target.application);
+        let tls = tls_connector(target)?;
+        let connecting = io_runtime().spawn(async move {
+            let (client, connection) = config.connect(tls).await?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "database session ended");
+                }
+            });
+            Ok::<Client, tokio_postgres::Error>(client)
+        });
+        let client = block_on(connecting)
+            .map_err(|e| DbError::Other(format!("database connection task: {e}")))?
+            .map_err(|e| DbError::Unavailable(describe(&e)))?;
+        let conn = PgConn {
+            client,
+            statements: RefCell::default(),
+            in_transaction: Cell::new(false),
+        };
+        let mut setup = String::from(
+            "SET synchronous_commit = on; SET client_min_messages = warning; \
+             SET lock_timeout = '30s';",
+        );
+        if read_only {
+            setup.push_str("SET default_transaction_read_only = on;");
+        }
+        conn.execute_batch(&setup)?;
+        Ok(conn)
+    }
+
+    pub(super) fn execute_batch(&self, sql: &str) -> Result<(), DbError> {
+        let outcome = block_on(self.client.batch_execute(sql)).map_err(error);
+        self.track_transaction(sql, outcome.is_ok());
+        outcome
+    }
+
+    /// Follows BEGIN/COMMIT/ROLLBACK sent as batches (how the store runs transactions).
+    fn track_transaction(&self, sql: &str, succeeded: bool) {
+        let head = sql.trim_start().to_ascii_uppercase();
+        if head.starts_with("BEGIN") || head.starts_with("START TRANSACTION") {
+            self.in_transaction.set(succeeded);
+        } else if head.starts_with("COMMIT")
+            || head.starts_with("END")
+            || (head.starts_with("ROLLBACK") && !head.starts_with("ROLLBACK TO"))
+        {
+            self.in_transaction.set(false);
+        }
+    }
+
+    pub(super) fn in_transaction(&self) -> bool {
+        self.in_transaction.get() && !self.client.is_closed()
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// The statement for `sql` (written with `?` placeholders), prepared once.
+    pub(super) fn prepare(&self, sql: &str) -> Result<Statement, DbError> {
+        if let Some(statement) = self.statements.borrow().get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = block_on(self.client.prepare(&placeholders(sql))).map_err(error)?;
+        self.statements
+            .borrow_mut()
+            .insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
+
+    pub(super) fn execute(
+        &self,
+        statement: &Statement,
+        values: &[Value],
+    ) -> Result<usize, DbError> {
+        let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as _).collect();
+        block_on(self.client.execute(statement, &params))
+            .map(|n| n as usize)
+            .map_err(error)
+    }
+
+    pub(super) fn query(
+        &self,
+        statement: &Statement,
+        values: &[Value],
+    ) -> Result<Vec<tokio_postgres::Row>, DbError> {
+        let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as _).collect();
+        block_on(self.client.query(statement, &params)).map_err(error)
+    }
+}
+
+/// Rewrites `?N` to `$N` and numbers bare `?` in order; quoted text is left alone.
+pub fn placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut chars = sql.chars().peekable();
+    let mut next = 0;
+    let mut quote: Option<char> = None;
+    while let Some(ch) = chars.next() {
+        match (quote, ch) {
+            (Some(q), c) if c == q => {
+                quote = None;
+                out.push(c);
+            }
+            (Some(_), c) => out.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(ch);
+                out.push(ch);
+            }
+            (None, '?') => {
+                let mut digits = String::new();
+                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    digits.push(*d);
+                    chars.next();
+                }
+                if digits.is_empty() {
+                    next += 1;
+                    digits = next.to_string();
+                }
+                out.push('$');
+                out.push_str(&digits);
+            }
+            (None, c) => out.push(c),
+        }
+    }
+    out
+}
+
+/// The rustls connector: the system's roots plus `ca_file`. tokio-postgres uses it as
+/// the URL's `sslmode` says (`prefer` by default, `require` to insist).
+fn tls_connector(target: &PgTarget) -> Result<tokio_postgres_rustls::MakeRustlsConnect, DbError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = &target.ca_file {
+        let bad = |e: &dyn std::fmt::Display| {
+            DbError::Other(format!("store.ca_file {}: {e}", path.display()))
+        };
+        let pem = std::fs::read(path).map_err(|e| bad(&e))?;
+        for cert in rustls_pki_types::pem::PemObject::pem_slice_iter(&pem) {
+            let cert: rustls_pki_types::CertificateDer = cert.map_err(|e| bad(&e))?;
+            roots.add(cert).map_err(|e| bad(&e))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| DbError::Other(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// The runtime that drives every session's socket (one thread; the work is I/O).
+fn io_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("database-io")
+            .enable_all()
+            .build()
+            .expect("starting the database I/O runtime")
+    })
+}
+
+/// Waits for `future` on this thread. The futures waited on here only exchange
+/// messages with session tasks on the I/O runtime, so any thread may wait, including
+/// one of the daemon's runtime threads.
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut context = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        match future.as_mut().poll(&mut context) {
+            Poll::Ready(output) => return output,
+            Poll::Pending => std::thread::park(),
+        }
+    }
+}
+
+/// A tokio-postgres error in words: the server's code and message when it sent one.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+/// Classifies a tokio-postgres error.
+fn error(e: tokio_postgres::Error) -> DbError {
+    let text = describe(&e);
+    let Some(code) = e.code() else {
+        // No answer from the server: the session is closed or the socket failed.
+        return DbError::Unavailable(text);
+    };
+    let class = &code.code()[..2];
+    if *code == SqlState::DISK_FULL {
+        DbError::Full(text)
+    } else if *code == SqlState::T_R_SERIALIZATION_FAILURE
+        || *code == SqlState::T_R_DEADLOCK_DETECTED
+        || *code == SqlState::LOCK_NOT_AVAILABLE
+    {
+        DbError::Busy(text)
+    } else if class == "23" {
+        DbError::Constraint(text)
+    } else if matches!(class, "08" | "53" | "57") || *code == SqlState::READ_ONLY_SQL_TRANSACTION {
+        DbError::Unavailable(text)
+    } else {
+        DbError::Other(text)
+    }
+}
+
+/// Column `index` of a PostgreSQL row, in the shared storage classes.
+pub(super) fn column(row: &tokio_postgres::Row, index: usize) -> Result<Value, DbError> {
+    let Some(column) = row.columns().get(index) else {
+        return Err(DbError::Conversion(format!("no column {index}")));
+    };
+    let ty = column.type_().clone();
+    let bad = |e: Box<dyn std::error::Error + Sync + Send>| {
+        DbError::Conversion(format!("column {} ({ty}): {e}", column.name()))
+    };
+    let value = match ty {
+        Type::INT8 => row
+            .try_get::<_, Option<i64>>(index)
+            .map(|v| v.map(Value::Integer)),
+        Type::INT4 => row
+            .try_get::<_, Option<i32>>(index)
+            .map(|v| v.map(|i| Value::Integer(i.into()))),
+        Type::INT2 => row
+            .try_get::<_, Option<i16>>(index)
+            .map(|v| v.map(|i| Value::Integer(i.into()))),
+        Type::BOOL => row
+            .try_get::<_, Option<bool>>(index)
+            .map(|v| v.map(|b| Value::Integer(b.into()))),
+        Type::FLOAT8 => row
+            .try_get::<_, Option<f64>>(index)
+            .map(|v| v.map(Value::Real)),
+        Type::FLOAT4 => row
+            .try_get::<_, Option<f32>>(index)
+            .map(|v| v.map(|f| Value::Real(f.into()))),
+        Type::BYTEA => row
+            .try_get::<_, Option<Vec<u8>>>(index)
+            .map(|v| v.map(Value::Blob)),
+        Type::NUMERIC => row
+            .try_get::<_, Option<Numeric>>(index)
+            .map(|v| v.map(|n| n.0)),
+        _ => row
+            .try_get::<_, Option<String>>(index)
+            .map(|v| v.map(Value::Text)),
+    };
+    value
+        .map(|v| v.unwrap_or(Value::Null))
+        .map_err(|e| bad(Box::new(e)))
+}
+
+/// A NUMERIC (what SUM and AVG of integers give) read as an integer when it has no
+/// fraction, else as a float.
+struct Numeric(Value);
+
+impl<'a> FromSql<'a> for Numeric {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let word = |i: usize| -> Result<i16, Box<dyn std::error::Error + Sync + Send>> {
+            raw.get(i * 2..i * 2 + 2)
+                .map(|b| i16::from_be_bytes([b[0], b[1]]))
+                .ok_or_else(|| "short numeric".into())
+        };
+        let (digits, weight, sign, scale) = (word(0)?, word(1)?, word(2)? as u16, word(3)?);
+        if sign == 0xC000 {
+            return Ok(Numeric(Value::Null));
+        }
+        let mut value = 0f64;
+        for k in 0..digits.max(0) as usize {
+            let exponent = i32::from(weight) - k as i32;
+            value += f64::from(word(4 + k)?) * 10000f64.powi(exponent);
+        }
+        if sign == 0x4000 {
+            value = -value;
+        }
+        let exact = scale == 0 && value.abs() < 9.0e15;
+        Ok(Numeric(if exact {
+            Value::Integer(value as i64)
+        } else {
+            Value::Real(value)
+        }))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::NUMERIC
+    }
+}
+
+impl ToSql for Value {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Integer(i) => integer_to_sql(*i, ty, out),
+            Value::Real(f) => match *ty {
+                Type::FLOAT4 => (*f as f32).to_sql(ty, out),
+                Type::FLOAT8 => f.to_sql(ty, out),
+                _ => f.to_string().to_sql(&Type::TEXT, out),
+            },
+            // PostgreSQL text cannot hold NUL; mail can. It is kept as U+FFFD.
+            Value::Text(s) if s.contains('\0') => s.replace('\0', "\u{FFFD}").to_sql(ty, out),
+            Value::Text(s) => match *ty {
+                Type::BYTEA => s.as_bytes().to_sql(ty, out),
+                Type::INT8 => parsed::<i64>(s)?.to_sql(ty, out),
+                _ => s.as_str().to_sql(&Type::TEXT, out),
+            },
+            Value::Blob(b) => b.as_slice().to_sql(&Type::BYTEA, out),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+fn integer_to_sql(
+    i: i64,
+    ty: &Type,
+    out: &mut BytesMut,
+) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+    match *ty {
+        Type::INT8 => i.to_sql(ty, out),
+        Type::INT4 => i32::try_from(i)?.to_sql(ty, out),
+        Type::INT2 => i16::try_from(i)?.to_sql(ty, out),
+        Type::BOOL => (i != 0).to_sql(ty, out),
+        Type::FLOAT8 => (i as f64).to_sql(ty, out),
+        Type::FLOAT4 => (i as f32).to_sql(ty, out),
+        _ => i.to_string().to_sql(&Type::TEXT, out),
+    }
+}
+
+fn parsed<T: std::str::FromStr>(s: &str) -> Result<T, Box<dyn std::error::Error + Sync + Send>>
+where
+    T::Err: std::error::Error + Sync + Send + 'static,
+{
+    Ok(s.parse::<T>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::placeholders;
+
+    #[test]
+    fn placeholders_are_numbered_outside_quotes() {
+        assert_eq!(
+            placeholders("SELECT ?1, ?2 WHERE a = ?1"),
+            "SELECT $1, $2 WHERE a = $1"
+        );
+        assert_eq!(
+            placeholders("a = ? AND b IN (?, ?)"),
+            "a = $1 AND b IN ($2, $3)"
+        );
+        assert_eq!(placeholders("x = '?' AND y = ?"), "x = '?' AND y = $1");
+    }
+}

@@ -1,0 +1,3 @@
+//! PostgreSQL's schema (placeholder until the full DDL lands).
+
+pub const PG_SCHEMA: &str = "";
