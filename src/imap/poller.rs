@@ -23,7 +23,7 @@ use crate::clock::Clock;
 use crate::config::{ImapChannel, RemoteServer};
 use crate::ingest::{Ingest, Source};
 use crate::pipeline::Target;
-use crate::store::imap::{BatchFiled, Checkpoint, FetchedBatch, SyncState};
+use crate::store::imap::{BatchFiled, Checkpoint, FetchedBatch, Lease, SyncState};
 use crate::store::{StoreError, Writer};
 
 /// Messages fetched and committed together; bounds memory and the work a crash repeats.
@@ -71,6 +71,9 @@ pub struct Poller {
     clock: Clock,
     shutdown: watch::Receiver<bool>,
     failures: u32,
+    /// On a shared store: whether this node held every folder's lease in the last round
+    /// (a node that does not watches for the holder's lease running out).
+    holds_every_lease: bool,
 }
 
 impl Poller {
@@ -88,6 +91,7 @@ impl Poller {
             clock,
             shutdown,
             failures: 0,
+            holds_every_lease: true,
         }
     }
 
@@ -134,6 +138,7 @@ impl Poller {
         let idle = session.has_capability("IDLE");
         loop {
             self.set_state(SyncState::Syncing, None).await;
+            self.holds_every_lease = true;
             for folder in &folders {
                 self.sync_folder(&mut session, folder).await?;
             }
@@ -171,19 +176,63 @@ impl Poller {
         folders: &[String],
         idle: bool,
     ) -> Result<(), SyncError> {
+        let shared = self.writer.is_shared();
         match folders {
-            [folder] if idle => {
+            [folder] if idle && self.holds_every_lease => {
                 session.examine(folder).await?;
-                let end = session.idle(IDLE_LIMIT).await?;
+                // On a shared store the holder wakes to renew its lease in time.
+                let limit = match shared {
+                    true => IDLE_LIMIT.min(self.lease_period() / 3),
+                    false => IDLE_LIMIT,
+                };
+                let end = session.idle(limit).await?;
                 tracing::debug!(channel = %self.config.address, ?end, "idle ended");
+            }
+            _ if shared => {
+                let wait = self.config.imap.poll_interval.min(self.lease_period() / 3);
+                tokio::time::sleep(wait).await
             }
             _ => tokio::time::sleep(self.config.imap.poll_interval).await,
         }
         Ok(())
     }
 
+    /// How long a folder's lease holds without renewal: three poll intervals, within
+    /// 5 seconds and 5 minutes. Another node takes over within two of these after the
+    /// holder stops.
+    fn lease_period(&self) -> Duration {
+        (self.config.imap.poll_interval * 3).clamp(Duration::from_secs(5), Duration::from_secs(300))
+    }
+
+    /// On a shared store, takes or renews this node's lease on `folder`: `Ok(None)` when
+    /// another node holds it (this node leaves the folder alone). On SQLite (one node)
+    /// there is nothing to hold: `Ok(Some(None))`.
+    async fn lease(&mut self, folder: &str) -> Result<Option<Option<Lease>>, SyncError> {
+        if !self.writer.is_shared() {
+            return Ok(Some(None));
+        }
+        let seconds = self.lease_period().as_secs() as i64;
+        let lease = self
+            .writer
+            .take_imap_lease(
+                self.config.address.clone(),
+                folder.to_string(),
+                (self.clock)(),
+                seconds,
+            )
+            .await?;
+        if lease.is_none() {
+            self.holds_every_lease = false;
+            tracing::debug!(channel = %self.config.address, folder, "folder leased by another node");
+        }
+        Ok(lease.map(Some))
+    }
+
     /// Fetches and files everything above the folder's checkpoint, batch by batch.
-    async fn sync_folder(&self, session: &mut Session, folder: &str) -> Result<(), SyncError> {
+    async fn sync_folder(&mut self, session: &mut Session, folder: &str) -> Result<(), SyncError> {
+        let Some(lease) = self.lease(folder).await? else {
+            return Ok(());
+        };
         let opened = session.examine(folder).await?;
         let start = self.start_uid(folder, &opened).await?;
         if opened
@@ -201,7 +250,7 @@ impl Poller {
         for chunk in uids.chunks(BATCH) {
             let fetched = session.fetch(chunk).await?;
             let last_uid = chunk.last().copied().unwrap_or(start);
-            let batch = self
+            let mut batch = self
                 .batch(
                     folder,
                     Checkpoint {
@@ -211,6 +260,7 @@ impl Poller {
                     fetched,
                 )
                 .await?;
+            batch.lease = lease;
             let done = self.writer.file_imap_batch(batch).await?;
             filed.stored += done.stored;
             filed.duplicates += done.duplicates;
@@ -285,6 +335,8 @@ impl Poller {
             folder: folder.to_string(),
             checkpoint,
             messages,
+            fetched_at: (self.clock)(),
+            lease: None,
         })
     }
 

@@ -170,7 +170,7 @@ mod tests {
     #[tokio::test]
     async fn an_expired_temporary_failure_is_failed_in_the_row_and_the_metrics() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = Store::open(&dir.path().join("t.db")).expect("store");
+        let store = crate::store::testkit::fresh_store(dir.path());
         let (writer, _thread) = store.start_writer().expect("writer");
         let queue = Queue::new(writer, Arc::new(|| NOW), Duration::from_secs(10));
         let mail = NewSystemMail {

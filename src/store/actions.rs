@@ -178,6 +178,9 @@ pub(super) fn apply(
     actor: &str,
     now: i64,
 ) -> Result<(), StoreError> {
+    // Changes to one conversation from several nodes take turns, as on one writer:
+    // each sees the state the one before it left.
+    conn.lock("conversation", &id.to_string())?;
     let trashed_at: Option<i64> = conn
         .query_row(
             "SELECT trashed_at FROM conversations WHERE id = ?1 AND deleted = 0",
@@ -312,11 +315,7 @@ fn delete_forever(conn: &Conn, id: i64) -> Result<(), StoreError> {
     };
     super::deliveries::forget_conversation(conn, id)?;
     conn.execute("DELETE FROM messages WHERE conversation_id = ?1", [id])?;
-    let first = id << super::read::FTS_ORDINAL_BITS;
-    conn.execute(
-        "DELETE FROM messages_fts WHERE rowid >= ?1 AND rowid < ?2",
-        [first, first + (1 << super::read::FTS_ORDINAL_BITS)],
-    )?;
+    super::search_index::forget_conversation(conn, id)?;
     for raw_id in raw_ids {
         conn.execute(
             "DELETE FROM raw_messages WHERE id = ?1
@@ -424,7 +423,7 @@ mod tests {
     #[tokio::test]
     async fn conversations_of_removed_users_become_unassigned_with_a_timeline_entry() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = Store::open(&dir.path().join("t.db")).expect("store");
+        let store = crate::store::testkit::fresh_store(dir.path());
         let (writer, _thread) = store.start_writer().expect("writer");
         let mut ids = Vec::new();
         for (n, assignee) in ["gone@demo.example", "bob@demo.example"].iter().enumerate() {

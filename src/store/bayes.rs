@@ -273,6 +273,8 @@ fn stored_message_tokens(conn: &Conn, row: i64) -> Result<HashSet<String>, Store
 
 /// A model made by another tokenizer is reset and its marked messages retrained.
 fn bring_up_to_date(conn: &Conn) -> Result<Retrained, StoreError> {
+    // One node at a time retrains (a shared store); the next finds it done.
+    conn.lock("bayes", "retrain")?;
     let (tokenizer, spam, ham): (i64, i64, i64) = conn.query_row(
         "SELECT tokenizer, spam, ham FROM bayes_totals WHERE id = 1",
         (),

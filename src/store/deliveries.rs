@@ -8,7 +8,7 @@
 //! before the connection is opened; after a crash, such rows are queued again, so a
 //! crash costs at most one duplicate, never a lost message.
 
-use super::db::{Conn, OptionalExtension};
+use super::db::{Conn, Dialect, OptionalExtension};
 use crate::params;
 
 use super::connection::Reader;
@@ -65,7 +65,9 @@ impl Writer {
         now: i64,
         limit: usize,
     ) -> Result<Vec<DueMessage>, StoreError> {
-        self.write(move |conn| claim_due(conn, now, limit)).await
+        let node = self.node();
+        self.write(move |conn| claim_due(conn, now, limit, &node))
+            .await
     }
 
     /// Records what each attempt did (the updates come from [`after_attempt`]).
@@ -80,7 +82,9 @@ impl Writer {
 
     /// Queues deliveries interrupted by a crash or stop again; returns how many.
     pub async fn requeue_interrupted(&self, now: i64) -> Result<usize, StoreError> {
-        self.write(move |conn| requeue_interrupted(conn, now)).await
+        let node = self.node();
+        self.write(move |conn| requeue_interrupted(conn, now, &node))
+            .await
     }
 
     /// `outbound retry`: deferred or failed deliveries of a message go out now, with a
@@ -160,7 +164,15 @@ const DUE_ALL: &str = "SELECT raw_id FROM outbound_deliveries
 /// Marks the due deliveries of up to `limit` messages `sending` and returns them.
 /// Fresh mail gets half the slots (rounded up) whenever any is due, the rest go by next
 /// attempt: a backlog of due retries to a dead host never holds back a new reply.
-fn claim_due(conn: &Conn, now: i64, limit: usize) -> Result<Vec<DueMessage>, StoreError> {
+fn claim_due(
+    conn: &Conn,
+    now: i64,
+    limit: usize,
+    node: &str,
+) -> Result<Vec<DueMessage>, StoreError> {
+    if conn.dialect() == Dialect::Postgres {
+        requeue_abandoned(conn, now)?;
+    }
     let mut raw_ids = due_messages(conn, DUE_FRESH, now, limit.div_ceil(2))?;
     let fresh = raw_ids.len();
     let others: Vec<i64> = due_messages(conn, DUE_ALL, now, limit)?
@@ -169,11 +181,46 @@ fn claim_due(conn: &Conn, now: i64, limit: usize) -> Result<Vec<DueMessage>, Sto
         .take(limit - fresh)
         .collect();
     raw_ids.extend(others);
-    raw_ids
-        .into_iter()
-        .map(|raw_id| claim_message(conn, raw_id, now))
-        .collect()
+    let mut claimed = Vec::with_capacity(raw_ids.len());
+    for raw_id in raw_ids {
+        let message = claim_message(conn, raw_id, now, node)?;
+        // Another node may have claimed every recipient first (shared store).
+        if !message.recipients.is_empty() {
+            claimed.push(message);
+        }
+    }
+    Ok(claimed)
 }
+
+/// How long a claim holds; a node that died mid-send leaves its deliveries to others
+/// after this (its own restart requeues them at once).
+const CLAIM_LEASE_SECS: i64 = 600;
+
+/// Claims of nodes that stopped renewing them (killed mid-send) are queued again: at
+/// most one extra copy, as after a crash of a single node.
+fn requeue_abandoned(conn: &Conn, now: i64) -> Result<usize, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE outbound_deliveries SET status = 'queued', claimed_by = NULL,
+                 next_attempt_at = MIN(next_attempt_at, ?1), updated_at = ?1
+             WHERE status = 'sending' AND claim_expires_at < ?1",
+        )?
+        .execute([now])?)
+}
+
+/// The claim's row selection: on PostgreSQL, rows another node is claiming right now
+/// are skipped rather than waited for.
+const CLAIM_ROWS_SQLITE: &str = "UPDATE outbound_deliveries SET status = 'sending',
+         attempts = attempts + 1, updated_at = ?2, claimed_by = ?3, claim_expires_at = ?4
+     WHERE raw_id = ?1 AND status IN ('queued', 'deferred') AND next_attempt_at <= ?2
+     RETURNING id, recipient, attempts, expires_at, mail_from, message_row";
+const CLAIM_ROWS_POSTGRES: &str = "UPDATE outbound_deliveries SET status = 'sending',
+         attempts = attempts + 1, updated_at = ?2, claimed_by = ?3, claim_expires_at = ?4
+     WHERE id IN (SELECT id FROM outbound_deliveries
+                  WHERE raw_id = ?1 AND status IN ('queued', 'deferred')
+                    AND next_attempt_at <= ?2
+                  FOR UPDATE SKIP LOCKED)
+     RETURNING id, recipient, attempts, expires_at, mail_from, message_row";
 
 fn due_messages(conn: &Conn, sql: &str, now: i64, limit: usize) -> Result<Vec<i64>, StoreError> {
     Ok(conn
@@ -182,17 +229,16 @@ fn due_messages(conn: &Conn, sql: &str, now: i64, limit: usize) -> Result<Vec<i6
         .collect::<Result<_, _>>()?)
 }
 
-fn claim_message(conn: &Conn, raw_id: i64, now: i64) -> Result<DueMessage, StoreError> {
+fn claim_message(conn: &Conn, raw_id: i64, now: i64, node: &str) -> Result<DueMessage, StoreError> {
     let mut mail_from = String::new();
     let mut message_row = None;
+    let claim = match conn.dialect() {
+        Dialect::Sqlite => CLAIM_ROWS_SQLITE,
+        Dialect::Postgres => CLAIM_ROWS_POSTGRES,
+    };
     let recipients = conn
-        .prepare_cached(
-            "UPDATE outbound_deliveries SET status = 'sending', attempts = attempts + 1,
-                 updated_at = ?2
-             WHERE raw_id = ?1 AND status IN ('queued', 'deferred') AND next_attempt_at <= ?2
-             RETURNING id, recipient, attempts, expires_at, mail_from, message_row",
-        )?
-        .query_map(params![raw_id, now], |r| {
+        .prepare_cached(claim)?
+        .query_map(params![raw_id, now, node, now + CLAIM_LEASE_SECS], |r| {
             Ok((
                 DueRecipient {
                     delivery_id: r.get(0)?,
@@ -244,19 +290,23 @@ fn record_outcomes(conn: &Conn, updates: &[DeliveryUpdate], now: i64) -> Result<
 }
 
 /// After a crash or restart: deliveries left `sending` are queued again (at most one
-/// extra send, never a lost message). They keep their place at the head of the queue
+/// extra send, never a lost message); on a shared store, those this node claimed (and
+/// any whose claim ran out), not those another node is sending now. They keep their place at the head of the queue
 /// (claiming never moves `next_attempt_at` forward), so their resend goes out first and
 /// is not itself left hanging behind the backlog when the next crash comes. Returns how
 /// many.
-fn requeue_interrupted(conn: &Conn, now: i64) -> Result<usize, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "UPDATE outbound_deliveries SET status = 'queued',
-                 next_attempt_at = MIN(next_attempt_at, ?1),
-                 updated_at = ?1
-             WHERE status = 'sending'",
-        )?
-        .execute([now])?)
+fn requeue_interrupted(conn: &Conn, now: i64, node: &str) -> Result<usize, StoreError> {
+    let mine = match conn.dialect() {
+        Dialect::Sqlite => "1 = 1 OR ?2 IS NULL",
+        Dialect::Postgres => "(claimed_by = ?2 OR claimed_by IS NULL OR claim_expires_at < ?1)",
+    };
+    let sql = format!(
+        "UPDATE outbound_deliveries SET status = 'queued', claimed_by = NULL,
+             next_attempt_at = MIN(next_attempt_at, ?1),
+             updated_at = ?1
+         WHERE status = 'sending' AND ({mine})"
+    );
+    Ok(conn.prepare_cached(&sql)?.execute(params![now, node])?)
 }
 
 /// Queues the deferred or failed deliveries of an outbound message again, now, with a
@@ -339,7 +389,7 @@ fn fail_recipient(
     Ok(conn
         .prepare_cached(
             "UPDATE outbound_deliveries SET status = 'failed', last_reply = ?3, updated_at = ?4
-             WHERE message_row = ?1 AND (?2 IS NULL OR lower(recipient) = ?2)
+             WHERE message_row = ?1 AND (lower(recipient) = ?2 OR ?2 IS NULL)
                AND status != 'failed'",
         )?
         .execute(params![message_row, address, reply, now])?)

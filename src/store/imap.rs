@@ -12,7 +12,7 @@ use crate::params;
 use super::connection::Reader;
 use super::error::StoreError;
 use super::ingest::file;
-pub use super::rows::{BatchFiled, ChannelSync, Checkpoint, FetchedBatch, SyncState};
+pub use super::rows::{BatchFiled, ChannelSync, Checkpoint, FetchedBatch, Lease, SyncState};
 use super::writer::Writer;
 
 impl Writer {
@@ -27,9 +27,54 @@ impl Writer {
     }
 
     /// Files every message of the batch and advances the folder's checkpoint, in one
-    /// transaction.
+    /// transaction; refused ([`StoreError::Conflict`]) when the batch's lease has passed
+    /// to another node.
     pub async fn file_imap_batch(&self, batch: FetchedBatch) -> Result<BatchFiled, StoreError> {
-        self.write(move |conn| file_batch(conn, &batch)).await
+        let node = self.node();
+        self.write(move |conn| {
+            if let Some(lease) = batch.lease {
+                renew_lease(
+                    conn,
+                    &batch.channel,
+                    &batch.folder,
+                    &node,
+                    lease,
+                    batch.fetched_at,
+                )?;
+            }
+            file_batch(conn, &batch)
+        })
+        .await
+    }
+
+    /// Takes or renews this node's lease on a folder for `seconds`; `None` while another
+    /// node holds it. A lease changing hands raises its fencing number.
+    pub async fn take_imap_lease(
+        &self,
+        channel: String,
+        folder: String,
+        now: i64,
+        seconds: i64,
+    ) -> Result<Option<Lease>, StoreError> {
+        let node = self.node();
+        self.write(move |conn| {
+            let fencing: Option<i64> = conn
+                .query_row(
+                    "INSERT INTO imap_leases (channel, folder, holder, expires_at, fencing)
+                     VALUES (?1, ?2, ?3, ?4, 1)
+                     ON CONFLICT (channel, folder) DO UPDATE SET
+                         fencing = CASE WHEN imap_leases.holder = excluded.holder
+                                   THEN imap_leases.fencing ELSE imap_leases.fencing + 1 END,
+                         holder = excluded.holder, expires_at = excluded.expires_at
+                     WHERE imap_leases.holder = excluded.holder OR imap_leases.expires_at < ?5
+                     RETURNING fencing",
+                    params![channel, folder, &*node, now + seconds, now],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(fencing.map(|fencing| Lease { fencing, seconds }))
+        })
+        .await
     }
 
     /// Records a checkpoint on its own (a folder found empty under a new UIDVALIDITY).
@@ -75,6 +120,29 @@ fn checkpoint(conn: &Conn, channel: &str, folder: &str) -> Result<Option<Checkpo
             })
         })
         .optional()?)
+}
+
+/// Checks that `lease` is still this node's, with the same fencing number, and extends
+/// it; the row stays locked until the batch commits, so a takeover waits for it.
+fn renew_lease(
+    conn: &Conn,
+    channel: &str,
+    folder: &str,
+    node: &str,
+    lease: Lease,
+    now: i64,
+) -> Result<(), StoreError> {
+    let renewed = conn.execute(
+        "UPDATE imap_leases SET expires_at = ?5
+         WHERE channel = ?1 AND folder = ?2 AND holder = ?3 AND fencing = ?4",
+        params![channel, folder, node, lease.fencing, now + lease.seconds],
+    )?;
+    if renewed == 0 {
+        return Err(StoreError::Conflict(format!(
+            "the lease on {channel} {folder} passed to another node; the batch is left to it"
+        )));
+    }
+    Ok(())
 }
 
 /// Files every message of the batch and advances the checkpoint, in one transaction.

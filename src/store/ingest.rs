@@ -2,7 +2,7 @@
 //! dedupe (B4), contact upsert (B5), threading (B10, via `pipeline::thread`), reopen
 //! (B11), then the rows themselves. One raw copy serves every inbox it was delivered to.
 
-use super::db::{Conn, OptionalExtension};
+use super::db::{lock_key, Conn, Dialect, OptionalExtension};
 use crate::params;
 
 use super::conversations::{
@@ -27,6 +27,7 @@ impl Writer {
 /// Files `message` into each of its target inboxes. Runs inside the writer transaction.
 pub(super) fn file(conn: &Conn, message: &NewInbound) -> Result<Vec<Filed>, StoreError> {
     let sender = sender_of(message);
+    lock_thread(conn, message, &sender)?;
     let mut classification = message.classification.clone();
     if let Some(reason) = super::actions::blocked_reason(conn, &sender.address)? {
         classification.add(Finding::new(Verdict::Filtered, reason));
@@ -103,6 +104,41 @@ pub(super) fn file(conn: &Conn, message: &NewInbound) -> Result<Vec<Filed>, Stor
         }
     }
     Ok(filed)
+}
+
+/// Serializes the filing of messages that could meet in one conversation, when several
+/// nodes share a PostgreSQL store: a transaction-scoped advisory lock per key the
+/// dedupe and threading lookups read (the message's own id, the ids it refers to, its
+/// Thread-Index root, its sender and subject). The second of two such messages waits
+/// for the first to commit, then finds it, exactly as on one node. Locks are taken in
+/// one order, so two messages never wait on each other within a transaction. (SQLite
+/// has one writer: nothing to do.)
+fn lock_thread(conn: &Conn, message: &NewInbound, sender: &Mailbox) -> Result<(), StoreError> {
+    if conn.dialect() != Dialect::Postgres {
+        return Ok(());
+    }
+    let p = &message.parsed;
+    let mut keys: Vec<i64> = [&p.dedupe_key]
+        .into_iter()
+        .chain(&p.in_reply_to)
+        .chain(&p.references)
+        .chain(&p.thread_index_root)
+        .map(|id| lock_key("id", id))
+        .collect();
+    keys.push(lock_key(
+        "subject",
+        &format!("{} {}", sender.address, p.subject_norm),
+    ));
+    if let Some(original) = &p.forwarded {
+        let key = format!("{} {}", original.sender.address, p.subject_norm);
+        keys.push(lock_key("subject", &key));
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    for key in keys {
+        conn.lock_key(key)?;
+    }
+    Ok(())
 }
 
 /// Links the stored copies of a bounce to the outbound message it returned (C5).

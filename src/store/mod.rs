@@ -36,8 +36,9 @@ mod rows;
 mod schema;
 mod schema_pg;
 mod search_index;
+mod search_pg;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 mod web_seen;
 mod web_sessions;
 mod writer;
@@ -55,7 +56,7 @@ pub use model_cache::ModelCache;
 pub use read::{fts_query, AssigneeFilter, Cursor, ListFilter, Sort, View};
 pub use rows::{
     BatchFiled, ChannelSync, Checkpoint, ContactRow, ConversationRow, DeliveryStatus,
-    DeliveryUpdate, DueMessage, DueRecipient, FetchedBatch, Filed, FiledOutbound,
+    DeliveryUpdate, DueMessage, DueRecipient, FetchedBatch, Filed, FiledOutbound, Lease,
     MessageInConversation, MessageRow, NewInbound, NewOutbound, NewSystemMail, OutboundRow,
     Outcome, RecipientDelivery, ReplyParent, SyncState, TicketRow, TimelineEntry, TokenRow,
 };
@@ -76,6 +77,8 @@ pub enum Location {
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
+    /// This node's name (`[server] node`), in claims and leases.
+    node: std::sync::Arc<str>,
 }
 
 #[derive(Clone)]
@@ -110,6 +113,7 @@ impl Store {
         schema::migrate(&mut conn)?;
         Ok(Store {
             backend: Backend::Sqlite(path.to_path_buf()),
+            node: "local".into(),
         })
     }
 
@@ -123,9 +127,16 @@ impl Store {
                 schema::migrate_postgres(&conn)?;
                 Ok(Store {
                     backend: Backend::Postgres(std::sync::Arc::new(PgPool::new(target.clone()))),
+                    node: target.application.as_str().into(),
                 })
             }
         }
+    }
+
+    /// The same store, as seen by the node named `node`.
+    pub fn for_node(mut self, node: &str) -> Store {
+        self.node = node.into();
+        self
     }
 
     /// Whether the store is a shared PostgreSQL database (several nodes may use it).
@@ -160,6 +171,7 @@ impl Store {
                     reopen,
                     Some(checkpointer),
                     metrics,
+                    self.node.clone(),
                 ))
             }
             Backend::Postgres(pool) => {
@@ -167,7 +179,13 @@ impl Store {
                 let conn = db::Conn::Postgres(db::PgConn::connect(&target, false)?);
                 let reopen: writer::Opener =
                     Box::new(move || Ok(db::Conn::Postgres(db::PgConn::connect(&target, false)?)));
-                Ok(Writer::start(conn, reopen, None, metrics))
+                Ok(Writer::start(
+                    conn,
+                    reopen,
+                    None,
+                    metrics,
+                    self.node.clone(),
+                ))
             }
         }
     }

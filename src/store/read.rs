@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use super::db::Dialect;
 use super::db::Value as SqlValue;
 use super::db::{params_from_iter, OptionalExtension, Row};
 use crate::params;
@@ -240,11 +241,19 @@ impl Conditions {
     fn text(value: &str) -> SqlValue {
         SqlValue::Text(value.to_string())
     }
+
+    /// `column = ?`, ignoring ASCII case as SQLite's NOCASE does (and its index does).
+    fn nocase(column: &str, dialect: Dialect) -> String {
+        match dialect {
+            Dialect::Sqlite => format!("{column} = ? COLLATE NOCASE"),
+            Dialect::Postgres => format!("lower({column}) = lower(?)"),
+        }
+    }
 }
 
 /// The filter's conditions (search aside: see [`Reader::conversations`]), limited to
 /// the conversation ids in the JSON array `only_ids` when given.
-fn list_conditions(filter: &ListFilter, only_ids: Option<&str>) -> Conditions {
+fn list_conditions(filter: &ListFilter, only_ids: Option<&str>, dialect: Dialect) -> Conditions {
     let mut c = Conditions::default();
     c.add("c.deleted = 0", []);
     match filter.view {
@@ -263,14 +272,20 @@ fn list_conditions(filter: &ListFilter, only_ids: Option<&str>) -> Conditions {
         c.add("c.filtered = 0", []);
     }
     if let Some(inbox) = &filter.inbox {
-        c.add("c.inbox = ? COLLATE NOCASE", [Conditions::text(inbox)]);
+        c.add(
+            Conditions::nocase("c.inbox", dialect),
+            [Conditions::text(inbox)],
+        );
     }
     if let Some(visible) = &filter.visible_inboxes {
         let marks = vec!["?"; visible.len()].join(", ");
         c.add(
             // `+` keeps this term from choosing the index: the activity-ordered walk
             // is what makes a page cheap.
-            format!("+c.inbox IN ({marks})"),
+            match dialect {
+                Dialect::Sqlite => format!("+c.inbox IN ({marks})"),
+                Dialect::Postgres => format!("c.inbox IN ({marks})"),
+            },
             visible.iter().map(|v| Conditions::text(v)),
         );
     }
@@ -278,7 +293,10 @@ fn list_conditions(filter: &ListFilter, only_ids: Option<&str>) -> Conditions {
         c.add("c.status = ?", [Conditions::text(status)]);
     }
     if let Some(channel) = &filter.channel {
-        c.add("c.channel = ? COLLATE NOCASE", [Conditions::text(channel)]);
+        c.add(
+            Conditions::nocase("c.channel", dialect),
+            [Conditions::text(channel)],
+        );
     }
     if let Some(contact) = &filter.contact {
         c.add(
@@ -299,7 +317,7 @@ fn list_conditions(filter: &ListFilter, only_ids: Option<&str>) -> Conditions {
     }
     if let Some(ids) = only_ids {
         c.add(
-            "c.id IN (SELECT value FROM json_each(?))",
+            "c.id IN (SELECT CAST(value AS INTEGER) FROM json_each(?))",
             [SqlValue::Text(ids.to_string())],
         );
     }
@@ -328,8 +346,12 @@ const FEW_HITS: usize = 2000;
 const WALK_STEP: u32 = 500;
 
 /// `SELECT page_id, page_at … LIMIT ?` for the filter, with its parameters.
-fn page_selection(filter: &ListFilter, only_ids: Option<&str>) -> (String, Vec<SqlValue>) {
-    let conditions = list_conditions(filter, only_ids);
+fn page_selection(
+    filter: &ListFilter,
+    only_ids: Option<&str>,
+    dialect: Dialect,
+) -> (String, Vec<SqlValue>) {
+    let conditions = list_conditions(filter, only_ids, dialect);
     let order = filter.sort.sql();
     let sql = format!(
         "SELECT c.id AS page_id, c.last_message_at AS page_at FROM conversations c
@@ -338,7 +360,7 @@ fn page_selection(filter: &ListFilter, only_ids: Option<&str>) -> (String, Vec<S
         conditions.sql.join(" AND ")
     );
     let mut params = conditions.params;
-    params.push(SqlValue::Integer(filter.limit.map_or(-1, i64::from)));
+    params.push(SqlValue::Integer(filter.limit.map_or(i64::MAX, i64::from)));
     (sql, params)
 }
 
@@ -382,9 +404,9 @@ impl Reader {
             cursor: None,
             ..filter.clone()
         };
-        let c = list_conditions(&unpaged, None);
+        let c = list_conditions(&unpaged, None, self.conn.dialect());
         let sql = format!(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM conversations c WHERE {} LIMIT ?)",
+            "SELECT COUNT(*) FROM (SELECT 1 FROM conversations c WHERE {} LIMIT ?) AS capped",
             c.sql.join(" AND ")
         );
         let mut params = c.params;
@@ -401,10 +423,17 @@ impl Reader {
         few_hits: usize,
         walk_step: u32,
     ) -> Result<Vec<ConversationRow>, StoreError> {
-        let Some(query) = filter.search.as_deref().and_then(fts_query) else {
+        let Some(hits) = filter
+            .search
+            .as_deref()
+            .map(|s| self.search_hits(s))
+            .transpose()?
+        else {
             return self.page(filter, None);
         };
-        let hits = self.search_hits(&query)?;
+        let Some(hits) = hits else {
+            return self.page(filter, None);
+        };
         if hits.len() <= few_hits {
             return self.page(filter, Some(&json_ids(hits.iter())));
         }
@@ -429,14 +458,24 @@ impl Reader {
         self.page(filter, Some(&json_ids(chosen.iter())))
     }
 
-    /// Ids of the conversations with a message matching the FTS5 `query`.
-    fn search_hits(&self, query: &str) -> Result<HashSet<i64>, StoreError> {
+    /// Ids of the conversations with a message matching what the user typed; `None`
+    /// when it has no word to search for.
+    fn search_hits(&self, input: &str) -> Result<Option<HashSet<i64>>, StoreError> {
+        if self.conn.dialect() == Dialect::Postgres {
+            return super::search_index::postgres_hits(&self.conn, input);
+        }
+        let Some(query) = fts_query(input) else {
+            return Ok(None);
+        };
         let mut stmt = self
             .conn
             .prepare_cached("SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?1")?;
         let rows = stmt.query_map([query], |r| r.get::<_, i64>(0))?;
         // The rowid carries the conversation id (see the schema).
-        rows.map(|rowid| Ok(rowid? >> FTS_ORDINAL_BITS)).collect()
+        let hits = rows
+            .map(|rowid| Ok(rowid? >> FTS_ORDINAL_BITS))
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Some(hits))
     }
 
     /// One page in list order, with the F3 columns.
@@ -445,7 +484,7 @@ impl Reader {
         filter: &ListFilter,
         only_ids: Option<&str>,
     ) -> Result<Vec<ConversationRow>, StoreError> {
-        let (selection, params) = page_selection(filter, only_ids);
+        let (selection, params) = page_selection(filter, only_ids, self.conn.dialect());
         let order = filter.sort.sql();
         // The page is chosen on the conversations table alone (an index walk in
         // activity order that stops at the limit); the F3 columns, which cost a few
@@ -464,7 +503,7 @@ impl Reader {
 
     /// The ids (and activity) of one page in list order, without search.
     fn page_ids(&self, filter: &ListFilter) -> Result<Vec<Cursor>, StoreError> {
-        let (selection, params) = page_selection(filter, None);
+        let (selection, params) = page_selection(filter, None, self.conn.dialect());
         let mut stmt = self.conn.prepare_cached(&selection)?;
         let rows = stmt.query_map(params_from_iter(params), |r| {
             Ok(Cursor {
@@ -588,7 +627,7 @@ impl Reader {
     pub fn api_tokens(&self, user: Option<&str>) -> Result<Vec<TokenRow>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, user_email, created_at, last_used_at FROM api_tokens
-             WHERE ?1 IS NULL OR user_email = ?1 ORDER BY id",
+             WHERE user_email = ?1 OR ?1 IS NULL ORDER BY id",
         )?;
         let rows = stmt.query_map([user], |r| {
             Ok(TokenRow {
@@ -709,7 +748,7 @@ mod tests {
     #[tokio::test]
     async fn both_search_plans_give_the_same_pages() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = Store::open(&dir.path().join("t.db")).expect("store");
+        let store = crate::store::testkit::fresh_store(dir.path());
         let (writer, _thread) = store.start_writer().expect("writer");
         writer
             .write(|conn| {
@@ -764,7 +803,7 @@ mod tests {
     #[tokio::test]
     async fn a_count_stops_at_its_cap() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = Store::open(&dir.path().join("t.db")).expect("store");
+        let store = crate::store::testkit::fresh_store(dir.path());
         let (writer, _thread) = store.start_writer().expect("writer");
         writer
             .write(|conn| {

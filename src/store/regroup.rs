@@ -142,10 +142,10 @@ fn split(conn: &Conn, id: i64, message: i64, actor: &str, now: i64) -> Result<i6
     repoint_known_ids(conn, message, &source.inbox, &source.inbox, new_id)?;
     conn.execute(
         "INSERT OR IGNORE INTO participants (conversation_id, address)
-         SELECT ?2, from_addr FROM messages WHERE id = ?1
-         UNION SELECT ?2, j.value FROM messages m, json_each(m.to_json) j WHERE m.id = ?1
-         UNION SELECT ?2, j.value FROM messages m, json_each(m.cc_json) j WHERE m.id = ?1
-         UNION SELECT ?2, ct.email FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
+         SELECT CAST(?2 AS BIGINT), from_addr FROM messages WHERE id = ?1
+         UNION SELECT CAST(?2 AS BIGINT), j.value FROM messages m, json_each(m.to_json) j WHERE m.id = ?1
+         UNION SELECT CAST(?2 AS BIGINT), j.value FROM messages m, json_each(m.cc_json) j WHERE m.id = ?1
+         UNION SELECT CAST(?2 AS BIGINT), ct.email FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
                WHERE c.id = ?2",
         params![message, new_id],
     )?;
@@ -214,7 +214,7 @@ fn repoint_known_ids(
         // A point lookup on the primary key.
         Some(_) => "inbox = ?1 AND message_id = ?2 AND message_row = ?3",
         // Filed under a content hash (no Message-ID): found by its row.
-        None => "inbox = ?1 AND message_row = ?3 AND ?2 IS NULL",
+        None => "inbox = ?1 AND message_row = ?3 AND CAST(?2 AS TEXT) IS NULL",
     };
     conn.prepare_cached(&format!(
         "UPDATE known_ids SET conversation_id = ?4 WHERE {row}"
@@ -223,7 +223,7 @@ fn repoint_known_ids(
     if to_inbox != from_inbox {
         conn.prepare_cached(&format!(
             "INSERT OR IGNORE INTO known_ids (inbox, message_id, conversation_id, message_row)
-             SELECT ?4, message_id, conversation_id, message_row FROM known_ids WHERE {row}"
+             SELECT CAST(?4 AS TEXT), message_id, conversation_id, message_row FROM known_ids WHERE {row}"
         ))?
         .execute(params![from_inbox, message_id, message, to_inbox])?;
     }
@@ -287,7 +287,7 @@ fn merge(conn: &Conn, from: i64, into: i64, actor: &str, now: i64) -> Result<(),
 fn move_conversation_rows(conn: &Conn, from: i64, into: i64) -> Result<(), StoreError> {
     conn.execute(
         "INSERT OR IGNORE INTO participants (conversation_id, address)
-         SELECT ?2, address FROM participants WHERE conversation_id = ?1",
+         SELECT CAST(?2 AS BIGINT), address FROM participants WHERE conversation_id = ?1",
         params![from, into],
     )?;
     conn.execute(

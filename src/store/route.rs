@@ -177,7 +177,11 @@ fn contact_owner(conn: &Conn, contact_id: i64) -> Result<Option<String>, StoreEr
         .flatten())
 }
 
+/// The channel's round-robin place. Nodes sharing a store take turns on it (the lock
+/// holds until the transaction commits), so two nodes never give the next
+/// conversation to the same agent at once.
 fn cursor(conn: &Conn, channel: &str) -> Result<Option<String>, StoreError> {
+    conn.lock("routing_cursor", channel)?;
     Ok(conn
         .prepare_cached("SELECT last_user FROM routing_cursor WHERE channel = ?1")?
         .query_row([channel], |r| r.get(0))

@@ -211,6 +211,20 @@ pub struct FetchedBatch {
     pub folder: String,
     pub checkpoint: Checkpoint,
     pub messages: Vec<NewInbound>,
+    /// When the batch was fetched (renews the lease from then).
+    pub fetched_at: i64,
+    /// On a shared store: the folder's lease this batch was fetched under, checked (and
+    /// renewed) in the batch's transaction.
+    pub lease: Option<Lease>,
+}
+
+/// A node's hold on one IMAP folder: only the holder files its mail, and only while
+/// the fencing number is still the lease's (another node taking over raises it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub fencing: i64,
+    /// How long a renewal holds, in seconds.
+    pub seconds: i64,
 }
 
 /// How a batch was filed.

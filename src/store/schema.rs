@@ -320,6 +320,22 @@ CREATE TABLE web_seen (
     PRIMARY KEY (user_email, conversation_id)
 ) WITHOUT ROWID;
 "#,
+    // Several nodes on one PostgreSQL store (issue 15); the same tables here keep the two
+    // schemas alike. Each IMAP folder is polled by the holder of its lease; a batch is
+    // filed only while the fencing number it was fetched under is still the lease's.
+    // A delivery being sent names the node that claimed it and until when.
+    r#"
+CREATE TABLE imap_leases (
+    channel    TEXT NOT NULL,
+    folder     TEXT NOT NULL,
+    holder     TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    fencing    INTEGER NOT NULL,
+    PRIMARY KEY (channel, folder)
+) WITHOUT ROWID;
+ALTER TABLE outbound_deliveries ADD COLUMN claimed_by TEXT;
+ALTER TABLE outbound_deliveries ADD COLUMN claim_expires_at INTEGER;
+"#,
 ];
 
 /// How long a process starting beside others waits to switch a new database to WAL.

@@ -9,9 +9,37 @@ use crate::store::{Store, Writer};
 /// A fresh store with its writer; keep the directory for the test's length.
 pub fn store() -> (tempfile::TempDir, Store, Writer) {
     let dir = tempfile::tempdir().expect("dir");
-    let store = Store::open(&dir.path().join("t.db")).expect("store");
+    let store = fresh_store(dir.path());
     let (writer, _thread) = store.start_writer().expect("writer");
     (dir, store, writer)
+}
+
+/// A fresh, empty store: SQLite in `dir`, or, when `INBOXGATE_TEST_PG_URL` names a
+/// PostgreSQL cluster (`postgres://postgres@127.0.0.1:PORT/postgres`), a new database
+/// of its own there, so the store's unit tests run on either backend.
+pub fn fresh_store(dir: &std::path::Path) -> Store {
+    let Ok(admin_url) = std::env::var("INBOXGATE_TEST_PG_URL") else {
+        return Store::open(&dir.join("t.db")).expect("store");
+    };
+    static DATABASES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = DATABASES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("unit_{}_{n}", std::process::id());
+    let target = |url: String| crate::store::PgTarget {
+        url,
+        password: None,
+        ca_file: None,
+        application: "unit-test".into(),
+    };
+    let admin = crate::store::db::PgConn::connect(&target(admin_url.clone()), false)
+        .expect("the cluster of INBOXGATE_TEST_PG_URL");
+    crate::store::db::Conn::Postgres(admin)
+        .execute_batch(&format!("CREATE DATABASE {name}"))
+        .expect("create database");
+    let (base, _) = admin_url.rsplit_once('/').expect("a URL with a database");
+    Store::open_at(&crate::store::Location::Postgres(target(format!(
+        "{base}/{name}"
+    ))))
+    .expect("store")
 }
 
 /// `raw` received from `from` in Support at `at`, unclassified and unrouted.

@@ -36,6 +36,9 @@ struct Job {
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
+    /// This node's name, in claims and leases (shared store).
+    node: Arc<str>,
+    shared: bool,
 }
 
 impl Writer {
@@ -45,7 +48,9 @@ impl Writer {
         reopen: Opener,
         checkpointer: Option<CheckpointGuard>,
         metrics: Arc<Metrics>,
+        node: Arc<str>,
     ) -> (Writer, std::thread::JoinHandle<()>) {
+        let shared = conn.dialect() == Dialect::Postgres;
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
@@ -54,7 +59,17 @@ impl Writer {
                 drop(checkpointer);
             })
             .expect("spawning the store writer thread");
-        (Writer { jobs }, thread)
+        (Writer { jobs, node, shared }, thread)
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> Arc<str> {
+        self.node.clone()
+    }
+
+    /// Whether other nodes may share the database (PostgreSQL).
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 
     /// `write` for callers outside the async runtime (the CLI, blocking-pool threads).

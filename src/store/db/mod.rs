@@ -72,10 +72,6 @@ impl Conn {
         }
     }
 
-    pub fn is_postgres(&self) -> bool {
-        self.dialect() == Dialect::Postgres
-    }
-
     /// Runs one statement; the number of rows it changed.
     pub fn execute<P: Params>(&self, sql: &str, params: P) -> Result<usize> {
         self.prepare_cached(sql)?.execute(params)
@@ -114,6 +110,23 @@ impl Conn {
         self.prepare_cached(sql)
     }
 
+    /// Holds the lock named `value` in `space` until the transaction ends, waiting for
+    /// another node's transaction that holds it (PostgreSQL advisory lock). With SQLite
+    /// the single writer already serializes everything: nothing to do.
+    pub fn lock(&self, space: &str, value: &str) -> Result<()> {
+        self.lock_key(lock_key(space, value))
+    }
+
+    /// [`Conn::lock`] by a key made with [`lock_key`].
+    pub fn lock_key(&self, key: i64) -> Result<()> {
+        match self {
+            Conn::Sqlite(_) => Ok(()),
+            Conn::Postgres(_) => {
+                self.query_row("SELECT pg_advisory_xact_lock(?1)", [key], |_| Ok(()))
+            }
+        }
+    }
+
     /// Whether no transaction is open (SQLite also ends one on some errors).
     pub fn is_autocommit(&self) -> bool {
         match self {
@@ -137,6 +150,19 @@ impl Conn {
             Conn::Postgres(_) => None,
         }
     }
+}
+
+/// A 64-bit advisory lock key for `value` in `space` (the first bytes of a SHA-256).
+pub fn lock_key(space: &str, value: &str) -> i64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::new()
+        .chain_update(space)
+        .chain_update([0])
+        .chain_update(value)
+        .finalize();
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
 }
 
 /// A prepared statement.

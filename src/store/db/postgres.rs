@@ -127,7 +127,11 @@ impl PgConn {
         if let Some(statement) = self.statements.borrow().get(sql) {
             return Ok(statement.clone());
         }
-        let statement = block_on(self.client.prepare(&placeholders(sql))).map_err(error)?;
+        let statement =
+            block_on(self.client.prepare(&translate(sql))).map_err(|e| match error(e) {
+                DbError::Other(m) => DbError::Other(format!("{m}, preparing: {}", one_line(sql))),
+                other => other,
+            })?;
         self.statements
             .borrow_mut()
             .insert(sql.to_string(), statement.clone());
@@ -153,6 +157,88 @@ impl PgConn {
         let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as _).collect();
         block_on(self.client.query(statement, &params)).map_err(error)
     }
+}
+
+/// The PostgreSQL form of a statement written for both backends: `$N` placeholders,
+/// scalar `MAX(a, b)`/`MIN(a, b)` as `GREATEST`/`LEAST`, `json_each(x)` as
+/// `json_array_elements_text(x::json)` (its column is `value` on both), and
+/// `INSERT OR IGNORE` as `ON CONFLICT DO NOTHING`.
+pub fn translate(sql: &str) -> String {
+    let mut sql = rewrite_calls(&placeholders(sql));
+    if let Some(start) = find_word(&sql, "INSERT OR IGNORE INTO", 0) {
+        sql.replace_range(start..start + "INSERT OR IGNORE INTO".len(), "INSERT INTO");
+        let end = sql.trim_end().trim_end_matches(';').len();
+        sql.replace_range(end.., " ON CONFLICT DO NOTHING");
+    }
+    sql
+}
+
+/// Rewrites the calls PostgreSQL spells differently (see [`translate`]).
+fn rewrite_calls(sql: &str) -> String {
+    let mut out = sql.to_string();
+    let mut from = 0;
+    while let Some((start, name)) = ["MAX(", "MIN(", "json_each("]
+        .iter()
+        .filter_map(|name| find_word(&out, name, from).map(|at| (at, *name)))
+        .min()
+    {
+        let open = start + name.len() - 1;
+        let Some((close, commas)) = matching_paren(&out, open) else {
+            break;
+        };
+        let inner = out[open + 1..close].to_string();
+        let replacement = match (name, commas) {
+            ("json_each(", _) => format!("json_array_elements_text(({inner})::json)"),
+            ("MAX(", 1..) => format!("GREATEST({inner})"),
+            ("MIN(", 1..) => format!("LEAST({inner})"),
+            _ => {
+                from = open + 1;
+                continue;
+            }
+        };
+        out.replace_range(start..=close, &replacement);
+        from = start + 1;
+    }
+    out
+}
+
+/// Where `word` (ASCII, any case) starts at or after `from`, not inside a longer name.
+fn find_word(sql: &str, word: &str, from: usize) -> Option<usize> {
+    let upper = sql.to_ascii_uppercase();
+    let word = word.to_ascii_uppercase();
+    let mut at = from;
+    while let Some(found) = upper.get(at..)?.find(&word) {
+        let start = at + found;
+        let before = upper[..start].chars().next_back();
+        if !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Some(start);
+        }
+        at = start + 1;
+    }
+    None
+}
+
+/// The `)` closing the `(` at `open`, and how many commas lie between them at the top
+/// level (quotes respected).
+fn matching_paren(sql: &str, open: usize) -> Option<(usize, usize)> {
+    let (mut depth, mut commas, mut quote) = (0usize, 0usize, None);
+    for (i, ch) in sql.char_indices().skip_while(|(i, _)| *i < open) {
+        match (quote, ch) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(ch),
+            (None, '(') => depth += 1,
+            (None, ')') => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some((i, commas));
+                }
+            }
+            (None, ',') if depth == 1 => commas += 1,
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Rewrites `?N` to `$N` and numbers bare `?` in order; quoted text is left alone.
@@ -189,6 +275,11 @@ pub fn placeholders(sql: &str) -> String {
         }
     }
     out
+}
+
+/// A statement on one line, for an error message.
+fn one_line(sql: &str) -> String {
+    sql.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The rustls connector: the system's roots plus `ca_file`. tokio-postgres uses it as
@@ -432,5 +523,26 @@ mod tests {
             "a = $1 AND b IN ($2, $3)"
         );
         assert_eq!(placeholders("x = '?' AND y = ?"), "x = '?' AND y = $1");
+    }
+
+    #[test]
+    fn scalar_max_min_json_each_and_insert_or_ignore_are_rewritten() {
+        use super::translate;
+        assert_eq!(
+            translate("SET a = MAX(a + ?1, 0), b = MIN(b, ?2) WHERE c = (SELECT MAX(x) FROM t)"),
+            "SET a = GREATEST(a + $1, 0), b = LEAST(b, $2) WHERE c = (SELECT MAX(x) FROM t)"
+        );
+        assert_eq!(
+            translate("SELECT j.value FROM m, json_each(m.to_json) j"),
+            "SELECT j.value FROM m, json_array_elements_text((m.to_json)::json) j"
+        );
+        assert_eq!(
+            translate("INSERT OR IGNORE INTO p (a) VALUES (?1)"),
+            "INSERT INTO p (a) VALUES ($1) ON CONFLICT DO NOTHING"
+        );
+        assert_eq!(
+            translate("SELECT mymax(a, b), MAX(a,\n b)"),
+            "SELECT mymax(a, b), GREATEST(a,\n b)"
+        );
     }
 }
