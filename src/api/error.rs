@@ -67,12 +67,25 @@ impl ApiError {
             | SendError::Compose(_)
             | SendError::TooManyRecipients { .. } => (StatusCode::BAD_REQUEST, "invalid"),
             SendError::Store(StoreError::Conflict(_)) => (StatusCode::CONFLICT, "conflict"),
+            SendError::Store(error @ StoreError::Unavailable(_)) => {
+                tracing::warn!(%error, "api: database unavailable while sending");
+                return ApiError::unavailable();
+            }
             SendError::Store(error) => {
                 tracing::error!(%error, "api: storage error while sending");
                 return ApiError::internal();
             }
         };
         ApiError::new(status, code, e.to_string())
+    }
+
+    /// The shared database is down or read-only: try again shortly.
+    pub fn unavailable() -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the database is unavailable; try again shortly",
+        )
     }
 
     pub fn internal() -> Self {
@@ -91,6 +104,10 @@ impl From<InboxError> for ApiError {
             InboxError::Forbidden(_) => StatusCode::FORBIDDEN,
             InboxError::Invalid(_) => StatusCode::BAD_REQUEST,
             InboxError::Conflict(_) => StatusCode::CONFLICT,
+            InboxError::Store(error @ StoreError::Unavailable(_)) => {
+                tracing::warn!(%error, "api: database unavailable");
+                return ApiError::unavailable();
+            }
             InboxError::Store(error) => {
                 tracing::error!(%error, "api: storage error");
                 return ApiError::internal();
@@ -104,6 +121,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(json!({ "code": self.code, "message": self.message }));
         let mut response = (self.status, body).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        }
         if self.status == StatusCode::TOO_MANY_REQUESTS {
             response
                 .headers_mut()

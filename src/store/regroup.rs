@@ -82,6 +82,8 @@ struct Source {
 
 /// A conversation that still takes changes: not deleted, not in trash.
 fn live_conversation(conn: &Conn, id: i64) -> Result<Source, StoreError> {
+    // As for every change (actions::apply): one node at a time per conversation.
+    conn.lock("conversation", &id.to_string())?;
     let row: Option<(Source, Option<i64>)> = conn
         .prepare_cached(
             "SELECT inbox, status, assignee, message_count, last_message_at, trashed_at
