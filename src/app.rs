@@ -236,7 +236,7 @@ impl Running {
     /// classification and routing of each message, SMTP or IMAP; the IMAP pollers are
     /// started, stopped or restarted to match the new channels, and the outbound worker
     /// is rebuilt when `[outbound]` changed. Listen addresses, connection limits, TLS
-    /// files and the data directory need a restart; a change to them is logged and
+    /// files, the data directory, the node name and `[store]` need a restart; a change to them is logged and
     /// otherwise ignored.
     pub fn reload(&self, config: Config) {
         let old = self.config.current();
@@ -246,6 +246,8 @@ impl Running {
                 "server.data_dir",
                 old.server.data_dir != config.server.data_dir,
             ),
+            ("server.node", old.server.node != config.server.node),
+            ("store", old.store != config.store),
             (
                 "smtp.max_connections",
                 old.smtp.max_connections != config.smtp.max_connections

@@ -26,6 +26,7 @@ pub struct Config {
     pub api: ApiConfig,
     pub outbound: OutboundConfig,
     pub classification: ClassificationConfig,
+    pub store: StoreConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -34,6 +35,73 @@ pub struct ServerConfig {
     pub hostname: String,
     /// Where the SQLite store lives; relative paths are relative to the working directory.
     pub data_dir: PathBuf,
+    /// This node's name in logs and leases (`[server] node`; default: the host name).
+    pub node: String,
+}
+
+/// Where the conversations are stored (`[store]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// The embedded default: one SQLite file in `server.data_dir`.
+    Sqlite,
+    /// A PostgreSQL database that any number of nodes share.
+    Postgres(PostgresConfig),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresConfig {
+    /// `postgres://user@host:port/database`; never holds a password (refused there).
+    pub url: String,
+    pub password_file: Option<PathBuf>,
+    /// The password file's text without its trailing newline, read at load.
+    pub password: Option<Secret>,
+}
+
+/// A secret read from a file. Its `Debug` form never shows it, so a logged or printed
+/// configuration does not either.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(text: String) -> Secret {
+        Secret(text)
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(hidden)")
+    }
+}
+
+/// What [`Config::store_target`] tells the store to open.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreTarget {
+    /// The SQLite database file ([`Config::database_path`]).
+    Sqlite(PathBuf),
+    Postgres {
+        url: String,
+        password: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for StoreTarget {
+    /// Like a derived `Debug`, with the password hidden.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreTarget::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            StoreTarget::Postgres { url, password } => f
+                .debug_struct("Postgres")
+                .field("url", url)
+                .field("password", &password.as_ref().map(|_| "hidden"))
+                .finish(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -359,6 +427,22 @@ impl Config {
     /// Path of the SQLite database inside the data directory.
     pub fn database_path(&self) -> PathBuf {
         self.server.data_dir.join("inboxgate.db")
+    }
+
+    /// The store to open: the SQLite file, or the PostgreSQL database and its password.
+    pub fn store_target(&self) -> StoreTarget {
+        match &self.store {
+            StoreConfig::Sqlite => StoreTarget::Sqlite(self.database_path()),
+            StoreConfig::Postgres(postgres) => StoreTarget::Postgres {
+                url: postgres.url.clone(),
+                password: postgres.password.as_ref().map(|p| p.expose().to_string()),
+            },
+        }
+    }
+
+    /// This node's name in logs and leases.
+    pub fn node_name(&self) -> &str {
+        &self.server.node
     }
 }
 

@@ -30,12 +30,26 @@ pub struct RawConfig {
     pub outbound: RawOutbound,
     #[serde(default)]
     pub classification: RawClassification,
+    #[serde(default)]
+    pub store: RawStore,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct RawServer {
     pub hostname: Option<String>,
     pub data_dir: Option<String>,
+    /// This node's name in logs and leases; default: the host name.
+    pub node: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawStore {
+    /// `"sqlite"` or `"postgres"`.
+    pub backend: Option<String>,
+    /// PostgreSQL only: `postgres://user@host:port/database`, without a password.
+    pub url: Option<String>,
+    /// PostgreSQL only: a file holding the database password.
+    pub password_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1080,3 +1080,205 @@ fn an_api_certificate_needs_its_key() {
         ["api.tls_key: required when api.tls_cert is set"]
     );
 }
+
+/// A `[store]` section for PostgreSQL with `keys` added.
+fn postgres(keys: &str) -> String {
+    with(&format!("[store]\nbackend = \"postgres\"\n{keys}\n"))
+}
+
+/// A password file holding `text`, in a directory that lives as long as the result.
+fn password_file(text: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("pg.pw");
+    std::fs::write(&path, text).expect("write password file");
+    let path = path.to_str().expect("utf-8 path").to_string();
+    (dir, path)
+}
+
+#[test]
+fn the_store_is_sqlite_in_the_data_dir_by_default_and_when_named() {
+    for text in [BASE.to_string(), with("[store]\nbackend = \"sqlite\"\n")] {
+        let c = valid(&text);
+        assert_eq!(c.store, StoreConfig::Sqlite);
+        assert_eq!(
+            c.store_target(),
+            StoreTarget::Sqlite(PathBuf::from("./data/inboxgate.db"))
+        );
+        assert_eq!(c.store_target(), StoreTarget::Sqlite(c.database_path()));
+    }
+}
+
+#[test]
+fn the_node_name_defaults_to_the_host_name_and_is_checked() {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .unwrap_or_default();
+    let expected = if host.is_empty() {
+        "node"
+    } else {
+        host.as_str()
+    };
+    assert_eq!(valid(BASE).node_name(), expected);
+    assert_eq!(
+        valid(&with("[server]\nnode = \"mx1\"\n")).node_name(),
+        "mx1"
+    );
+    assert_eq!(
+        problems(&with("[server]\nnode = \"mx 1\"\n")),
+        ["server.node: \"mx 1\" is not a node name (1-63 letters, digits, '-', '_' or '.')"]
+    );
+    assert_eq!(keys(&with("[server]\nnode = \"\"\n")), ["server.node"]);
+    assert_eq!(keys(&with("[server]\nnode = 1\n")), ["server.node"]);
+}
+
+#[test]
+fn postgres_takes_its_url_and_the_password_from_its_file() {
+    let (_dir, path) = password_file("correct horse\n");
+    let url = "postgres://inboxgate@127.0.0.1:5432/inboxgate";
+    let c = valid(&postgres(&format!(
+        "url = \"{url}\"\npassword_file = \"{path}\""
+    )));
+    assert_eq!(
+        c.store_target(),
+        StoreTarget::Postgres {
+            url: url.into(),
+            password: Some("correct horse".into())
+        }
+    );
+    let (_dir, path) = password_file("windows line\r\n");
+    let c = valid(&postgres(&format!(
+        "url = \"postgresql://ig@db.example/ig\"\npassword_file = \"{path}\""
+    )));
+    let StoreTarget::Postgres { password, .. } = c.store_target() else {
+        panic!("postgres");
+    };
+    assert_eq!(password.as_deref(), Some("windows line"));
+    let c = valid(&postgres(
+        "url = \"postgres://ig@db.example/ig?sslmode=require\"",
+    ));
+    assert_eq!(
+        c.store_target(),
+        StoreTarget::Postgres {
+            url: "postgres://ig@db.example/ig?sslmode=require".into(),
+            password: None
+        }
+    );
+}
+
+#[test]
+fn the_database_password_never_shows_in_debug_output() {
+    let (_dir, path) = password_file("Tr0ub4dor&3\n");
+    let c = valid(&postgres(&format!(
+        "url = \"postgres://ig@127.0.0.1/ig\"\npassword_file = \"{path}\""
+    )));
+    for shown in [
+        format!("{c:?}"),
+        format!("{c:#?}"),
+        format!("{:?}", c.store_target()),
+        format!("{:?}", c.store),
+    ] {
+        assert!(!shown.contains("Tr0ub4dor"), "{shown}");
+        assert!(shown.contains("hidden"), "{shown}");
+    }
+}
+
+#[test]
+fn a_postgres_url_must_be_one_without_a_password() {
+    let cases = [
+        (
+            "",
+            "store.url: required with backend = \"postgres\": postgres://USER@HOST:PORT/DATABASE",
+        ),
+        ("url = \" \"", "store.url: must not be empty"),
+        (
+            "url = \"mysql://ig@db/ig\"",
+            "store.url: must start with postgres:// or postgresql:// (postgres://USER@HOST:PORT/DATABASE)",
+        ),
+        (
+            "url = \"host=db user=ig\"",
+            "store.url: must start with postgres:// or postgresql:// (postgres://USER@HOST:PORT/DATABASE)",
+        ),
+        (
+            "url = \"postgres://ig:hunter2@db/ig\"",
+            "store.url: holds a password: put it in store.password_file instead",
+        ),
+        (
+            "url = \"postgres://ig@db/ig?password=hunter2\"",
+            "store.url: holds a password: put it in store.password_file instead",
+        ),
+        (
+            "url = \"postgres://db.example/ig\"",
+            "store.url: names no user (postgres://USER@HOST:PORT/DATABASE)",
+        ),
+    ];
+    for (keys, expected) in cases {
+        assert_eq!(problems(&postgres(keys)), [expected], "{keys}");
+    }
+    let bad_port = problems(&postgres("url = \"postgres://ig@db:port/ig\""));
+    assert_eq!(bad_port.len(), 1);
+    assert!(
+        bad_port[0].starts_with("store.url: is not a PostgreSQL URL: "),
+        "{bad_port:?}"
+    );
+}
+
+#[test]
+fn a_password_file_must_be_readable_and_not_empty() {
+    let url = "url = \"postgres://ig@db/ig\"";
+    assert_eq!(
+        problems(&postgres(&format!(
+            "{url}\npassword_file = \"/nonexistent/pg.pw\""
+        ))),
+        ["store.password_file: cannot read /nonexistent/pg.pw: No such file or directory (os error 2)"]
+    );
+    let (_dir, path) = password_file("\n");
+    assert_eq!(
+        problems(&postgres(&format!("{url}\npassword_file = \"{path}\""))),
+        [format!("store.password_file: {path} is empty")]
+    );
+    let (_dir, path) = password_file(&"x".repeat(2000));
+    assert_eq!(
+        problems(&postgres(&format!("{url}\npassword_file = \"{path}\""))),
+        [format!(
+            "store.password_file: {path} is longer than 1024 bytes: not a password file"
+        )]
+    );
+    assert_eq!(
+        problems(&postgres(&format!("{url}\npassword_file = \"\""))),
+        ["store.password_file: must not be empty"]
+    );
+}
+
+#[test]
+fn store_keys_are_checked_with_their_key_paths() {
+    assert_eq!(
+        problems(&with("[store]\nbackend = \"mysql\"\n")),
+        ["store.backend: unknown value \"mysql\"; expected \"sqlite\" or \"postgres\""]
+    );
+    assert_eq!(
+        problems(&with(
+            "[store]\nurl = \"postgres://ig@db/ig\"\npassword_file = \"pw\"\n"
+        )),
+        [
+            "store.url: only used with backend = \"postgres\"",
+            "store.password_file: only used with backend = \"postgres\""
+        ]
+    );
+    assert_eq!(keys(&with("[store]\nbackend = 1\n")), ["store.backend"]);
+    assert_eq!(
+        problems(&postgres("url = \"postgres://ig@db/ig\"\nuser = \"ig\"")),
+        ["store.user: unknown key"]
+    );
+}
+
+#[test]
+fn the_design_store_example_is_accepted() {
+    let (_dir, path) = password_file("pw\n");
+    let example = "[store]\nbackend = \"postgres\"\n\
+                   url = \"postgres://inboxgate@127.0.0.1:5432/inboxgate\"\n"
+        .to_string()
+        + &format!("password_file = \"{path}\"\n[server]\nnode = \"mx1\"\n");
+    let c = valid(&with(&example));
+    assert_eq!(c.node_name(), "mx1");
+    assert!(matches!(c.store, StoreConfig::Postgres(_)));
+}

@@ -54,6 +54,7 @@ pub fn test_config() -> Config {
         server: ServerConfig {
             hostname: HOST.into(),
             data_dir: PathBuf::from("/nonexistent"),
+            node: "test".into(),
         },
         smtp: SmtpConfig {
             listen: vec![],
@@ -98,6 +99,7 @@ pub fn test_config() -> Config {
         },
         outbound: OutboundConfig::default(),
         classification: crate::config::ClassificationConfig::default(),
+        store: crate::config::StoreConfig::Sqlite,
     }
 }
 

@@ -188,14 +188,13 @@ async fn a_reply_reopens_a_closed_conversation() {
     let d = Daemon::start().await;
     deliver(&d, "gmail-new.eml").await;
     let id = d.list(&[])[0]["id"].as_i64().unwrap();
-    // Closing is an agent action of a later issue; set the state directly for now.
-    let db = rusqlite::Connection::open(&d.database_path).unwrap();
-    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-    db.execute(
-        "UPDATE conversations SET status = 'closed' WHERE id = ?1",
-        [id],
-    )
-    .unwrap();
+    d.cli(&[
+        "conversations",
+        "close",
+        &id.to_string(),
+        "--as",
+        "alice@demo.example",
+    ]);
     assert_eq!(d.list(&["--view", "closed"]).len(), 1);
     assert_eq!(d.list(&["--view", "all_open"]).len(), 0);
     deliver(&d, "apple-reply.eml").await;

@@ -2,6 +2,7 @@
 //! on an ephemeral port and talks to it over TCP, then reads results with the real CLI.
 
 mod dovecot;
+mod postgres_cluster;
 mod support;
 
 mod api;

@@ -362,13 +362,7 @@ async fn spam_stats_counts_marks_and_a_stale_model_is_retrained_from_them() {
     assert!(stats["trained_at"].is_string(), "{stats}");
 
     // A model made by an older tokenizer (as after an upgrade) is stale …
-    let status = std::process::Command::new("sqlite3")
-        .arg(&d.database_path)
-        .arg(".timeout 5000")
-        .arg("UPDATE bayes_totals SET tokenizer = 1")
-        .status()
-        .expect("sqlite3");
-    assert!(status.success());
+    d.execute_sql("UPDATE bayes_totals SET tokenizer = 1");
     let stats: Value =
         serde_json::from_str(&d.cli(&["spam", "stats", "--json"])).expect("stats json");
     assert_eq!(stats["stale"], true, "{stats}");

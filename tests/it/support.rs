@@ -1,5 +1,8 @@
 //! Test support: a real daemon on an ephemeral port with its own data directory, a raw
 //! SMTP client over TCP, and the real CLI binary to read the results.
+//!
+//! `INBOXGATE_TEST_BACKEND=postgres` runs every daemon on a database of its own in a
+//! private PostgreSQL cluster ([`pg`]) instead of SQLite in its data directory.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,16 +16,58 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+pub(crate) use crate::postgres_cluster as pg;
+
+/// Whether the tests run on PostgreSQL: `INBOXGATE_TEST_BACKEND=postgres` (the
+/// default, unset or `sqlite`, is SQLite). Any other value fails the test.
+#[track_caller]
+pub fn backend_is_postgres() -> bool {
+    match std::env::var("INBOXGATE_TEST_BACKEND").as_deref() {
+        Err(_) | Ok("") | Ok("sqlite") => false,
+        Ok("postgres") => true,
+        Ok(other) => {
+            panic!("INBOXGATE_TEST_BACKEND={other:?}: expected \"sqlite\" or \"postgres\"")
+        }
+    }
+}
+
+/// True (after saying so on stderr, with `why`) when the tests run on PostgreSQL: the
+/// caller then leaves out a check that only SQLite has, e.g.
+/// `if !sqlite_only("the store is one file") { assert!(db.exists()) }`.
+pub fn sqlite_only(why: &str) -> bool {
+    if !backend_is_postgres() {
+        return false;
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_string();
+    eprintln!("SQLITE-ONLY in {test}, left out on postgres: {why}");
+    true
+}
+
 /// A test configuration: two inboxes (Support, Sales), users alice/bob/carol, SMTP on
 /// an ephemeral port, data in `data_dir`. `extra_smtp` adds keys to `[smtp]`. SPF, DKIM
-/// and DMARC checks are off, so tests ask no DNS server unless they mean to.
+/// and DMARC checks are off, so tests ask no DNS server unless they mean to. On
+/// PostgreSQL each call makes a new database: a new installation.
 pub fn config_text(data_dir: &Path, extra_smtp: &str) -> String {
+    let store = if backend_is_postgres() {
+        pg::cluster().store_section()
+    } else {
+        String::new()
+    };
+    config_text_on(data_dir, extra_smtp, &store)
+}
+
+/// [`config_text`] with `store` (a `[store]` section, or nothing for SQLite).
+pub fn config_text_on(data_dir: &Path, extra_smtp: &str, store: &str) -> String {
     format!(
         r#"
 [server]
 hostname = "mx.test.example"
 data_dir = "{data}"
 
+{store}
 [smtp]
 listen = ["127.0.0.1:0"]
 {extra_smtp}
@@ -97,6 +142,7 @@ pub struct Daemon {
     /// The HTTP API's address.
     pub api_addr: SocketAddr,
     pub config_path: PathBuf,
+    /// The SQLite file (none on PostgreSQL: see [`Daemon::query_i64`] and friends).
     pub database_path: PathBuf,
     pub clock: TestClock,
     running: Option<Running>,
@@ -649,5 +695,69 @@ impl Daemon {
             );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// The store behind a daemon, on either backend, for the few tests that must look at or
+/// change rows no command shows. The SQL is the store's own (its table names).
+impl Daemon {
+    /// This daemon's PostgreSQL database (from its config file); fails on SQLite.
+    pub fn postgres_database(&self) -> String {
+        let config = config::parse(&self.config_text()).expect("config");
+        match config.store_target() {
+            config::StoreTarget::Postgres { url, .. } => {
+                let path = url.rsplit('/').next().unwrap_or_default();
+                path.split('?').next().unwrap_or_default().to_string()
+            }
+            config::StoreTarget::Sqlite(path) => {
+                panic!("the daemon is on SQLite ({})", path.display())
+            }
+        }
+    }
+
+    fn sqlite(&self) -> rusqlite::Connection {
+        let db = rusqlite::Connection::open(&self.database_path).expect("open the SQLite store");
+        db.busy_timeout(std::time::Duration::from_secs(5))
+            .expect("busy timeout");
+        db
+    }
+
+    /// The one integer that `sql` selects.
+    #[track_caller]
+    pub fn query_i64(&self, sql: &str) -> i64 {
+        if backend_is_postgres() {
+            let out = pg::cluster().psql(&self.postgres_database(), sql);
+            out.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{sql}: not an integer: {out:?}"))
+        } else {
+            self.sqlite()
+                .query_row(sql, [], |row| row.get(0))
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        }
+    }
+
+    /// Runs `sql` behind the daemon's back (e.g. to make the spam model look old).
+    #[track_caller]
+    pub fn execute_sql(&self, sql: &str) {
+        if backend_is_postgres() {
+            pg::cluster().psql(&self.postgres_database(), sql);
+        } else {
+            self.sqlite()
+                .execute_batch(sql)
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+    }
+
+    /// Every byte the store keeps: the SQLite file and its write-ahead log, or a
+    /// `pg_dump` of the database's rows.
+    pub fn store_bytes(&self) -> Vec<u8> {
+        if backend_is_postgres() {
+            return pg::cluster().dump(&self.postgres_database());
+        }
+        let mut bytes = std::fs::read(&self.database_path).expect("read the SQLite store");
+        let wal = self.database_path.with_extension("db-wal");
+        bytes.extend(std::fs::read(wal).unwrap_or_default());
+        bytes
     }
 }

@@ -23,11 +23,12 @@ mod outbound;
 mod server;
 mod shape;
 mod smtp;
+mod store;
 mod users;
 
 use self::{
     api::*, channels::*, checks::*, classification::*, cross_check::*, fields::*, inboxes::*,
-    outbound::*, server::*, shape::*, smtp::*, users::*,
+    outbound::*, server::*, shape::*, smtp::*, store::*, users::*,
 };
 
 use std::collections::HashMap;
@@ -40,13 +41,13 @@ use serde_path_to_error::Segment;
 
 use super::raw::{
     RawAccount, RawApi, RawChannel, RawClassification, RawConfig, RawDkim, RawInbox, RawOutbound,
-    RawRemote, RawServer, RawSmtp, RawSpamd, RawTeam, RawUser,
+    RawRemote, RawServer, RawSmtp, RawSpamd, RawStore, RawTeam, RawUser,
 };
 use super::{
     Access, AccountConfig, ApiConfig, AssignTo, Channel, ChannelKind, ChannelStatus,
     ClassificationConfig, Config, DkimConfig, FromName, FromNameMode, ImapChannel, Inbox,
-    OutboundConfig, RemoteServer, Routing, ServerConfig, SmtpConfig, SpamdConfig, Strategy, Team,
-    Tickets, TlsFiles, TlsMode, User,
+    OutboundConfig, PostgresConfig, RemoteServer, Routing, Secret, ServerConfig, SmtpConfig,
+    SpamdConfig, StoreConfig, Strategy, Team, Tickets, TlsFiles, TlsMode, User,
 };
 
 /// One configuration problem, with the key path it concerns.
@@ -141,6 +142,17 @@ pub mod defaults {
     /// C4: a content score at or above this is spam (SpamAssassin's scale).
     pub const SPAM_THRESHOLD: f64 = 5.0;
     pub const SPAMD_TIMEOUT_SECS: i64 = 5;
+    /// `[server] node` when the host name cannot be read or is no valid node name.
+    pub const NODE: &str = "node";
+
+    /// `[server] node`: the host name (`/proc/sys/kernel/hostname`), else [`NODE`].
+    pub fn node() -> String {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|name| name.trim().to_string())
+            .filter(|name| super::check_node_name(name).is_ok())
+            .unwrap_or_else(|| NODE.to_string())
+    }
 
     /// 993 for implicit TLS, 143 otherwise.
     pub fn imap_port(tls: TlsMode) -> u16 {
@@ -182,6 +194,8 @@ pub mod limits {
     pub const OUTBOUND_CONCURRENCY: RangeInclusive<i64> = 1..=1000;
     /// A scanner slower than a minute holds mail back too long.
     pub const SPAMD_TIMEOUT_SECS: RangeInclusive<i64> = 1..=60;
+    /// A database password file is a line, not a document.
+    pub const PASSWORD_FILE_BYTES: u64 = 1024;
 }
 
 /// Reads and validates the file at `path`.
@@ -270,6 +284,7 @@ fn build(raw: &RawConfig, p: &mut Problems) -> Config {
     let api = api(&raw.api, &smtp, p);
     let outbound = outbound(&raw.outbound, p);
     let classification = classification(&raw.classification, p);
+    let store = store(&raw.store, p);
     Config {
         server,
         smtp,
@@ -280,5 +295,6 @@ fn build(raw: &RawConfig, p: &mut Problems) -> Config {
         api,
         outbound,
         classification,
+        store,
     }
 }

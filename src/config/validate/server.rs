@@ -14,6 +14,33 @@ pub(super) fn server(raw: &RawServer, p: &mut Problems) -> ServerConfig {
     ServerConfig {
         hostname: hostname.to_ascii_lowercase(),
         data_dir: PathBuf::from(data_dir),
+        node: node(raw.node.as_deref(), p),
+    }
+}
+
+/// `[server] node`: as written when valid, else the host name.
+fn node(raw: Option<&str>, p: &mut Problems) -> String {
+    let Some(name) = raw else {
+        return defaults::node();
+    };
+    if let Err(why) = check_node_name(name) {
+        p.add("server.node", why);
+    }
+    name.to_string()
+}
+
+/// A node name goes into logs and lease rows: a short word, no spaces or quotes.
+pub(super) fn check_node_name(name: &str) -> Result<(), String> {
+    let valid = (1..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a node name (1-63 letters, digits, '-', '_' or '.')"
+        ))
     }
 }
 
