@@ -180,6 +180,10 @@ async fn tokens_are_required_stored_hashed_and_failures_rate_limited() {
     let me = api.ok("/api/v1/me", &token).await;
     assert_eq!(me["email"], BOB);
     let stored = d.store_bytes();
+    assert!(
+        stored.windows(BOB.len()).any(|w| w == BOB.as_bytes()),
+        "the store's bytes hold the token's row (its user)"
+    );
     let secret = token.rsplit('_').next().unwrap();
     assert!(
         !stored.windows(secret.len()).any(|w| w == secret.as_bytes()),
