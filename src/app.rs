@@ -45,12 +45,16 @@ pub struct Running {
 
 /// Opens the store and starts every subsystem; returns once the listeners are bound.
 pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
-    let store = Store::open(&config.database_path())
-        .with_context(|| format!("opening the store in {}", config.server.data_dir.display()))?;
+    let store = Store::open_for(&config).with_context(|| match config.store_target() {
+        crate::config::StoreTarget::Sqlite(_) => {
+            format!("opening the store in {}", config.server.data_dir.display())
+        }
+        crate::config::StoreTarget::Postgres { url, .. } => format!("opening the store at {url}"),
+    })?;
     let metrics = Arc::new(Metrics::default());
     let (writer, writer_thread) = store.start_counted_writer(metrics.clone())?;
     let live = Arc::new(LiveConfig::new(config.clone()));
-    let model = Arc::new(ModelCache::new(config.database_path()));
+    let model = Arc::new(ModelCache::new(crate::store::Location::of(&config)));
     let classifier = Arc::new(Classifier::new(live.clone(), model).counted(metrics.clone()));
     let ingest = Ingest::new(
         writer.clone(),

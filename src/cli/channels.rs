@@ -41,7 +41,7 @@ pub fn run(config: &Config, command: ChannelsCommand) -> anyhow::Result<ExitCode
 }
 
 fn status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
-    let reader = Reader::open(&config.database_path()).context("opening the store")?;
+    let reader = Reader::open_for(config).context("opening the store")?;
     let synced = reader.channel_sync()?;
     let rows = status_rows(config, &synced);
     if json {

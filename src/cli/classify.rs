@@ -83,7 +83,7 @@ fn offline_classifier(config: &Config) -> anyhow::Result<Classifier> {
     let mut config = config.clone();
     config.classification.check_authentication = false;
     config.classification.spamd = None;
-    let model = Arc::new(ModelCache::new(config.database_path()));
+    let model = Arc::new(ModelCache::new(crate::store::Location::of(&config)));
     let live = Arc::new(LiveConfig::new(config));
     Ok(Classifier::new(live, model))
 }

@@ -125,7 +125,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn backup(config: &Config, dest: &Path) -> anyhow::Result<ExitCode> {
-    let reader = crate::store::Reader::open(&config.database_path())?;
+    let reader = crate::store::Reader::open_for(config)?;
     let report = reader
         .backup_to(dest)
         .map_err(|e| anyhow::anyhow!("backup to {}: {e}", dest.display()))?;

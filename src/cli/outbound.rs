@@ -153,7 +153,7 @@ pub fn run_outbound(config: &Config, command: OutboundCommand) -> anyhow::Result
     match command {
         OutboundCommand::List { json, limit } => list(config, json, limit),
         OutboundCommand::Retry { id } => {
-            let reader = Reader::open(&config.database_path()).context("opening the store")?;
+            let reader = Reader::open_for(config).context("opening the store")?;
             match reader.message(id)? {
                 Some(found) if found.message.direction == "out" => {}
                 _ => bail!("outbound message {id} not found"),
@@ -186,7 +186,7 @@ pub fn confirm_from(config: &Config, channel: String, code: String) -> anyhow::R
 }
 
 fn list(config: &Config, as_json: bool, limit: Option<u32>) -> anyhow::Result<ExitCode> {
-    let reader = Reader::open(&config.database_path()).context("opening the store")?;
+    let reader = Reader::open_for(config).context("opening the store")?;
     let rows = reader.outbound_messages(limit)?;
     if as_json {
         let list: Vec<_> = rows
@@ -229,7 +229,7 @@ where
     F: FnOnce(Reader, Queue) -> Fut,
     Fut: Future<Output = Result<T, SendError>> + 'c,
 {
-    let store = Store::open(&config.database_path()).context("opening the store")?;
+    let store = Store::open_for(config).context("opening the store")?;
     let (writer, writer_thread) = store.start_writer()?;
     let reader = store.reader()?;
     let queue = Queue::new(writer, cli_clock(), config.outbound.lifetime);
@@ -253,7 +253,7 @@ pub(super) fn cli_clock() -> Clock {
 }
 
 fn print_message(config: &Config, message_row: i64, as_json: bool) -> anyhow::Result<ExitCode> {
-    let reader = Reader::open(&config.database_path()).context("opening the store")?;
+    let reader = Reader::open_for(config).context("opening the store")?;
     let Some(m) = reader.message(message_row)?.map(|found| found.message) else {
         bail!("message {message_row} not found after queueing");
     };

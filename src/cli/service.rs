@@ -15,14 +15,15 @@ use crate::store::Store;
 /// The service over this config's store (which must exist: the CLI does not create one
 /// by accident).
 pub fn open(config: &Config) -> anyhow::Result<Service> {
-    let path = config.database_path();
-    if !path.exists() {
-        bail!(
-            "opening the store: no database at {} (has the daemon run with this config?)",
-            path.display()
-        );
+    if let crate::config::StoreTarget::Sqlite(path) = config.store_target() {
+        if !path.exists() {
+            bail!(
+                "opening the store: no database at {} (has the daemon run with this config?)",
+                path.display()
+            );
+        }
     }
-    let store = Store::open(&path).context("opening the store")?;
+    let store = Store::open_for(config).context("opening the store")?;
     let (writer, _thread) = store.start_writer().context("starting the store writer")?;
     Ok(Service::new(
         Arc::new(LiveConfig::new(config.clone())),
@@ -35,7 +36,7 @@ pub fn open(config: &Config) -> anyhow::Result<Service> {
 /// The service over this config's store, creating the store when there is none yet:
 /// for setting up users (passwords, tokens) before the daemon first starts.
 pub fn open_creating(config: &Config) -> anyhow::Result<Service> {
-    Store::open(&config.database_path()).context("creating the store")?;
+    Store::open_for(config).context("creating the store")?;
     open(config)
 }
 

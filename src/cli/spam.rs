@@ -17,7 +17,7 @@ use crate::pipeline::classify::bayes::message_tokens;
 use crate::pipeline::classify::tokenize::TOKENIZER_VERSION;
 use crate::pipeline::parse::parse_received;
 use crate::store::bayes::{Class, Retrained};
-use crate::store::{Reader, Store};
+use crate::store::Store;
 
 #[derive(Subcommand, Debug)]
 pub enum SpamCommand {
@@ -62,7 +62,7 @@ fn train(config: &Config, spam: &[PathBuf], ham: &[PathBuf]) -> anyhow::Result<E
             files.extend(found.into_iter().map(|f| (f, class)));
         }
     }
-    let store = Store::open(&config.database_path()).context("opening the store")?;
+    let store = Store::open_for(config).context("opening the store")?;
     let (writer, thread) = store.start_writer().context("starting the store writer")?;
     let mut counts = (0usize, 0usize);
     let mut unreadable = 0usize;
@@ -118,12 +118,11 @@ fn report_reset(done: Retrained) -> anyhow::Result<()> {
 }
 
 fn stats(config: &Config, as_json: bool) -> anyhow::Result<ExitCode> {
-    let path = config.database_path();
     // Opening the store first brings an older schema up to date.
-    let stats = Store::open(&path)
-        .and_then(|_| Reader::open(&path))
+    let stats = Store::open_for(config)
+        .and_then(|store| store.reader())
         .and_then(|r| r.bayes_stats())
-        .with_context(|| format!("reading the token model in {}", path.display()))?;
+        .context("reading the token model")?;
     let trained_at = stats.trained_at.map(crate::inbox::json::rfc3339);
     if as_json {
         let value = serde_json::json!({

@@ -34,6 +34,22 @@ impl Reader {
         })
     }
 
+    /// A reader of the store at `location`, which must exist (SQLite) or be reachable
+    /// (PostgreSQL); nothing is created.
+    pub fn open_at(location: &super::Location) -> Result<Reader, StoreError> {
+        match location {
+            super::Location::Sqlite(path) => Reader::open(path),
+            super::Location::Postgres(target) => Ok(Reader {
+                conn: Pooled::alone(Conn::Postgres(PgConn::connect(target, true)?)),
+            }),
+        }
+    }
+
+    /// A reader of the store `config` names (`[store]`).
+    pub fn open_for(config: &crate::config::Config) -> Result<Reader, StoreError> {
+        Reader::open_at(&super::Location::of(config))
+    }
+
     /// A read-only session from `pool`.
     pub(super) fn from_pool(pool: &Arc<PgPool>) -> Result<Reader, StoreError> {
         Ok(Reader { conn: pool.take()? })

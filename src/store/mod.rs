@@ -96,7 +96,27 @@ impl std::fmt::Debug for Store {
     }
 }
 
+impl Location {
+    /// Where `config` keeps its store (`[store]`), named for this node.
+    pub fn of(config: &crate::config::Config) -> Location {
+        match config.store_target() {
+            crate::config::StoreTarget::Sqlite(path) => Location::Sqlite(path),
+            crate::config::StoreTarget::Postgres { url, password } => Location::Postgres(PgTarget {
+                url,
+                password,
+                ca_file: None,
+                application: format!("inboxgate {}", config.node_name()),
+            }),
+        }
+    }
+}
+
 impl Store {
+    /// Opens the store `config` names (`[store]`), as the node `[server] node`.
+    pub fn open_for(config: &crate::config::Config) -> Result<Store, StoreError> {
+        Ok(Store::open_at(&Location::of(config))?.for_node(config.node_name()))
+    }
+
     /// Opens (creating if needed) the embedded database and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -127,7 +147,7 @@ impl Store {
                 schema::migrate_postgres(&conn)?;
                 Ok(Store {
                     backend: Backend::Postgres(std::sync::Arc::new(PgPool::new(target.clone()))),
-                    node: target.application.as_str().into(),
+                    node: "local".into(),
                 })
             }
         }

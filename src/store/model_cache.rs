@@ -2,11 +2,11 @@
 //! reloaded when training (a mark in the daemon, or `inboxgate spam train` beside it)
 //! has moved their generation.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::connection::Reader;
+use super::Location;
 use super::error::StoreError;
 use crate::pipeline::classify::bayes::Model;
 use crate::pipeline::classify::ModelSource;
@@ -15,9 +15,9 @@ use crate::pipeline::classify::ModelSource;
 /// SQL per message.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
-/// The classifier's [`ModelSource`] over the store at `path`.
+/// The classifier's [`ModelSource`] over the store at `location`.
 pub struct ModelCache {
-    path: PathBuf,
+    location: Location,
     state: Mutex<CacheState>,
 }
 
@@ -30,10 +30,10 @@ struct CacheState {
 }
 
 impl ModelCache {
-    /// Reads the model of the store at `path` (the database file), opened on first use.
-    pub fn new(path: PathBuf) -> ModelCache {
+    /// Reads the model of the store at `location`, opened on first use.
+    pub fn new(location: Location) -> ModelCache {
         ModelCache {
-            path,
+            location,
             state: Mutex::new(CacheState::default()),
         }
     }
@@ -49,7 +49,7 @@ impl ModelSource for ModelCache {
             return (state.model.clone(), state.generation);
         }
         state.checked = Some(Instant::now());
-        if let Err(e) = refresh(&mut state, &self.path) {
+        if let Err(e) = refresh(&mut state, &self.location) {
             tracing::warn!(error = %e, "token model not reloaded; keeping the one in memory");
             state.reader = None;
         }
@@ -58,9 +58,9 @@ impl ModelSource for ModelCache {
 }
 
 /// Loads the model again when its generation in the store moved.
-fn refresh(state: &mut CacheState, path: &std::path::Path) -> Result<(), StoreError> {
+fn refresh(state: &mut CacheState, location: &Location) -> Result<(), StoreError> {
     if state.reader.is_none() {
-        state.reader = Some(Reader::open(path)?);
+        state.reader = Some(Reader::open_at(location)?);
     }
     let Some(reader) = &state.reader else {
         return Ok(());
