@@ -334,7 +334,7 @@ fn add(conn: &Conn, tokens: &HashSet<String>, class: Class, delta: i64) -> Resul
     };
     let mut stmt = conn.prepare_cached(
         "INSERT INTO bayes_tokens (token, spam, ham) VALUES (?1, MAX(?2, 0), MAX(?3, 0))
-         ON CONFLICT (token) DO UPDATE SET spam = MAX(spam + ?2, 0), ham = MAX(ham + ?3, 0)",
+         ON CONFLICT (token) DO UPDATE SET spam = MAX(bayes_tokens.spam + ?2, 0), ham = MAX(bayes_tokens.ham + ?3, 0)",
     )?;
     for token in tokens {
         stmt.execute(params![token, spam, ham])?;

@@ -16,7 +16,7 @@ impl Writer {
             conn.prepare_cached(
                 "INSERT INTO web_seen (user_email, conversation_id, seen_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (user_email, conversation_id)
-                 DO UPDATE SET seen_at = MAX(seen_at, excluded.seen_at)",
+                 DO UPDATE SET seen_at = MAX(web_seen.seen_at, excluded.seen_at)",
             )?
             .execute(params![user, id, at])?;
             Ok(())

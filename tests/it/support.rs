@@ -232,6 +232,7 @@ impl Daemon {
     }
 
     async fn run(text: &str, clock: &TestClock) -> Running {
+        show_daemon_log();
         let config: Config = config::parse(text).expect("test config is valid");
         let now = clock.0.clone();
         app::start(config, Arc::new(move || now.load(Ordering::SeqCst)))
@@ -760,4 +761,18 @@ impl Daemon {
         bytes.extend(std::fs::read(wal).unwrap_or_default());
         bytes
     }
+}
+
+/// With `INBOXGATE_TEST_LOG` set (a filter such as `warn` or `inboxgate=debug`), the
+/// daemons' log goes to the test's output: for finding why a test failed.
+fn show_daemon_log() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok(filter) = std::env::var("INBOXGATE_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
+    });
 }
