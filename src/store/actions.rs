@@ -299,7 +299,9 @@ fn move_to(conn: &Conn, id: i64, inbox: &str, channel: &str) -> Result<(), Store
         params![id, inbox, channel],
     )?;
     conn.execute(
-        "UPDATE OR IGNORE known_ids SET inbox = ?2 WHERE conversation_id = ?1",
+        "UPDATE known_ids SET inbox = ?2 WHERE conversation_id = ?1
+           AND NOT EXISTS (SELECT 1 FROM known_ids k
+                           WHERE k.inbox = ?2 AND k.message_id = known_ids.message_id)",
         params![id, inbox],
     )?;
     Ok(())

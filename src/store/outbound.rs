@@ -148,7 +148,7 @@ impl Reader {
                  WHERE m.direction = 'out' AND c.deleted = 0
                  ORDER BY m.id DESC LIMIT ?1",
             )?
-            .query_map([limit.map_or(-1, i64::from)], |r| {
+            .query_map([limit.map_or(i64::MAX, i64::from)], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })?
             .collect::<Result<_, _>>()?;
