@@ -33,7 +33,9 @@ mod regroup;
 mod route;
 mod rows;
 mod schema;
+pub mod schema_pg;
 mod search_index;
+pub mod search_pg;
 #[cfg(test)]
 mod testkit;
 mod web_seen;
