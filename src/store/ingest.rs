@@ -383,7 +383,7 @@ impl ThreadLookup for InboxLookup<'_> {
             "SELECT c.id FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
              WHERE c.inbox = ?1 AND ct.email = ?2 AND c.subject_norm = ?3
                AND c.last_message_at >= ?4 AND c.trashed_at IS NULL AND c.deleted = 0
-             ORDER BY c.last_message_at DESC LIMIT 1",
+             ORDER BY c.last_message_at DESC, c.id DESC LIMIT 1",
         )?;
         Ok(stmt
             .query_row(params![self.inbox, contact, subject_norm, since], |r| {

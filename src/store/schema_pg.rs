@@ -271,3 +271,87 @@ END $$;
 CREATE TRIGGER messages_queue_for_search AFTER INSERT ON messages
     FOR EACH ROW EXECUTE FUNCTION queue_for_search();
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::Connection;
+
+    /// Every `table.column` of the migrated SQLite schema, FTS5 tables left out.
+    fn sqlite_columns() -> Vec<(String, String)> {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        let mut tables = conn
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'table'
+                 AND name NOT LIKE 'messages_fts%' AND name NOT LIKE 'sqlite_%'",
+            )
+            .unwrap();
+        let names: Vec<String> = tables
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut columns = Vec::new();
+        for table in names {
+            let mut info = conn
+                .prepare("SELECT name FROM pragma_table_info(?1)")
+                .unwrap();
+            let cols = info.query_map([&table], |r| r.get::<_, String>(0)).unwrap();
+            columns.extend(cols.map(|c| (table.clone(), c.unwrap())));
+        }
+        columns
+    }
+
+    /// The `CREATE TABLE name (…);` block of `table` in `PG_SCHEMA`.
+    fn pg_table(table: &str) -> Option<&'static str> {
+        let start = PG_SCHEMA.find(&format!("CREATE TABLE {table} ("))?;
+        let len = PG_SCHEMA[start..].find("\n);")?;
+        Some(&PG_SCHEMA[start..start + len])
+    }
+
+    /// Whether `block` defines `column` (a line starting with the column's name).
+    fn defines_column(block: &str, column: &str) -> bool {
+        block.lines().skip(1).any(|line| {
+            let mut words = line.split_whitespace();
+            words.next() == Some(column) && words.next().is_some()
+        })
+    }
+
+    #[test]
+    fn every_sqlite_table_and_column_is_in_the_pg_schema() {
+        let columns = sqlite_columns();
+        assert!(columns.len() > 100, "found only {} columns", columns.len());
+        let missing: Vec<String> = columns
+            .iter()
+            .filter(|(t, c)| !pg_table(t).is_some_and(|block| defines_column(block, c)))
+            .map(|(t, c)| format!("{t}.{c}"))
+            .collect();
+        assert!(missing.is_empty(), "missing in PG_SCHEMA: {missing:?}");
+    }
+
+    #[test]
+    fn the_check_finds_a_missing_column() {
+        let block = pg_table("messages").unwrap();
+        assert!(defines_column(block, "thread_reason"));
+        assert!(!defines_column(block, "no_such_column"));
+        assert!(pg_table("no_such_table").is_none());
+    }
+
+    #[test]
+    fn no_sqlite_only_syntax_is_left() {
+        for sqlite_only in [
+            "INTEGER",
+            "WITHOUT ROWID",
+            "BLOB",
+            " REAL",
+            "AUTOINCREMENT",
+            "VIRTUAL",
+        ] {
+            assert!(
+                !PG_SCHEMA.contains(sqlite_only),
+                "{sqlite_only} in PG_SCHEMA"
+            );
+        }
+    }
+}

@@ -157,7 +157,8 @@ fn index_pending_postgres(conn: &Conn) -> Result<usize, StoreError> {
 /// has no word to search for.
 pub(super) fn postgres_hits(conn: &Conn, input: &str) -> Result<Option<HashSet<i64>>, StoreError> {
     let Some(query) = super::search_pg::tsquery(input) else {
-        return Ok(None);
+        // Words without a letter or digit ("..."): FTS5 is asked and finds nothing.
+        return Ok(super::read::fts_query(input).map(|_| HashSet::new()));
     };
     let mut stmt = conn.prepare_cached(
         "SELECT DISTINCT conversation_id FROM messages_search
