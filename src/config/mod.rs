@@ -55,6 +55,8 @@ pub struct PostgresConfig {
     pub password_file: Option<PathBuf>,
     /// The password file's text without its trailing newline, read at load.
     pub password: Option<Secret>,
+    /// Extra trusted roots (PEM) for TLS to the database.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// A secret read from a file. Its `Debug` form never shows it, so a logged or printed
@@ -87,6 +89,7 @@ pub enum StoreTarget {
     Postgres {
         url: String,
         password: Option<String>,
+        ca_file: Option<PathBuf>,
     },
 }
 
@@ -95,10 +98,15 @@ impl std::fmt::Debug for StoreTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreTarget::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
-            StoreTarget::Postgres { url, password } => f
+            StoreTarget::Postgres {
+                url,
+                password,
+                ca_file,
+            } => f
                 .debug_struct("Postgres")
                 .field("url", url)
                 .field("password", &password.as_ref().map(|_| "hidden"))
+                .field("ca_file", ca_file)
                 .finish(),
         }
     }
@@ -436,6 +444,7 @@ impl Config {
             StoreConfig::Postgres(postgres) => StoreTarget::Postgres {
                 url: postgres.url.clone(),
                 password: postgres.password.as_ref().map(|p| p.expose().to_string()),
+                ca_file: postgres.ca_file.clone(),
             },
         }
     }

@@ -50,6 +50,8 @@ pub struct RawStore {
     pub url: Option<String>,
     /// PostgreSQL only: a file holding the database password.
     pub password_file: Option<String>,
+    /// PostgreSQL only: PEM roots trusted for TLS to the database, beside the system's.
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1142,7 +1142,8 @@ fn postgres_takes_its_url_and_the_password_from_its_file() {
         c.store_target(),
         StoreTarget::Postgres {
             url: url.into(),
-            password: Some("correct horse".into())
+            password: Some("correct horse".into()),
+            ca_file: None,
         }
     );
     let (_dir, path) = password_file("windows line\r\n");
@@ -1160,7 +1161,8 @@ fn postgres_takes_its_url_and_the_password_from_its_file() {
         c.store_target(),
         StoreTarget::Postgres {
             url: "postgres://ig@db.example/ig?sslmode=require".into(),
-            password: None
+            password: None,
+            ca_file: None,
         }
     );
 }
@@ -1281,4 +1283,18 @@ fn the_design_store_example_is_accepted() {
     let c = valid(&with(&example));
     assert_eq!(c.node_name(), "mx1");
     assert!(matches!(c.store, StoreConfig::Postgres(_)));
+}
+
+#[test]
+fn the_database_ca_file_must_be_readable_and_is_postgres_only() {
+    assert_eq!(
+        problems(&postgres(
+            "url = \"postgres://ig@db.example/ig\"\nca_file = \"/nonexistent/ca.pem\""
+        )),
+        ["store.ca_file: cannot read /nonexistent/ca.pem: No such file or directory (os error 2)"]
+    );
+    assert_eq!(
+        keys(&with("[store]\nbackend = \"sqlite\"\nca_file = \"/etc/ssl/ca.pem\"\n")),
+        ["store.ca_file"]
+    );
 }

@@ -101,10 +101,14 @@ impl Location {
     pub fn of(config: &crate::config::Config) -> Location {
         match config.store_target() {
             crate::config::StoreTarget::Sqlite(path) => Location::Sqlite(path),
-            crate::config::StoreTarget::Postgres { url, password } => Location::Postgres(PgTarget {
+            crate::config::StoreTarget::Postgres {
                 url,
                 password,
-                ca_file: None,
+                ca_file,
+            } => Location::Postgres(PgTarget {
+                url,
+                password,
+                ca_file,
                 application: format!("inboxgate {}", config.node_name()),
             }),
         }

@@ -38,6 +38,9 @@ fn refuse_postgres_keys(raw: &RawStore, p: &mut Problems) {
     if raw.password_file.is_some() {
         p.add("store.password_file", why);
     }
+    if raw.ca_file.is_some() {
+        p.add("store.ca_file", why);
+    }
 }
 
 fn postgres(raw: &RawStore, p: &mut Problems) -> PostgresConfig {
@@ -62,10 +65,17 @@ fn postgres(raw: &RawStore, p: &mut Problems) -> PostgresConfig {
                 None
             }
         });
+    let ca_file = raw.ca_file.as_deref().map(PathBuf::from);
+    if let Some(path) = &ca_file {
+        if let Err(e) = std::fs::read(path) {
+            p.add("store.ca_file", format!("cannot read {}: {e}", path.display()));
+        }
+    }
     PostgresConfig {
         url: url.to_string(),
         password_file,
         password,
+        ca_file,
     }
 }
 
