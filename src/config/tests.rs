@@ -1294,7 +1294,9 @@ fn the_database_ca_file_must_be_readable_and_is_postgres_only() {
         ["store.ca_file: cannot read /nonexistent/ca.pem: No such file or directory (os error 2)"]
     );
     assert_eq!(
-        keys(&with("[store]\nbackend = \"sqlite\"\nca_file = \"/etc/ssl/ca.pem\"\n")),
+        keys(&with(
+            "[store]\nbackend = \"sqlite\"\nca_file = \"/etc/ssl/ca.pem\"\n"
+        )),
         ["store.ca_file"]
     );
 }

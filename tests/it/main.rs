@@ -20,6 +20,7 @@ mod mail_html;
 mod metrics;
 mod outbound;
 mod parallel;
+mod pg_tls;
 mod regroup;
 mod reload;
 mod routing;

@@ -420,6 +420,7 @@ mod tests {
             StoreTarget::Postgres {
                 url,
                 password: Some(password),
+                ..
             } => (url, password),
             other => panic!("not postgres with a password: {other:?}"),
         }

@@ -68,7 +68,10 @@ fn postgres(raw: &RawStore, p: &mut Problems) -> PostgresConfig {
     let ca_file = raw.ca_file.as_deref().map(PathBuf::from);
     if let Some(path) = &ca_file {
         if let Err(e) = std::fs::read(path) {
-            p.add("store.ca_file", format!("cannot read {}: {e}", path.display()));
+            p.add(
+                "store.ca_file",
+                format!("cannot read {}: {e}", path.display()),
+            );
         }
     }
     PostgresConfig {

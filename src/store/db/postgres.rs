@@ -344,10 +344,19 @@ fn block_on<F: Future>(future: F) -> F::Output {
 
 /// A tokio-postgres error in words: the server's code and message when it sent one.
 fn describe(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
+    if let Some(db) = e.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
     }
+    // The driver's own text is the kind ("error performing TLS handshake"); the causes
+    // say why ("invalid peer certificate: UnknownIssuer").
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }
 
 /// Classifies a tokio-postgres error.
