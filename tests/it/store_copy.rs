@@ -452,6 +452,11 @@ async fn store_copy_speed() {
     }
     let filled = filling.elapsed();
     d.halt().await;
+    let copies: i64 = std::env::var("INBOXGATE_COPY_BENCH_COPIES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+    replicate(&d.database_path, copies);
     let started = Instant::now();
     let output = copy_output(
         &d,
@@ -470,11 +475,57 @@ async fn store_copy_speed() {
         .map(|m| m.len())
         .unwrap_or(0);
     println!(
-        "store copy: {total} messages ({} rows, SQLite file {bytes} bytes; filled over SMTP \
+        "store copy: {total} messages x {copies} ({} rows, SQLite file {bytes} bytes; filled over SMTP \
          in {:.1} s) copied and verified in {:.2} s (the command's own figure: {} s)",
         report["rows"],
         filled.as_secs_f64(),
         took.as_secs_f64(),
         report["seconds"]
     );
+}
+
+/// Makes the stopped daemon's store `copies` times as big: each copy of the mail
+/// (raw messages, conversations, messages, known ids, participants) under new ids and
+/// Message-IDs, so a copy's speed can be measured at hundreds of thousands of messages.
+fn replicate(database: &Path, copies: i64) {
+    let conn = rusqlite::Connection::open(database).expect("open store");
+    let max = |table: &str| -> i64 {
+        conn.query_row(
+            &format!("SELECT COALESCE(MAX(id), 0) FROM {table}"),
+            [],
+            |r| r.get(0),
+        )
+        .expect("max id")
+    };
+    let (raw, conversations, messages) =
+        (max("raw_messages"), max("conversations"), max("messages"));
+    conn.execute_batch("BEGIN").expect("begin");
+    for k in 1..copies {
+        let sql = format!(
+            "INSERT INTO raw_messages SELECT id + {r}, received_at, mail_from, rcpt_to, size, body
+               FROM raw_messages WHERE id <= {raw};
+             INSERT INTO conversations (id, inbox, channel, subject, subject_norm, status,
+               assignee, contact_id, spam, filtered, trashed_at, deleted, created_at,
+               last_message_at, message_count, verdict, reasons)
+             SELECT id + {c}, inbox, channel, subject, subject_norm, status, assignee,
+               contact_id, spam, filtered, trashed_at, deleted, created_at, last_message_at,
+               message_count, verdict, reasons FROM conversations WHERE id <= {conversations};
+             INSERT INTO messages (id, conversation_id, raw_id, direction, message_id,
+               from_addr, from_name, to_json, cc_json, subject, subject_norm, date,
+               received_at, text, thread_index, attachments_json, verdict, reasons)
+             SELECT id + {m}, conversation_id + {c}, raw_id + {r}, direction,
+               message_id || '-{k}', from_addr, from_name, to_json, cc_json, subject,
+               subject_norm, date, received_at, text, thread_index, attachments_json,
+               verdict, reasons FROM messages WHERE id <= {messages};
+             INSERT INTO known_ids SELECT inbox, message_id || '-{k}', conversation_id + {c},
+               message_row + {m} FROM known_ids WHERE conversation_id <= {conversations};
+             INSERT INTO participants SELECT conversation_id + {c}, address
+               FROM participants WHERE conversation_id <= {conversations};",
+            r = raw * k,
+            c = conversations * k,
+            m = messages * k,
+        );
+        conn.execute_batch(&sql).expect("replicate");
+    }
+    conn.execute_batch("COMMIT").expect("commit");
 }
