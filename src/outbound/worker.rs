@@ -146,7 +146,7 @@ mod tests {
     use super::*;
     use crate::config::{RemoteServer, TlsMode};
     use crate::metrics::StoreGauges;
-    use crate::store::{NewSystemMail, Store};
+    use crate::store::NewSystemMail;
 
     const NOW: i64 = 1_000_000;
 

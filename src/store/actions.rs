@@ -413,7 +413,7 @@ fn unassign_removed(conn: &Conn, users: &[String], now: i64) -> Result<usize, St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{NewInbound, Store};
+    use crate::store::NewInbound;
 
     fn inbound(id: &str, from: &str) -> NewInbound {
         let raw = format!("Message-ID: <{id}>\r\nFrom: {from}\r\nSubject: Hi\r\n\r\nHello\r\n");

@@ -730,7 +730,7 @@ fn json_list(text: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::store::ingest::file as file_inbound;
-    use crate::store::{NewInbound, Store};
+    use crate::store::NewInbound;
 
     fn inbound(n: usize) -> NewInbound {
         let word = if n.is_multiple_of(3) {
