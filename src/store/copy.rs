@@ -309,7 +309,7 @@ fn copy_table(source: &Conn, dest: &Conn, table: &TablePlan) -> Result<u64, Stor
 /// Rows per INSERT for a table of `width` columns: a power of two, so a short batch
 /// splits into few distinct statements (each prepared once).
 fn rows_per_batch(width: usize) -> usize {
-    let most = (MAX_PARAMETERS / width.max(1)).min(MAX_BATCH_ROWS).max(1);
+    let most = (MAX_PARAMETERS / width.max(1)).clamp(1, MAX_BATCH_ROWS);
     1 << most.ilog2()
 }
 
