@@ -416,6 +416,27 @@ async fn store_copy_moves_the_sqlite_store_into_postgres_and_refuses_a_full_dest
     );
     assert!(again.stdout.is_empty());
     assert_eq!(pg.psql("inboxgate", "SELECT COUNT(*) FROM messages"), "5");
+
+    // Into a second, empty database, in words: per table, the checks, the next step.
+    pg.psql("postgres", "CREATE DATABASE second OWNER inboxgate");
+    let second = pg.url("second", "inboxgate");
+    let mut args = copy_args(&second, right.to_str().unwrap());
+    args.pop();
+    let text = d.cli(&args);
+    assert!(text.contains("postgres://inboxgate@127.0.0.1"), "{text}");
+    let messages_line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("messages "));
+    assert!(
+        messages_line.is_some_and(|l| l.ends_with(" 5 rows")),
+        "{text}"
+    );
+    assert!(text.contains("verification: ok"), "{text}");
+    assert!(
+        text.contains("next: set [store] backend = \"postgres\""),
+        "{text}"
+    );
+    assert!(!text.contains(PASSWORD));
 }
 
 /// Speed: `INBOXGATE_COPY_BENCH_MESSAGES` messages (default 5,000) over SMTP, 20
