@@ -15,6 +15,7 @@ mod output;
 mod people;
 mod service;
 mod spam;
+mod store;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -64,6 +65,9 @@ pub enum Command {
         /// Where to write the copy; must not exist yet.
         path: PathBuf,
     },
+    /// The store itself: copy it into PostgreSQL.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// Channels: team mailbox sync status, custom From addresses.
     #[command(subcommand)]
     Channels(channels::ChannelsCommand),
@@ -113,6 +117,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Conversations(cmd) => conversations::run(&load_config(&cli.config)?, cmd),
         Command::Messages(cmd) => conversations::run_messages(&load_config(&cli.config)?, cmd),
         Command::Backup { path } => backup(&load_config(&cli.config)?, &path),
+        Command::Store(cmd) => store::run(&load_config(&cli.config)?, cmd),
         Command::Channels(cmd) => channels::run(&load_config(&cli.config)?, cmd),
         Command::Compose(args) => outbound::compose(&load_config(&cli.config)?, args),
         Command::Outbound(cmd) => outbound::run_outbound(&load_config(&cli.config)?, cmd),

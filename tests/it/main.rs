@@ -26,4 +26,5 @@ mod reload;
 mod routing;
 mod smtp;
 mod spam;
+mod store_copy;
 mod web;

@@ -280,6 +280,14 @@ impl Daemon {
         }
     }
 
+    /// Stops the daemon but keeps its data directory and config, so the CLI still runs
+    /// against the store it left.
+    pub async fn halt(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+    }
+
     /// Runs the trash retention sweep now (by the test clock); returns how many
     /// conversations it deleted.
     pub async fn sweep_trash(&self) -> usize {

@@ -192,6 +192,13 @@ impl<T: ToValue, const N: usize> Params for &[T; N] {
     }
 }
 
+/// Values already built (a batch of rows), moved in without a copy.
+impl Params for Vec<Value> {
+    fn into_values(self) -> Vec<Value> {
+        self
+    }
+}
+
 /// Parameters from an iterator (a list built at run time).
 pub struct ParamsFromIter(Vec<Value>);
 
