@@ -15,19 +15,39 @@ The bound is per interruption: kills closer together than the resend takes (the
 `--out-min-gap` default of 1 s leaves room for it) can interrupt a resend too, and that
 message then arrives a third time.
 
+With `--backend postgres --nodes N` each case starts a private PostgreSQL 15 cluster
+(harness.PgCluster, fsync on) and N nodes on one database (distinct `[server] node`,
+ports and data_dir), restarted under the same name after each kill:
+
+imap: the mailbox is configured on every node; messages keep being appended during the
+kills; each kill (once more mail was filed) SIGKILLs the node holding the folder's lease
+(imap_leases) and waits for another node to take the lease over (fencing raised), then
+restarts the killed node. The takeover times are printed beside the lease period (3 poll
+intervals, at least 5 s); a takeover missing after 4 lease periods fails the case.
+
+outbound: the nodes run while the replies are composed, and each kill SIGKILLs a random
+node among deliveries in flight (its restart requeues its own claims at once); the same
+at-least-once, at-most-twice bound holds.
+
+Integrity is then harness.pg_integrity (consistency queries and amcheck) instead of
+SQLite's integrity check. A node that does not stop within 30 s of SIGTERM fails the case.
+
 Prints one summary line per case, in the style of crash-suite.py:
 
     crash-suite imap: kills=K appended=N stored=S lost=L duplicated=D integrity=ok
     crash-suite outbound: kills=K queued=M received=R lost=L duplicated=D max_copies=C integrity=ok
 
-and exits non-zero when a case fails. Needs root (Dovecot users), dovecot-imapd and
-python3-aiosmtpd (/usr/bin/python3).
+(on postgres followed by backend=postgres nodes=N, and for imap takeover_s=[..] lease_s=5)
+and exits non-zero when a case fails. Needs root (Dovecot users, runuser), dovecot-imapd,
+python3-aiosmtpd (/usr/bin/python3) and, for postgres, postgresql 15.
 
 Usage: scripts/crash-suite-channels.py [--case imap|outbound|both] [--kills 4]
-       [--messages 1500] [--replies 150] [--bin target/debug/inboxgate]
+       [--messages 1500] [--replies 150] [--backend sqlite|postgres] [--nodes 1]
+       [--bin target/debug/inboxgate]
 """
 
 import argparse
+import concurrent.futures
 import glob
 import imaplib
 import json
@@ -350,8 +370,8 @@ LEASE_SECONDS = 5
 
 
 def imap_nodes_run(args, store, dovecot, extra):
-    """PostgreSQL: every node polls the mailbox; each kill SIGKILLs the lease holder
-    while messages keep arriving, waits for another node to take the lease (or for 4
+    """PostgreSQL: every node polls the mailbox; each kill, once more mail was filed
+    since the last, SIGKILLs the lease holder while messages keep arriving, waits for another node to take the lease (or for 4
     lease periods), then restarts the killed node under its name. Returns (appended,
     stored at each kill, takeover seconds or None each)."""
     nodes = {d.name: d for d in store.nodes(args.bin, extra, args.nodes)}
@@ -363,13 +383,16 @@ def imap_nodes_run(args, store, dovecot, extra):
     )
     appender.start()
     progress, takeovers = [], []
+    stored = 0
     for _ in range(args.kills):
+        wait_until_stored(store, stored + 1, timeout=60)  # the holder is filing
         time.sleep(random.uniform(args.min_gap, args.max_gap))
         holder, fencing = lease_holder(store)
         victim = nodes[holder]
         victim.kill()
         killed_at = time.monotonic()
-        progress.append(sum(stored_ids(store, "imap-crash-").values()))
+        stored = sum(stored_ids(store, "imap-crash-").values())
+        progress.append(stored)
         takeovers.append(wait_for_takeover(store, holder, fencing, killed_at))
         victim.start()
     stop.set()
@@ -446,17 +469,12 @@ def outbound_case(args, work, cluster=None):
     try:
         store = Store(work, cluster)
         nodes = store.nodes(args.bin, OUTBOUND.format(port=port), args.nodes)
-        queued = queue_replies(args, work, nodes[0])
-        for node in nodes:
-            node.start()
-        progress, killed = [], []
-        for _ in range(args.kills):
-            time.sleep(random.uniform(args.out_min_gap, args.out_max_gap))
-            node = random.choice(nodes)
-            node.kill()
-            killed.append(node.name)
-            progress.append(len(received_ids(sink_dir)))
-            node.start()
+        if cluster:
+            queued, progress, killed = outbound_nodes_run(args, work, nodes, sink_dir)
+        else:
+            queued = queue_replies(args, work, nodes[0])
+            nodes[0].start()
+            progress, killed = kill_while_sending(args, nodes, sink_dir), []
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if store.count("SELECT COUNT(*) FROM outbound_deliveries WHERE status != 'sent'") == 0:
@@ -488,21 +506,57 @@ def outbound_case(args, work, cluster=None):
     return not lost and max_copies <= 2 and integrity == "ok"
 
 
-def queue_replies(args, work, daemon):
-    """`inboxgate compose` of --replies messages while the daemons are down; their
-    Message-IDs."""
+def kill_while_sending(args, nodes, sink_dir, killed=None):
+    """--kills times: a random node SIGKILLed and restarted under its name; the count
+    received at each kill."""
+    progress = []
+    for _ in range(args.kills):
+        time.sleep(random.uniform(args.out_min_gap, args.out_max_gap))
+        node = random.choice(nodes)
+        node.kill()
+        if killed is not None:
+            killed.append(node.name)
+        progress.append(len(received_ids(sink_dir)))
+        node.start()
+    return progress
+
+
+def outbound_nodes_run(args, work, nodes, sink_dir):
+    """PostgreSQL: the nodes run while the replies are composed (3 at a time, from
+    mx1's config), so the kills land among deliveries in flight. Returns (queued,
+    received at each kill, names killed)."""
+    for node in nodes:
+        node.start()
+    composed = []
+    composer = threading.Thread(
+        target=lambda: composed.extend(queue_replies(args, work, nodes[0], 3)), daemon=True
+    )
+    composer.start()
+    killed = []
+    progress = kill_while_sending(args, nodes, sink_dir, killed)
+    composer.join()
+    if len(composed) != args.replies:
+        sys.exit("crash-suite: composing the replies failed")
+    return composed, progress, killed
+
+
+def queue_replies(args, work, daemon, workers=1):
+    """`inboxgate compose` of --replies messages while the daemons are down, `workers`
+    at a time; their Message-IDs."""
     body = os.path.join(work, "body.txt")
     with open(body, "w") as f:
         f.write("Here is the quote you asked for.\n")
-    queued = []
-    for i in range(args.replies):
+
+    def compose(i):
         out = daemon.cli(
             "compose", "--as", "alice@acme.example", "--from", SUPPORT,
             "--to", "customer%d@customers.test" % i, "--subject", "Quote %d" % i,
             "--body-file", body, "--json",
         )
-        queued.append(json.loads(out)["message_id"])
-    return queued
+        return json.loads(out)["message_id"]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(compose, range(args.replies)))
 
 
 def main():
