@@ -282,7 +282,7 @@ class Dovecot:
             imap.append("INBOX", None, None, imap_message(i))
             i += 1
             appended[0] += 1
-            time.sleep(0.01)
+            time.sleep(0.03)  # a steady trickle: the holder always has new mail
         imap.logout()
 
     def stop(self):
