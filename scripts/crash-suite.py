@@ -4,14 +4,23 @@
 16 concurrent senders (smtplib, a connection per message, unique Message-IDs) deliver to
 inboxgate while the daemon is killed with SIGKILL several times and restarted. Afterwards
 every message that got a 250 must be stored exactly once, and SQLite's integrity check must
-pass. Prints one summary line:
+pass.
 
-    crash-suite: kills=K sent=S acked=A stored=N lost=L duplicated=D integrity=ok
+With `--backend postgres --nodes N` the script starts a private PostgreSQL 15 cluster
+(harness.PgCluster, fsync on) and N nodes sharing one database (distinct `[server] node`,
+ports and data_dir); the senders are spread over the nodes, each kill SIGKILLs a random
+node and restarts it under the same name. The integrity check is then harness.pg_integrity:
+no message, known id or search entry pointing nowhere, each conversation's message_count
+equal to its messages, no empty conversation, and amcheck on every B-tree index.
+
+Prints one summary line:
+
+    crash-suite: kills=K sent=S acked=A stored=N lost=L duplicated=D integrity=ok backend=B nodes=N
 
 and exits non-zero when anything was lost or duplicated or the database is damaged.
 
-Usage: scripts/crash-suite.py [--kills 5] [--senders 16] [--seconds-between 0.3-1.5]
-       [--bin target/debug/inboxgate]
+Usage: scripts/crash-suite.py [--kills 5] [--senders 16] [--min-gap 0.3] [--max-gap 1.5]
+       [--backend sqlite|postgres] [--nodes 1] [--bin target/debug/inboxgate]
 """
 
 import argparse
@@ -94,6 +103,56 @@ def start_daemon(binary, config_path, log):
     )
 
 
+class Node:
+    """One daemon: its config (own data_dir and SMTP/API ports; the [store] shared on
+    postgres), its log, its process."""
+
+    def __init__(self, binary, work, name, store_section):
+        self.binary, self.work, self.name = binary, work, name
+        self.port, self.api_port = harness.free_port(), harness.free_port()
+        self.config = os.path.join(work, "%s.toml" % name)
+        server_extra = 'node = "%s"' % name if store_section else ""
+        with open(self.config, "w") as f:
+            f.write(
+                harness.config(
+                    os.path.join(work, "data-" + name), self.port, "mx.crash.test",
+                    "max_connections_per_ip = 200", api_port=self.api_port,
+                    server_extra=server_extra,
+                )
+                + store_section
+            )
+        self.log_path = os.path.join(work, "%s.log" % name)
+        self.log = open(self.log_path, "ab")
+        self.process = None
+
+    def start(self):
+        self.process = start_daemon(self.binary, self.config, self.log)
+        if not harness.wait_for_port(self.port):
+            sys.exit("crash-suite: node %s did not start; see %s" % (self.name, self.log_path))
+
+    def kill(self):
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def reap(self):
+        """SIGKILLs the daemon if it still runs (cleanup on the way out)."""
+        if self.process is not None and self.process.poll() is None:
+            self.kill()
+
+    def stop(self):
+        """SIGTERM; True when the daemon ended within 30 s (else it is SIGKILLed)."""
+        if self.process is None or self.process.poll() is not None:
+            return True
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+            return True
+        except subprocess.TimeoutExpired:
+            print("  %s did not stop within 30 s of SIGTERM; killed (see %s)" % (self.name, self.log_path))
+            self.kill()
+            return False
+
+
 def audit(db_path, acked):
     conn = sqlite3.connect(db_path)
     integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
@@ -103,11 +162,70 @@ def audit(db_path, acked):
             "GROUP BY message_id"
         ).fetchall()
     )
-    stored = sum(counts.values())
     conn.close()
-    lost = [m for m in acked if m not in counts]
-    duplicated = [m for m, c in counts.items() if c > 1]
-    return integrity, stored, lost, duplicated
+    return integrity, counts
+
+
+def audit_pg(cluster, database):
+    rows = cluster.psql(
+        "SELECT message_id, COUNT(*) FROM messages WHERE message_id IS NOT NULL "
+        "GROUP BY message_id",
+        database,
+    )
+    counts = {m: int(c) for m, c in rows}
+    return harness.pg_integrity(cluster, database), counts
+
+
+def run(args, work, cluster):
+    """Starts the nodes, runs the senders and the kills; returns (ledger, integrity,
+    counts, nodes killed in order, nodes that did not stop on SIGTERM)."""
+    store_section = ""
+    if cluster:
+        store_section = cluster.store_section(cluster.create_database("inboxgate"))
+    nodes = [
+        Node(args.bin, work, "mx%d" % (i + 1), store_section) for i in range(args.nodes)
+    ]
+    try:
+        ledger, killed = send_and_kill(args, nodes)
+        hung = [node.name for node in nodes if not node.stop()]
+    finally:
+        for node in nodes:
+            node.reap()
+    if cluster:
+        integrity, counts = audit_pg(cluster, "inboxgate")
+    else:
+        integrity, counts = audit(os.path.join(work, "data-mx1", "inboxgate.db"), ledger.acked)
+    return ledger, integrity, counts, killed, hung
+
+
+def send_and_kill(args, nodes):
+    """The senders, spread over the nodes, while random nodes are SIGKILLed and
+    restarted; returns the ledger and the names of the nodes killed."""
+    for node in nodes:
+        node.start()
+    ledger, stop = Ledger(), threading.Event()
+    senders = [
+        threading.Thread(
+            target=sender_loop, args=(i, nodes[i % len(nodes)].port, ledger, stop), daemon=True
+        )
+        for i in range(args.senders)
+    ]
+    for t in senders:
+        t.start()
+    killed = []
+    try:
+        for _ in range(args.kills):
+            time.sleep(random.uniform(args.min_gap, args.max_gap))
+            node = random.choice(nodes)
+            node.kill()
+            killed.append(node.name)
+            node.start()
+        time.sleep(random.uniform(args.min_gap, args.max_gap))
+    finally:
+        stop.set()
+        for t in senders:
+            t.join(timeout=30)
+    return ledger, killed
 
 
 def main():
@@ -116,54 +234,40 @@ def main():
     parser.add_argument("--senders", type=int, default=16)
     parser.add_argument("--min-gap", type=float, default=0.3)
     parser.add_argument("--max-gap", type=float, default=1.5)
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--nodes", type=int, default=1)
     parser.add_argument("--bin", default="target/debug/inboxgate")
     args = parser.parse_args()
     if not os.access(args.bin, os.X_OK):
         sys.exit("crash-suite: no binary at %s (cargo build first)" % args.bin)
+    if args.nodes < 1 or (args.backend == "sqlite" and args.nodes != 1):
+        sys.exit("crash-suite: --nodes above 1 needs --backend postgres")
 
     work = tempfile.mkdtemp(prefix="inboxgate-crash.")
-    port = harness.free_port()
-    config_path = os.path.join(work, "crash.toml")
-    with open(config_path, "w") as f:
-        f.write(harness.config(os.path.join(work, "data"), port, "mx.crash.test", "max_connections_per_ip = 200"))
-    log = open(os.path.join(work, "daemon.log"), "ab")
-
-    daemon = start_daemon(args.bin, config_path, log)
-    if not harness.wait_for_port(port):
-        sys.exit("crash-suite: daemon did not start; see %s/daemon.log" % work)
-    ledger, stop = Ledger(), threading.Event()
-    senders = [
-        threading.Thread(target=sender_loop, args=(i, port, ledger, stop), daemon=True)
-        for i in range(args.senders)
-    ]
-    for t in senders:
-        t.start()
-
-    for _ in range(args.kills):
-        time.sleep(random.uniform(args.min_gap, args.max_gap))
-        daemon.send_signal(signal.SIGKILL)
-        daemon.wait()
-        daemon = start_daemon(args.bin, config_path, log)
-        if not harness.wait_for_port(port):
-            sys.exit("crash-suite: daemon did not restart; see %s/daemon.log" % work)
-
-    time.sleep(random.uniform(args.min_gap, args.max_gap))
-    stop.set()
-    for t in senders:
-        t.join(timeout=30)
-    daemon.send_signal(signal.SIGTERM)
-    daemon.wait(timeout=30)
-
-    integrity, stored, lost, duplicated = audit(os.path.join(work, "data", "inboxgate.db"), ledger.acked)
+    began = time.monotonic()
+    if args.backend == "postgres":
+        with harness.PgCluster() as cluster:
+            ledger, integrity, counts, killed, hung = run(args, work, cluster)
+    else:
+        ledger, integrity, counts, killed, hung = run(args, work, None)
+    stored = sum(counts.values())
+    lost = [m for m in ledger.acked if m not in counts]
+    duplicated = [m for m, c in counts.items() if c > 1]
     print(
         "crash-suite: kills=%d sent=%d acked=%d stored=%d lost=%d duplicated=%d integrity=%s"
-        % (args.kills, ledger.sent, len(ledger.acked), stored, len(lost), len(duplicated), integrity)
+        " backend=%s nodes=%d"
+        % (args.kills, ledger.sent, len(ledger.acked), stored, len(lost), len(duplicated),
+           integrity, args.backend, args.nodes)
     )
+    if args.nodes > 1:
+        print("  killed: %s; %.1f s; logs in %s" % (" ".join(killed), time.monotonic() - began, work))
     for m in lost[:10]:
         print("  lost: %s" % m)
     for m in duplicated[:10]:
-        print("  duplicated: %s" % m)
-    ok = not lost and not duplicated and integrity == "ok" and ledger.acked
+        print("  duplicated: %s (%d copies)" % (m, counts[m]))
+    for name in hung:
+        print("  %s did not stop on SIGTERM" % name)
+    ok = not lost and not duplicated and integrity == "ok" and ledger.acked and not hung
     sys.exit(0 if ok else 1)
 
 
