@@ -71,16 +71,29 @@ pub(super) fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connectio
 pub struct PgPool {
     pub(super) target: PgTarget,
     idle: Mutex<Vec<Conn>>,
+    /// The session that opened (and migrated) the store, kept for the writer: a CLI
+    /// command then connects once less.
+    opener: Mutex<Option<Conn>>,
 }
 
 /// Sessions kept idle at most; more are closed when returned.
 const MAX_IDLE: usize = 16;
 
 impl PgPool {
-    pub fn new(target: PgTarget) -> PgPool {
+    pub fn new(target: PgTarget, opener: Conn) -> PgPool {
         PgPool {
             target,
             idle: Mutex::new(Vec::new()),
+            opener: Mutex::new(Some(opener)),
+        }
+    }
+
+    /// A read-write session for the writer: the opener's if still unused and alive.
+    pub(super) fn writer_session(&self) -> Result<Conn, StoreError> {
+        let kept = self.opener.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match kept {
+            Some(conn) if !conn.is_broken() => Ok(conn),
+            _ => Ok(Conn::Postgres(PgConn::connect(&self.target, false)?)),
         }
     }
 

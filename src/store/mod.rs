@@ -152,7 +152,10 @@ impl Store {
                 let conn = db::Conn::Postgres(db::PgConn::connect(target, false)?);
                 schema::migrate_postgres(&conn)?;
                 Ok(Store {
-                    backend: Backend::Postgres(std::sync::Arc::new(PgPool::new(target.clone()))),
+                    backend: Backend::Postgres(std::sync::Arc::new(PgPool::new(
+                        target.clone(),
+                        conn,
+                    ))),
                     node: "local".into(),
                 })
             }
@@ -202,7 +205,7 @@ impl Store {
             }
             Backend::Postgres(pool) => {
                 let target = pool.target.clone();
-                let conn = db::Conn::Postgres(db::PgConn::connect(&target, false)?);
+                let conn = pool.writer_session()?;
                 let reopen: writer::Opener =
                     Box::new(move || Ok(db::Conn::Postgres(db::PgConn::connect(&target, false)?)));
                 Ok(Writer::start(

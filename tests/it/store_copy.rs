@@ -173,7 +173,7 @@ async fn deliver(d: &Daemon, id: &str, to: &str, subject: &str, extra: &str, bod
 /// threaded into the first, and an agent's reply delivered to the sink.
 async fn filled_daemon(sink: &Sink) -> Daemon {
     let relay = sink.relay_config();
-    let d = Daemon::start_edited(move |text, _| text + &relay).await;
+    let d = Daemon::start_sqlite_edited(move |text, _| text + &relay).await;
     deliver(
         &d,
         "q1@klant.example",
@@ -450,7 +450,7 @@ async fn store_copy_speed() {
         .unwrap_or(5_000);
     let pg = Cluster::start();
     pg.create_database("inboxgate", "inboxgate", PASSWORD);
-    let mut d = Daemon::start().await;
+    let mut d = Daemon::start_sqlite_edited(|text, _| text).await;
     let filling = Instant::now();
     let sessions: Vec<_> = (0..20)
         .map(|s| {

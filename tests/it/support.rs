@@ -215,6 +215,15 @@ impl Daemon {
         Daemon::launch(dir, &data_dir, &text).await
     }
 
+    /// [`Daemon::start_edited`] on the embedded SQLite store whatever the backend switch
+    /// says (for tests about SQLite itself, such as copying it into PostgreSQL).
+    pub async fn start_sqlite_edited(edit: impl FnOnce(String, &Path) -> String) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("data");
+        let text = edit(config_text_on(&data_dir, "", ""), dir.path());
+        Daemon::launch(dir, &data_dir, &text).await
+    }
+
     async fn launch(dir: tempfile::TempDir, data_dir: &Path, text: &str) -> Daemon {
         let config_path = dir.path().join("inboxgate.toml");
         std::fs::write(&config_path, text).expect("write config");
