@@ -101,12 +101,14 @@ impl Location {
     pub fn of(config: &crate::config::Config) -> Location {
         match config.store_target() {
             crate::config::StoreTarget::Sqlite(path) => Location::Sqlite(path),
-            crate::config::StoreTarget::Postgres { url, password } => Location::Postgres(PgTarget {
-                url,
-                password,
-                ca_file: None,
-                application: format!("inboxgate {}", config.node_name()),
-            }),
+            crate::config::StoreTarget::Postgres { url, password } => {
+                Location::Postgres(PgTarget {
+                    url,
+                    password,
+                    ca_file: None,
+                    application: format!("inboxgate {}", config.node_name()),
+                })
+            }
         }
     }
 }

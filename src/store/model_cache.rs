@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::connection::Reader;
-use super::Location;
 use super::error::StoreError;
+use super::Location;
 use crate::pipeline::classify::bayes::Model;
 use crate::pipeline::classify::ModelSource;
 
