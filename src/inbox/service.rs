@@ -220,12 +220,20 @@ impl Service {
         &self,
         query: impl FnOnce(&Reader) -> Result<T, StoreError>,
     ) -> Result<T, InboxError> {
-        let pooled = self.readers.lock().ok().and_then(|mut pool| pool.pop());
+        // Sessions the database closed (it stopped or restarted) are left behind.
+        let pooled = self
+            .readers
+            .lock()
+            .ok()
+            .and_then(|mut pool| std::iter::from_fn(|| pool.pop()).find(|r| !r.is_broken()));
         let reader = match pooled {
             Some(reader) => reader,
             None => self.store.reader()?,
         };
         let result = query(&reader);
+        if reader.is_broken() {
+            return Ok(result?);
+        }
         if let Ok(mut pool) = self.readers.lock() {
             pool.push(reader);
         }

@@ -50,6 +50,12 @@ impl Reader {
         Reader::open_at(&super::Location::of(config))
     }
 
+    /// Whether its session is gone for good (the database closed it): a reader kept
+    /// for reuse is dropped then, not used again.
+    pub fn is_broken(&self) -> bool {
+        self.conn.is_broken()
+    }
+
     /// A read-only session from `pool`.
     pub(super) fn from_pool(pool: &Arc<PgPool>) -> Result<Reader, StoreError> {
         Ok(Reader { conn: pool.take()? })

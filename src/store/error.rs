@@ -14,6 +14,10 @@ pub enum StoreError {
     /// callers answer 451 4.3.0 and retry later.
     #[error("{0}")]
     Unavailable(String),
+    /// Lost a race with another node's transaction (deadlock, serialization failure):
+    /// the job was rolled back alone and may be tried again.
+    #[error("{0}")]
+    Busy(String),
     #[error("the store writer has stopped")]
     WriterGone,
     #[error("{0}")]
@@ -30,6 +34,7 @@ impl From<DbError> for StoreError {
             DbError::Unavailable(m) => {
                 StoreError::Unavailable(format!("database unavailable: {m}"))
             }
+            DbError::Busy(m) => StoreError::Busy(format!("database busy: {m}")),
             other => StoreError::Database(other.to_string()),
         }
     }

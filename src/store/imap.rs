@@ -195,7 +195,8 @@ fn set_state(
 ) -> Result<(), StoreError> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO channel_sync (channel, state, state_since, last_error, last_error_at)
-         VALUES (?1, ?2, ?3, ?4, CASE WHEN CAST(?4 AS TEXT) IS NULL THEN NULL ELSE CAST(?3 AS BIGINT) END)
+         VALUES (?1, ?2, ?3, CAST(?4 AS TEXT),
+                 CASE WHEN CAST(?4 AS TEXT) IS NULL THEN NULL ELSE CAST(?3 AS BIGINT) END)
          ON CONFLICT (channel) DO UPDATE SET
              state = excluded.state,
              state_since = CASE WHEN channel_sync.state = excluded.state

@@ -18,7 +18,7 @@ const TEAM: &str = "help@demo.example";
 
 /// A "Team" inbox with a fallback channel (`team@demo.hs-inbox.com`) and the IMAP
 /// channel for the Dovecot user.
-fn team_inbox(imap: &str, folders: &[&str], poll_interval: u64, status: &str) -> String {
+pub(crate) fn team_inbox(imap: &str, folders: &[&str], poll_interval: u64, status: &str) -> String {
     let folders: Vec<String> = folders.iter().map(|f| format!("{f:?}")).collect();
     format!(
         r#"

@@ -18,6 +18,7 @@ mod imap;
 mod ingest;
 mod mail_html;
 mod metrics;
+mod nodes;
 mod outbound;
 mod parallel;
 mod pg_tls;

@@ -191,6 +191,21 @@ impl Daemon {
         Daemon::launch(dir, data_dir, &text).await
     }
 
+    /// Starts one node of a shared PostgreSQL store: the test configuration on the
+    /// `[store]` section `store` (the same for every node of one installation), with
+    /// `[server] node = name`, then changed by `edit`.
+    pub async fn start_node(
+        store: &str,
+        name: &str,
+        edit: impl FnOnce(String) -> String,
+    ) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("data");
+        let node = format!("[server]\nnode = \"{name}\"\n");
+        let text = config_text_on(&data_dir, "", store).replacen("[server]\n", &node, 1);
+        Daemon::launch(dir, &data_dir, &edit(text)).await
+    }
+
     /// Starts with `keys` added to `[classification]` (a `check_authentication` among
     /// them replaces the base config's `false`).
     pub async fn start_with_classification(keys: &str) -> Daemon {
