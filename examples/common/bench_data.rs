@@ -130,16 +130,15 @@ pub async fn filled_on(
     let config =
         config::parse(&config_text(&dir, &store_table)).map_err(|p| anyhow::anyhow!("{p:?}"))?;
     let client = pg_client(url).await?;
-    let stored = pg_conversations(&client).await?;
+    let stored = pg_messages(&client).await?;
+    let expected = conversations * MESSAGES_PER_CONVERSATION;
     if stored == 0 {
         let store = Store::open_for(&config)?;
         fill(&store, conversations).await?;
-    } else if stored == conversations {
-        eprintln!("reusing the PostgreSQL database ({stored} conversations)");
+    } else if stored == expected {
+        eprintln!("reusing the PostgreSQL database ({stored} messages)");
     } else {
-        anyhow::bail!(
-            "the database holds {stored} conversations, not {conversations}: give an empty one"
-        );
+        anyhow::bail!("the database holds {stored} messages, not {expected}: give an empty one");
     }
     Ok(config)
 }
@@ -165,17 +164,17 @@ async fn pg_client(url: &str) -> anyhow::Result<tokio_postgres::Client> {
     Ok(client)
 }
 
-/// Conversations in the database; 0 before the schema exists.
-async fn pg_conversations(client: &tokio_postgres::Client) -> anyhow::Result<usize> {
+/// Messages in the database; 0 before the schema exists.
+async fn pg_messages(client: &tokio_postgres::Client) -> anyhow::Result<usize> {
     let exists: bool = client
-        .query_one("SELECT to_regclass('conversations') IS NOT NULL", &[])
+        .query_one("SELECT to_regclass('messages') IS NOT NULL", &[])
         .await?
         .get(0);
     if !exists {
         return Ok(0);
     }
     let count: i64 = client
-        .query_one("SELECT COUNT(*) FROM conversations", &[])
+        .query_one("SELECT COUNT(*) FROM messages", &[])
         .await?
         .get(0);
     Ok(usize::try_from(count)?)
@@ -268,6 +267,20 @@ fn message(corpus: &[Inbound], c: usize, m: usize, start: i64) -> NewInbound {
 async fn fill(store: &Store, conversations: usize) -> anyhow::Result<()> {
     let corpus = Arc::new(corpus()?);
     let (writer, thread) = store.start_writer()?;
+    // PostgreSQL takes several writers at once (as several nodes): FILL_WRITERS of
+    // them file each wave, which the round trips per statement otherwise make slow.
+    let parallel = if store.is_shared() {
+        env_number("FILL_WRITERS", 4).max(1)
+    } else {
+        1
+    };
+    let mut writers = vec![writer.clone()];
+    let mut threads = Vec::new();
+    for _ in 1..parallel {
+        let (extra, extra_thread) = store.start_writer()?;
+        writers.push(extra);
+        threads.push(extra_thread);
+    }
     let started = Instant::now();
     // Recent mail, so the retention job at start leaves the trash alone.
     let now = inboxgate::clock::system_clock()();
@@ -287,15 +300,23 @@ async fn fill(store: &Store, conversations: usize) -> anyhow::Result<()> {
     // writer commits them together; the next wave (their replies) waits for it.
     for wave in jobs.chunk_by(|a, b| a.1 == b.1) {
         let mut filing = tokio::task::JoinSet::new();
-        for &(c, m) in wave {
-            let (writer, message) = (writer.clone(), message(&corpus, c, m, start));
+        for (i, &(c, m)) in wave.iter().enumerate() {
+            let writer = writers[i % writers.len()].clone();
+            let message = message(&corpus, c, m, start);
             filing.spawn(async move { writer.file_inbound(message).await });
         }
         while let Some(filed) = filing.join_next().await {
             filed??;
         }
     }
-    eprintln!("filed {total} messages in {:.1?}", started.elapsed());
+    eprintln!(
+        "filed {total} messages in {:.1?} ({parallel} writer(s))",
+        started.elapsed()
+    );
+    drop(writers);
+    for extra_thread in threads {
+        let _ = tokio::task::spawn_blocking(move || extra_thread.join()).await;
+    }
     // Agents' work: assignments, closed, spam, trash (concurrent jobs share commits).
     let mut tasks = tokio::task::JoinSet::new();
     for c in 1..=conversations as i64 {
