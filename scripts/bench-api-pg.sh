@@ -43,23 +43,25 @@ printf '== PostgreSQL (load average %s)\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >&
 BACKEND=postgres PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/$DB" "$BENCH" |
   tee "$OUT/postgres.txt"
 
-# Side by side: the rows of both outputs, matched by request (the first 58 columns).
+# Side by side: the rows of both outputs matched by request (a row ends with p50, p99
+# and the item count).
 printf '\n== API latency, %s conversations, %s requests each (ms)\n' "$CONVERSATIONS" "$REQUESTS"
 awk '
-  function row(line) { return substr(line, 1, 58) }
+  function name(   i, k) { k = $1; for (i = 2; i <= NF - 3; i++) k = k " " $i; return k }
   FNR == 1 { file++ }
   /^store / { store[file] = $0; next }
-  /^request / || /^worst p99/ { if (/^worst/) worst[file] = $NF; next }
-  file == 1 { order[++n] = row($0); split(substr($0, 59), a, " "); s50[row($0)] = a[1]; s99[row($0)] = a[2]; sit[row($0)] = a[3] }
-  file == 2 { split(substr($0, 59), a, " "); p50[row($0)] = a[1]; p99[row($0)] = a[2]; pit[row($0)] = a[3] }
+  /^worst p99/ { worst[file] = $(NF - 1); next }
+  /^request / || NF < 4 { next }
+  { k = name(); p50[file, k] = $(NF - 2); p99[file, k] = $(NF - 1); items[file, k] = $NF }
+  file == 1 { order[++n] = k }
   END {
     print store[1]; print store[2]
-    printf "%-58s %9s %9s %9s %9s %7s\n", "request", "sqlite50", "sqlite99", "pg50", "pg99", "items"
+    printf "%-62s %9s %9s %9s %9s %7s\n", "request", "sqlite p50", "p99", "pg p50", "p99", "items"
     for (i = 1; i <= n; i++) {
       k = order[i]
-      items = (sit[k] == pit[k]) ? sit[k] : sit[k] "/" pit[k]
-      printf "%-58s %9s %9s %9s %9s %7s\n", k, s50[k], s99[k], p50[k], p99[k], items
+      it = (items[1, k] == items[2, k]) ? items[1, k] : items[1, k] "/" items[2, k]
+      printf "%-62s %9s %9s %9s %9s %7s\n", k, p50[1, k], p99[1, k], p50[2, k], p99[2, k], it
     }
-    printf "%-58s %9s %9s %9s %9s\n", "worst p99", "", worst[1], "", worst[2]
+    printf "%-62s %9s %9s %9s %9s\n", "worst p99", "", worst[1], "", worst[2]
   }' "$OUT/sqlite.txt" "$OUT/postgres.txt"
 printf 'load average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
