@@ -5,7 +5,11 @@
 //!
 //! ```sh
 //! cargo run --release --example bench_api            # CONVERSATIONS=100000 REQUESTS=200
+//! BACKEND=postgres PG_URL=postgres://USER@127.0.0.1:PORT/DB cargo run --release --example bench_api
 //! ```
+//!
+//! `scripts/bench-api-pg.sh` runs both backends with a private PostgreSQL and prints
+//! their figures side by side.
 //!
 //! The filled store is kept in `target/bench-api/` and reused while its size matches,
 //! so a second run measures without refilling. Filling goes through the store's own
@@ -16,7 +20,7 @@ mod bench_data;
 
 use std::time::{Duration, Instant};
 
-use bench_data::{env_number, ms, percentile, MESSAGES_PER_CONVERSATION, SEARCHES, USERS};
+use bench_data::{env_number, ms, percentile, Backend, MESSAGES_PER_CONVERSATION, SEARCHES, USERS};
 use inboxgate::clock::system_clock;
 use inboxgate::store::Store;
 
@@ -61,10 +65,11 @@ async fn measure(
 async fn main() -> anyhow::Result<()> {
     let conversations = env_number("CONVERSATIONS", 100_000);
     let requests = env_number("REQUESTS", 200);
-    let config = bench_data::filled(conversations, "").await?;
-    let size = std::fs::metadata(config.database_path())?.len();
+    let backend = Backend::from_env()?;
+    let config = bench_data::filled_on(&backend, conversations, "").await?;
+    let size = bench_data::store_size(&backend, &config).await?;
     let running = inboxgate::app::start(config.clone(), system_clock()).await?;
-    let store = Store::open(&config.database_path())?;
+    let store = Store::open_for(&config)?;
     let (writer, _thread) = store.start_writer()?;
     let secret = inboxgate::inbox::token::secret()?;
     let id = writer
@@ -78,7 +83,8 @@ async fn main() -> anyhow::Result<()> {
     let http = reqwest::Client::new();
 
     println!(
-        "store: {conversations} conversations, {} messages, {} MB; {requests} requests each, page size 50",
+        "store ({}): {conversations} conversations, {} messages, {} MB; {requests} requests each, page size 50",
+        backend.name(),
         conversations * MESSAGES_PER_CONVERSATION,
         size / 1_000_000
     );

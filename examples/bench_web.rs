@@ -18,6 +18,7 @@
 //! filled.
 
 #[path = "common/bench_data.rs"]
+#[allow(dead_code)] // its PostgreSQL half serves bench_api only
 mod bench_data;
 
 use std::path::Path;

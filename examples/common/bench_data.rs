@@ -3,7 +3,9 @@
 //! filing function (threading included) in big transactions, not over SMTP, then
 //! agents' work on it (assignments, closed, spam, trash, comments). Filled once into
 //! `target/bench-api/N/` and reused while N matches. `bench_api` and `bench_web`
-//! include this file with `#[path]`.
+//! include this file with `#[path]`. With `BACKEND=postgres PG_URL=…` (`bench_api`
+//! only) the same filling goes into that PostgreSQL database instead, through the same
+//! store API, when the database is empty; a database holding N conversations is reused.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -79,6 +81,103 @@ name = "Sales"
 {extra}"#,
         data_dir.display()
     )
+}
+
+/// Which store a benchmark fills and measures.
+pub enum Backend {
+    /// The embedded store under `target/bench-api/N/` (the default).
+    Sqlite,
+    /// A PostgreSQL database, by its URL (`BACKEND=postgres PG_URL=postgres://…`).
+    Postgres(String),
+}
+
+impl Backend {
+    /// The backend named by `BACKEND` (`sqlite`, the default, or `postgres`, which
+    /// needs `PG_URL`).
+    pub fn from_env() -> anyhow::Result<Backend> {
+        match std::env::var("BACKEND").as_deref() {
+            Err(_) | Ok("sqlite") => Ok(Backend::Sqlite),
+            Ok("postgres") => {
+                let url = std::env::var("PG_URL")
+                    .map_err(|_| anyhow::anyhow!("BACKEND=postgres needs PG_URL"))?;
+                Ok(Backend::Postgres(url))
+            }
+            Ok(other) => anyhow::bail!("BACKEND={other}: expected sqlite or postgres"),
+        }
+    }
+
+    /// The name printed with the figures.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// The configuration over the filled store of `conversations` on `backend` (filled
+/// first when it is empty), with `extra` appended to its text.
+pub async fn filled_on(
+    backend: &Backend,
+    conversations: usize,
+    extra: &str,
+) -> anyhow::Result<Config> {
+    let Backend::Postgres(url) = backend else {
+        return filled(conversations, extra).await;
+    };
+    let dir = data_dir(conversations).with_file_name(format!("{conversations}-pg"));
+    let store_table = format!("{extra}\n[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n");
+    let config =
+        config::parse(&config_text(&dir, &store_table)).map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    let client = pg_client(url).await?;
+    let stored = pg_messages(&client).await?;
+    let expected = conversations * MESSAGES_PER_CONVERSATION;
+    if stored == 0 {
+        let store = Store::open_for(&config)?;
+        fill(&store, conversations).await?;
+    } else if stored == expected {
+        eprintln!("reusing the PostgreSQL database ({stored} messages)");
+    } else {
+        anyhow::bail!("the database holds {stored} messages, not {expected}: give an empty one");
+    }
+    Ok(config)
+}
+
+/// The store's size on disk in bytes: the SQLite file, or the PostgreSQL database.
+pub async fn store_size(backend: &Backend, config: &Config) -> anyhow::Result<u64> {
+    match backend {
+        Backend::Sqlite => Ok(std::fs::metadata(config.database_path())?.len()),
+        Backend::Postgres(url) => {
+            let row = pg_client(url)
+                .await?
+                .query_one("SELECT pg_database_size(current_database())", &[])
+                .await?;
+            Ok(u64::try_from(row.get::<_, i64>(0))?)
+        }
+    }
+}
+
+/// A plain session to the benchmark's database (loopback, no TLS), for counting.
+async fn pg_client(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// Messages in the database; 0 before the schema exists.
+async fn pg_messages(client: &tokio_postgres::Client) -> anyhow::Result<usize> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('messages') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    let count: i64 = client
+        .query_one("SELECT COUNT(*) FROM messages", &[])
+        .await?
+        .get(0);
+    Ok(usize::try_from(count)?)
 }
 
 /// The configuration over the filled store of `conversations` (filled first when it
@@ -168,6 +267,20 @@ fn message(corpus: &[Inbound], c: usize, m: usize, start: i64) -> NewInbound {
 async fn fill(store: &Store, conversations: usize) -> anyhow::Result<()> {
     let corpus = Arc::new(corpus()?);
     let (writer, thread) = store.start_writer()?;
+    // PostgreSQL takes several writers at once (as several nodes): FILL_WRITERS of
+    // them file each wave, which the round trips per statement otherwise make slow.
+    let parallel = if store.is_shared() {
+        env_number("FILL_WRITERS", 4).max(1)
+    } else {
+        1
+    };
+    let mut writers = vec![writer.clone()];
+    let mut threads = Vec::new();
+    for _ in 1..parallel {
+        let (extra, extra_thread) = store.start_writer()?;
+        writers.push(extra);
+        threads.push(extra_thread);
+    }
     let started = Instant::now();
     // Recent mail, so the retention job at start leaves the trash alone.
     let now = inboxgate::clock::system_clock()();
@@ -187,15 +300,23 @@ async fn fill(store: &Store, conversations: usize) -> anyhow::Result<()> {
     // writer commits them together; the next wave (their replies) waits for it.
     for wave in jobs.chunk_by(|a, b| a.1 == b.1) {
         let mut filing = tokio::task::JoinSet::new();
-        for &(c, m) in wave {
-            let (writer, message) = (writer.clone(), message(&corpus, c, m, start));
+        for (i, &(c, m)) in wave.iter().enumerate() {
+            let writer = writers[i % writers.len()].clone();
+            let message = message(&corpus, c, m, start);
             filing.spawn(async move { writer.file_inbound(message).await });
         }
         while let Some(filed) = filing.join_next().await {
             filed??;
         }
     }
-    eprintln!("filed {total} messages in {:.1?}", started.elapsed());
+    eprintln!(
+        "filed {total} messages in {:.1?} ({parallel} writer(s))",
+        started.elapsed()
+    );
+    drop(writers);
+    for extra_thread in threads {
+        let _ = tokio::task::spawn_blocking(move || extra_thread.join()).await;
+    }
     // Agents' work: assignments, closed, spam, trash (concurrent jobs share commits).
     let mut tasks = tokio::task::JoinSet::new();
     for c in 1..=conversations as i64 {
@@ -222,6 +343,8 @@ async fn fill(store: &Store, conversations: usize) -> anyhow::Result<()> {
     while let Some(done) = tasks.join_next().await {
         done??;
     }
+    // Searches would catch the index up on their first call; do it here, untimed.
+    writer.index_search().await?;
     drop(writer);
     let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     eprintln!("filled in {:.1?}", started.elapsed());
