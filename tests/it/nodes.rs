@@ -756,3 +756,67 @@ async fn the_database_stopped_and_started_under_load() {
     );
     node.stop().await;
 }
+
+/// Makes the database read-only (or writable again) and ends its sessions, so the
+/// node's next statements meet the change.
+fn set_read_only(db: &Installation, on: bool) {
+    let value = if on { "on" } else { "off" };
+    db.cluster.psql(
+        "postgres",
+        &format!(
+            "ALTER DATABASE {} SET default_transaction_read_only = {value}",
+            db.database
+        ),
+    );
+    db.cluster.psql(
+        "postgres",
+        &format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{}'",
+            db.database
+        ),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_only_database_answers_451_and_the_node_recovers_when_it_is_writable() {
+    let cluster = Cluster::start_new().unwrap_or_else(|why| panic!("{why}"));
+    let db = Installation::on(&cluster);
+    let node = db.node("mx1", "").await;
+    let sender = Sender::start(node.addr);
+    wait_until(Duration::from_secs(30), "10 acknowledged", || {
+        sender.acknowledged_since(0) >= 10
+    })
+    .await;
+
+    tokio::task::block_in_place(|| set_read_only(&db, true));
+    let read_only = sender.replies().len();
+    wait_until(
+        Duration::from_secs(30),
+        "3 refusals while read-only",
+        || sender.refused_since(read_only) >= 3,
+    )
+    .await;
+
+    tokio::task::block_in_place(|| set_read_only(&db, false));
+    let writable = sender.replies().len();
+    wait_until(Duration::from_secs(30), "10 acknowledged again", || {
+        sender.acknowledged_since(writable) >= 10
+    })
+    .await;
+    let replies = sender.finish().await;
+
+    let odd: Vec<_> = replies
+        .iter()
+        .filter(|(_, r)| !r.starts_with("250") && !r.starts_with("451 4.3.0"))
+        .collect();
+    assert!(odd.is_empty(), "refusals other than 451 4.3.0: {odd:?}");
+    let stored = db.rows_per_id("load%");
+    let lost: Vec<_> = replies
+        .iter()
+        .filter(|(id, r)| r.starts_with("250") && !stored.contains_key(id.as_str()))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+    let doubled: Vec<_> = stored.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(doubled.is_empty(), "stored more than once: {doubled:?}");
+    node.stop().await;
+}
