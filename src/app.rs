@@ -331,9 +331,12 @@ pub fn serve_until_signal(config: Config, config_path: &Path) -> anyhow::Result<
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
+        // Installed before the listeners open: a SIGHUP that arrives while the rest
+        // starts is a reload, never the default action that ends the process.
+        let signals = StopAndReloadSignals::install()?;
         let running = start(config, system_clock()).await?;
         notify_systemd(sd_notify::NotifyState::Ready);
-        let signal = run_until_stop_signal(&running, config_path).await?;
+        let signal = run_until_stop_signal(signals, &running, config_path).await;
         tracing::info!(signal, "shutting down");
         notify_systemd(sd_notify::NotifyState::Stopping);
         running.stop().await;
@@ -341,20 +344,35 @@ pub fn serve_until_signal(config: Config, config_path: &Path) -> anyhow::Result<
     })
 }
 
+/// The signal handlers `serve` answers: SIGTERM and SIGINT stop, SIGHUP reloads.
+struct StopAndReloadSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl StopAndReloadSignals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+        })
+    }
+}
+
 /// Serves SIGHUP reloads until SIGTERM or SIGINT arrives; returns the stop signal.
 async fn run_until_stop_signal(
+    mut signals: StopAndReloadSignals,
     running: &Running,
     config_path: &Path,
-) -> anyhow::Result<&'static str> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+) -> &'static str {
     loop {
         tokio::select! {
-            _ = term.recv() => return Ok("SIGTERM"),
-            _ = int.recv() => return Ok("SIGINT"),
-            _ = hup.recv() => reload_from(running, config_path),
+            _ = signals.term.recv() => return "SIGTERM",
+            _ = signals.int.recv() => return "SIGINT",
+            _ = signals.hup.recv() => reload_from(running, config_path),
         }
     }
 }
