@@ -10,7 +10,7 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
 
 use super::service::{access, Caller, InboxError, Service};
-use crate::store::{ListFilter, NewWebSession, StoreError, View};
+use crate::store::{FailureKey, ListFilter, NewWebSession, StoreError, View};
 
 /// A session ends this long after sign-in, whatever its use.
 pub const SESSION_LIFETIME_SECS: i64 = 14 * 24 * 3600;
@@ -215,6 +215,25 @@ impl Service {
                 })
                 .collect::<Result<Vec<_>, StoreError>>()
         })
+    }
+
+    /// Counts a sign-in attempt against `keys` unless one is at its limit within
+    /// `window_secs` (then `false`: refuse without checking the password).
+    pub async fn begin_sign_in(
+        &self,
+        keys: Vec<FailureKey>,
+        window_secs: i64,
+    ) -> Result<bool, InboxError> {
+        Ok(self
+            .writer
+            .begin_sign_in(keys, self.now(), window_secs)
+            .await?)
+    }
+
+    /// Takes back the attempt counted against `keys`: its password was right.
+    pub async fn take_back_sign_in(&self, keys: Vec<FailureKey>) -> Result<(), InboxError> {
+        let keys = keys.into_iter().map(|k| k.key).collect();
+        Ok(self.writer.take_back_sign_in(keys).await?)
     }
 
     /// Moves whenever a message is stored or a conversation changes.

@@ -13,7 +13,7 @@
 //! `connection`, `writer`; then one module per group of tables (`conversations`,
 //! `deliveries`, `route`, `actions`, `bayes`, `search_index`, `regroup`, `read`); then filing
 //! (`ingest`, `outbound`), and what builds on it (`from_addresses`, `imap`,
-//! `web_sessions`, `web_seen`).
+//! `web_sessions`, `web_seen`, `web_presence`, `sign_in_failures`).
 
 mod actions;
 mod backup;
@@ -38,8 +38,10 @@ mod schema;
 mod schema_pg;
 mod search_index;
 mod search_pg;
+mod sign_in_failures;
 #[cfg(test)]
 pub(crate) mod testkit;
+mod web_presence;
 mod web_seen;
 mod web_sessions;
 mod writer;
@@ -62,6 +64,8 @@ pub use rows::{
     MessageInConversation, MessageRow, NewInbound, NewOutbound, NewSystemMail, OutboundRow,
     Outcome, RecipientDelivery, ReplyParent, SyncState, TicketRow, TimelineEntry, TokenRow,
 };
+pub use sign_in_failures::FailureKey;
+pub use web_presence::{Doing, PresenceReport, Present};
 pub use web_sessions::{NewWebSession, WebSessionRow};
 pub use writer::Writer;
 

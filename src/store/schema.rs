@@ -336,6 +336,25 @@ CREATE TABLE imap_leases (
 ALTER TABLE outbound_deliveries ADD COLUMN claimed_by TEXT;
 ALTER TABLE outbound_deliveries ADD COLUMN claim_expires_at INTEGER;
 "#,
+    // The web inbox's shared live state (issue 15): who is viewing or replying where,
+    // and failed sign-ins, so that every node sees the same.
+    r#"
+CREATE TABLE web_presence (
+    conversation_id INTEGER NOT NULL,
+    user_email      TEXT NOT NULL,
+    user_name       TEXT NOT NULL,
+    doing           TEXT NOT NULL,
+    until_at        INTEGER NOT NULL,
+    PRIMARY KEY (conversation_id, user_email)
+) WITHOUT ROWID;
+CREATE INDEX web_presence_until ON web_presence (until_at);
+CREATE TABLE sign_in_failures (
+    key      TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    since    INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX sign_in_failures_since ON sign_in_failures (since);
+"#,
 ];
 
 /// How long a process starting beside others waits to switch a new database to WAL.
@@ -396,9 +415,12 @@ pub fn check_not_newer(version: usize) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// PostgreSQL's migrations: the first creates the whole schema of SQLite's latest
-/// version at once; later entries are appended as SQLite's are.
-const PG_MIGRATIONS: &[&str] = &[super::schema_pg::PG_SCHEMA];
+/// PostgreSQL's migrations: the first creates the whole schema of SQLite's version 15
+/// at once; later entries are appended as SQLite's are.
+pub(super) const PG_MIGRATIONS: &[&str] = &[
+    super::schema_pg::PG_SCHEMA,
+    super::schema_pg::PG_WEB_LIVE_STATE,
+];
 
 /// Any constant names the lock; this one is the store's migration lock.
 const MIGRATION_LOCK: i64 = 0x1b0c_6a7e;

@@ -1,7 +1,8 @@
-//! PostgreSQL's schema: the tables of SQLite's newest migration, in PostgreSQL's types
+//! PostgreSQL's schema: the tables of SQLite's migrations, in PostgreSQL's types
 //! (every integer and flag BIGINT, REAL as DOUBLE PRECISION, BLOB as BYTEA), with the
 //! full-text index as `messages_search` (tsvector + GIN) fed by a queue of messages to
 //! index, `search_pending`, which a trigger fills in the message's own transaction.
+//! `PG_SCHEMA` is SQLite's version 15 at once; each later constant one later migration.
 
 pub const PG_SCHEMA: &str = r#"
 CREATE TABLE raw_messages (
@@ -272,9 +273,27 @@ CREATE TRIGGER messages_queue_for_search AFTER INSERT ON messages
     FOR EACH ROW EXECUTE FUNCTION queue_for_search();
 "#;
 
+/// SQLite's migration 16: the web inbox's presence and failed sign-ins.
+pub const PG_WEB_LIVE_STATE: &str = r#"
+CREATE TABLE web_presence (
+    conversation_id BIGINT NOT NULL,
+    user_email      TEXT NOT NULL,
+    user_name       TEXT NOT NULL,
+    doing           TEXT NOT NULL,
+    until_at        BIGINT NOT NULL,
+    PRIMARY KEY (conversation_id, user_email)
+);
+CREATE INDEX web_presence_until ON web_presence (until_at);
+CREATE TABLE sign_in_failures (
+    key      TEXT PRIMARY KEY,
+    failures BIGINT NOT NULL,
+    since    BIGINT NOT NULL
+);
+CREATE INDEX sign_in_failures_since ON sign_in_failures (since);
+"#;
+
 #[cfg(test)]
 mod tests {
-    use super::*;
     use rusqlite::Connection;
 
     /// Every `table.column` of the migrated SQLite schema, FTS5 tables left out.
@@ -303,11 +322,13 @@ mod tests {
         columns
     }
 
-    /// The `CREATE TABLE name (…);` block of `table` in `PG_SCHEMA`.
+    /// The `CREATE TABLE name (…);` block of `table` in PostgreSQL's migrations.
     fn pg_table(table: &str) -> Option<&'static str> {
-        let start = PG_SCHEMA.find(&format!("CREATE TABLE {table} ("))?;
-        let len = PG_SCHEMA[start..].find("\n);")?;
-        Some(&PG_SCHEMA[start..start + len])
+        super::super::schema::PG_MIGRATIONS.iter().find_map(|sql| {
+            let start = sql.find(&format!("CREATE TABLE {table} ("))?;
+            let len = sql[start..].find("\n);")?;
+            Some(&sql[start..start + len])
+        })
     }
 
     /// Whether `block` defines `column` (a line starting with the column's name).
@@ -348,10 +369,12 @@ mod tests {
             "AUTOINCREMENT",
             "VIRTUAL",
         ] {
-            assert!(
-                !PG_SCHEMA.contains(sqlite_only),
-                "{sqlite_only} in PG_SCHEMA"
-            );
+            for sql in super::super::schema::PG_MIGRATIONS {
+                assert!(
+                    !sql.contains(sqlite_only),
+                    "{sqlite_only} in a PG migration"
+                );
+            }
         }
     }
 }

@@ -83,17 +83,19 @@ async fn watch_changes(
             return;
         }
         if let Some(id) = watched {
-            let others = state
-                .presence
-                .others(id, &me.session.email, state.service.now());
-            if last_presence.as_ref() != Some(&others) {
-                let event = Event::default()
-                    .event("presence")
-                    .data(super::presence::event_data(&others));
-                if tx.send(Ok(event)).await.is_err() {
-                    return;
+            let service = state.service.clone();
+            let me = me.session.email.clone();
+            let others = tokio::task::spawn_blocking(move || service.others_present(id, &me)).await;
+            if let Ok(Ok(others)) = others {
+                if last_presence.as_ref() != Some(&others) {
+                    let event = Event::default()
+                        .event("presence")
+                        .data(super::presence::event_data(&others));
+                    if tx.send(Ok(event)).await.is_err() {
+                        return;
+                    }
+                    last_presence = Some(others);
                 }
-                last_presence = Some(others);
             }
         }
         let service = state.service.clone();

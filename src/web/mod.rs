@@ -37,8 +37,6 @@ pub struct WebState {
     /// Turns true when the daemon stops: live-update streams end, so the server's
     /// graceful shutdown does not wait on them.
     pub shutdown: watch::Receiver<bool>,
-    /// Who is viewing or replying to which conversation (this node only).
-    pub presence: presence::Presence,
 }
 
 /// The web inbox's routes, with their state.
@@ -52,7 +50,6 @@ pub fn router(
         limiter: SignInLimiter::default(),
         secure_cookies,
         shutdown,
-        presence: presence::Presence::default(),
     });
     Router::new()
         .route("/", get(pages::list::page))

@@ -3,10 +3,8 @@
 //! when served over TLS. Failed sign-ins are counted per client address and per
 //! account; past the limit the form answers 429 without checking the password.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
@@ -21,87 +19,42 @@ use super::pages;
 use super::{WebError, WebState};
 use crate::inbox::sign_in::{WebSession, SESSION_LIFETIME_SECS};
 use crate::inbox::Caller;
+use crate::store::FailureKey;
 
 pub const COOKIE: &str = "inboxgate_session";
 
-/// Failed sign-ins allowed per client address, and per account, within [`WINDOW`].
+/// Failed sign-ins allowed per client address, and per account, within
+/// [`WINDOW_SECS`]; counted in the store, so every node counts against one limit.
 pub const MAX_FAILURES_PER_ADDRESS: u32 = 30;
 pub const MAX_FAILURES_PER_ACCOUNT: u32 = 10;
-pub const WINDOW: Duration = Duration::from_secs(300);
+pub const WINDOW_SECS: i64 = 300;
 
-/// What failed sign-ins are counted against.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum FailureKey {
-    Address(IpAddr),
-    Account(String),
-}
-
-impl FailureKey {
-    fn limit(&self) -> u32 {
-        match self {
-            FailureKey::Address(_) => MAX_FAILURES_PER_ADDRESS,
-            FailureKey::Account(_) => MAX_FAILURES_PER_ACCOUNT,
-        }
-    }
+/// What a sign-in attempt from `address` to `account` is counted against.
+fn failure_keys(address: IpAddr, account: &str) -> Vec<FailureKey> {
+    vec![
+        FailureKey {
+            key: format!("address:{address}"),
+            limit: MAX_FAILURES_PER_ADDRESS,
+        },
+        FailureKey {
+            key: format!("account:{account}"),
+            limit: MAX_FAILURES_PER_ACCOUNT,
+        },
+    ]
 }
 
 /// Password checks (Argon2id, about 19 MiB each) running at once; more wait their turn.
 pub const CONCURRENT_CHECKS: usize = 4;
 
-/// Counts failed sign-ins. An attempt is counted before its password is checked and
-/// taken back when it succeeds, so a burst of parallel guesses meets the limit as
-/// surely as one guess after another.
+/// Holds back password checks past [`CONCURRENT_CHECKS`] on this node.
 pub struct SignInLimiter {
-    failures: Mutex<HashMap<FailureKey, (u32, Instant)>>,
     checks: tokio::sync::Semaphore,
 }
 
 impl Default for SignInLimiter {
     fn default() -> SignInLimiter {
         SignInLimiter {
-            failures: Mutex::default(),
             checks: tokio::sync::Semaphore::new(CONCURRENT_CHECKS),
-        }
-    }
-}
-
-impl SignInLimiter {
-    /// Counts an attempt against every key, unless one of them is at its limit (then
-    /// nothing is counted and the attempt is refused).
-    fn begin(&self, keys: &[FailureKey], now: Instant) -> bool {
-        let Ok(mut map) = self.failures.lock() else {
-            return false;
-        };
-        if map.len() > 10_000 {
-            map.retain(|_, (_, since)| now.duration_since(*since) < WINDOW);
-        }
-        let held_back = keys.iter().any(|key| {
-            map.get(key).is_some_and(|(count, since)| {
-                *count >= key.limit() && now.duration_since(*since) < WINDOW
-            })
-        });
-        if held_back {
-            return false;
-        }
-        for key in keys {
-            let entry = map.entry(key.clone()).or_insert((0, now));
-            if now.duration_since(entry.1) >= WINDOW {
-                *entry = (0, now);
-            }
-            entry.0 += 1;
-        }
-        true
-    }
-
-    /// Takes back the count of an attempt whose password was right.
-    fn succeeded(&self, keys: &[FailureKey]) {
-        let Ok(mut map) = self.failures.lock() else {
-            return;
-        };
-        for key in keys {
-            if let Some(entry) = map.get_mut(key) {
-                entry.0 = entry.0.saturating_sub(1);
-            }
         }
     }
 }
@@ -188,14 +141,14 @@ pub async fn sign_in(
     let email = form.email.trim().to_lowercase();
     let peer = peer.ip();
     let trusted = state.service.config().api.trusted_proxies.clone();
-    let keys = [
-        FailureKey::Address(crate::api::client_address(peer, &headers, &trusted)),
-        FailureKey::Account(email.clone()),
-    ];
-    let now = Instant::now();
-    if !state.limiter.begin(&keys, now) {
-        let page = pages::sign_in::form(lang, &email, Some(lang.t("sign_in.limited")));
-        return (StatusCode::TOO_MANY_REQUESTS, page).into_response();
+    let keys = failure_keys(crate::api::client_address(peer, &headers, &trusted), &email);
+    match state.service.begin_sign_in(keys.clone(), WINDOW_SECS).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let page = pages::sign_in::form(lang, &email, Some(lang.t("sign_in.limited")));
+            return (StatusCode::TOO_MANY_REQUESTS, page).into_response();
+        }
+        Err(e) => return WebError::from(e).page(lang),
     }
     let Ok(_turn) = state.limiter.checks.acquire().await else {
         return WebError::Internal.page(lang);
@@ -208,7 +161,9 @@ pub async fn sign_in(
         .and_then(|r| r.map_err(WebError::from));
     let user = match checked {
         Ok(Some(user)) => {
-            state.limiter.succeeded(&keys);
+            if let Err(e) = state.service.take_back_sign_in(keys).await {
+                tracing::warn!(error = %e, "web: could not take back a right sign-in's count");
+            }
             user
         }
         Ok(None) => {
@@ -275,65 +230,6 @@ fn with_cookie(mut response: Response, cookie: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn address(last: u8) -> FailureKey {
-        FailureKey::Address(IpAddr::from([192, 0, 2, last]))
-    }
-
-    #[test]
-    fn an_account_is_held_back_after_too_many_failures() {
-        let limiter = SignInLimiter::default();
-        let start = Instant::now();
-        let keys = [address(1), FailureKey::Account("a@x.example".into())];
-        for _ in 0..MAX_FAILURES_PER_ACCOUNT {
-            assert!(limiter.begin(&keys, start));
-        }
-        assert!(!limiter.begin(&keys, start), "the account is held back");
-        let other_account = [address(1), FailureKey::Account("b@x.example".into())];
-        assert!(
-            limiter.begin(&other_account, start),
-            "its address is not yet"
-        );
-        assert!(limiter.begin(&keys, start + WINDOW), "the window passes");
-    }
-
-    #[test]
-    fn an_address_is_held_back_after_too_many_failures_over_many_accounts() {
-        let limiter = SignInLimiter::default();
-        let start = Instant::now();
-        for n in 0..MAX_FAILURES_PER_ADDRESS {
-            let keys = [address(2), FailureKey::Account(format!("u{n}@x.example"))];
-            assert!(limiter.begin(&keys, start), "attempt {n}");
-        }
-        let fresh_account = [address(2), FailureKey::Account("new@x.example".into())];
-        assert!(
-            !limiter.begin(&fresh_account, start),
-            "the address is held back"
-        );
-        let elsewhere = [address(3), FailureKey::Account("new@x.example".into())];
-        assert!(limiter.begin(&elsewhere, start), "another address is not");
-    }
-
-    #[test]
-    fn attempts_in_flight_count_before_their_passwords_are_checked() {
-        // A burst: every attempt begins before any password check ends.
-        let limiter = SignInLimiter::default();
-        let start = Instant::now();
-        let keys = [address(4), FailureKey::Account("a@x.example".into())];
-        let admitted = (0..50).filter(|_| limiter.begin(&keys, start)).count();
-        assert_eq!(admitted, MAX_FAILURES_PER_ACCOUNT as usize);
-    }
-
-    #[test]
-    fn a_right_password_takes_its_attempt_back() {
-        let limiter = SignInLimiter::default();
-        let start = Instant::now();
-        let keys = [address(5), FailureKey::Account("a@x.example".into())];
-        for _ in 0..3 * MAX_FAILURES_PER_ACCOUNT {
-            assert!(limiter.begin(&keys, start));
-            limiter.succeeded(&keys);
-        }
-    }
 
     #[test]
     fn the_session_cookie_is_http_only_and_same_site_and_secure_over_tls() {

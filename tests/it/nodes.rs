@@ -820,3 +820,85 @@ async fn a_read_only_database_answers_451_and_the_node_recovers_when_it_is_writa
     assert!(doubled.is_empty(), "stored more than once: {doubled:?}");
     node.stop().await;
 }
+
+/// Reads the event stream until it has said `what`; fails after 5 s.
+async fn stream_says(events: &mut reqwest::Response, seen: &mut String, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !seen.contains(what) {
+        let chunk = tokio::time::timeout_at(deadline, events.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("{what} within 5 s; got {seen:?}"))
+            .expect("stream chunk")
+            .expect("stream open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+/// The web inbox behind a load balancer: an agent's presence reported to one node
+/// reaches a viewer served by the other, live and on the page, and failed sign-ins
+/// made at either node count against one limit.
+#[tokio::test]
+async fn the_web_inbox_presence_and_sign_in_limits_are_shared_by_the_nodes() {
+    use crate::web::{Web, BOB, PASSWORD};
+    let db = Installation::on(pg::cluster());
+    let a = db.node("node-a", "").await;
+    let b = db.node("node-b", "").await;
+    let reply = try_send(
+        a.addr,
+        "jan@klant.example",
+        &mail(
+            "presence-1@klant.example",
+            "jan@klant.example",
+            "Who is here",
+            &[],
+        ),
+    )
+    .await;
+    assert!(reply.starts_with("250"), "{reply}");
+    let id = crate::support::conversation_with_subject(&b.list(&[]), "Who is here");
+
+    let alice_at_a = Web::signed_in(&a, ALICE).await;
+    let bob_at_b = Web::signed_in(&b, BOB).await;
+    let mut events = bob_at_b.events_of(Some(id)).await;
+    let mut seen = String::new();
+    stream_says(&mut events, &mut seen, "event: presence\ndata: []").await;
+    let page = format!("/conversations/{id}");
+    let report = format!("{page}/presence");
+    let replying = alice_at_a
+        .submit(&page, &report, &[("doing", "replying")])
+        .await;
+    assert_eq!(replying.status, 204, "{}", replying.body);
+    stream_says(
+        &mut events,
+        &mut seen,
+        "data: [{\"doing\":\"replying\",\"name\":\"Alice Smith\"}]",
+    )
+    .await;
+    let shown = bob_at_b.get(&page).await;
+    assert!(
+        shown.body.contains("Alice Smith is replying"),
+        "node-b's page shows what node-a was told: {}",
+        shown.body
+    );
+    let gone = alice_at_a
+        .submit(&page, &report, &[("doing", "gone")])
+        .await;
+    assert_eq!(gone.status, 204);
+    stream_says(&mut events, &mut seen, "\n\nevent: presence\ndata: []").await;
+
+    // Guesses at Bob's password, half at each node: the limit of 10 is shared.
+    let mut at_a = Web::new(&a);
+    let mut at_b = Web::new(&b);
+    for n in 0..10 {
+        let guesser = if n % 2 == 0 { &mut at_a } else { &mut at_b };
+        assert_eq!(guesser.sign_in(BOB, "guess").await.status, 401, "guess {n}");
+    }
+    for (node, guesser) in [("node-a", &mut at_a), ("node-b", &mut at_b)] {
+        let held = guesser.sign_in(BOB, PASSWORD).await;
+        assert_eq!(
+            held.status, 429,
+            "{node} holds Bob's account back: {}",
+            held.body
+        );
+    }
+}

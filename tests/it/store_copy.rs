@@ -385,7 +385,7 @@ async fn store_copy_moves_the_sqlite_store_into_postgres_and_refuses_a_full_dest
     );
     assert_eq!(
         pg.psql("inboxgate", "SELECT version FROM schema_version"),
-        "1",
+        "2",
         "PostgreSQL's own schema version"
     );
 

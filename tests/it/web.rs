@@ -17,7 +17,7 @@ use crate::outbound::Sink;
 use crate::support::*;
 
 pub(crate) const ALICE: &str = "alice@demo.example"; // member of Support
-const BOB: &str = "bob@demo.example"; // member of Support and Sales
+pub(crate) const BOB: &str = "bob@demo.example"; // member of Support and Sales
 const ROOT: &str = "root@demo.example"; // super admin: views Sales, may not act there
 pub(crate) const SUPPORT: &str = "support@demo.hs-inbox.com";
 const SALES: &str = "sales@demo.hs-inbox.com";
@@ -92,7 +92,7 @@ fn form_body(fields: &[(&str, &str)]) -> String {
 }
 
 impl Web {
-    fn new(d: &Daemon) -> Web {
+    pub(crate) fn new(d: &Daemon) -> Web {
         Web {
             base: format!("http://{}", d.api_addr),
             http: reqwest::Client::builder()
@@ -117,7 +117,7 @@ impl Web {
         web
     }
 
-    async fn sign_in(&mut self, email: &str, password: &str) -> Answer {
+    pub(crate) async fn sign_in(&mut self, email: &str, password: &str) -> Answer {
         let answer = self
             .post_raw(
                 "/sign-in",
@@ -146,9 +146,10 @@ impl Web {
         }
     }
 
-    /// Opens the list page's event stream (`/events`) with this session.
-    async fn events(&self) -> reqwest::Response {
-        let request = self.http.get(format!("{}/events", self.base));
+    /// Opens the event stream (`/events`, following `conversation`) with this session.
+    pub(crate) async fn events_of(&self, conversation: Option<i64>) -> reqwest::Response {
+        let query = conversation.map_or(String::new(), |id| format!("?conversation={id}"));
+        let request = self.http.get(format!("{}/events{query}", self.base));
         let request = match &self.cookie {
             Some(cookie) => request.header(COOKIE, cookie),
             None => request,
@@ -174,7 +175,7 @@ impl Web {
     }
 
     /// Posts a form of the page at `page` with its CSRF token.
-    async fn submit(&self, page: &str, path: &str, fields: &[(&str, &str)]) -> Answer {
+    pub(crate) async fn submit(&self, page: &str, path: &str, fields: &[(&str, &str)]) -> Answer {
         let token = self.get(page).await.csrf();
         let mut all = vec![("csrf", token.as_str())];
         all.extend_from_slice(fields);
@@ -586,7 +587,7 @@ async fn stream_ends(mut events: reqwest::Response, what: &str) {
 async fn an_open_event_stream_ends_when_its_session_is_signed_out() {
     let d = Daemon::start().await;
     let web = Web::signed_in(&d, ALICE).await;
-    let events = web.events().await;
+    let events = web.events_of(None).await;
     let out = web.submit("/", "/sign-out", &[]).await;
     assert_eq!(out.status, 303, "{}", out.body);
     assert_eq!(out.location(), "/sign-in");
@@ -606,7 +607,7 @@ async fn sessions_of_a_user_removed_from_the_config_end_at_reload() {
     let d = Daemon::start().await;
     let web = Web::signed_in(&d, ALICE).await;
     assert_eq!(web.get("/").await.status, 200);
-    let events = web.events().await;
+    let events = web.events_of(None).await;
     let without_alice = d.config_text().replace(
         "[[users]]\nemail = \"alice@demo.example\"\nname = \"Alice Smith\"\n",
         "",
@@ -782,7 +783,7 @@ async fn in_a_real_browser_new_mail_appears_without_reload_and_a_reply_is_sent()
 async fn the_event_stream_says_change_when_mail_arrives_and_ends_when_the_daemon_stops() {
     let d = Daemon::start().await;
     let web = Web::signed_in(&d, ALICE).await;
-    let mut events = web.events().await;
+    let mut events = web.events_of(None).await;
     assert!(events.headers()["content-type"]
         .to_str()
         .expect("ascii")

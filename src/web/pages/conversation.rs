@@ -23,10 +23,10 @@ use crate::inbox::service::ConversationDetail;
 use crate::inbox::InboxError;
 use crate::mail_html::{self, PartKind, RemoteImages};
 use crate::outbound::compose;
+use crate::store::Doing;
 use crate::store::{ConversationRow, MessageRow, TimelineEntry};
 use crate::web::csrf;
 use crate::web::i18n::Lang;
-use crate::web::presence::Doing;
 use crate::web::session::SignedIn;
 use crate::web::{blocking, WebError, WebState};
 
@@ -105,6 +105,7 @@ async fn render(
 ) -> Result<Markup, WebError> {
     let id = parse_id(id)?;
     let caller = me.caller();
+    let email = me.session.email.clone();
     let loaded = blocking(state, move |s| {
         let detail = s.show(&caller, id)?;
         let with_html = detail
@@ -135,17 +136,13 @@ async fn render(
             contact_owner: contact.and_then(|c| c.owner),
             earlier,
             whole,
-            present: Vec::new(),
+            present: s.others_present(id, &email)?,
         })
     })
     .await?;
     if let Err(e) = state.service.mark_seen(&me.caller(), id).await {
         tracing::warn!(error = %e, conversation = id, "web: could not note the conversation as seen");
     }
-    let mut loaded = loaded;
-    loaded.present = state
-        .presence
-        .others(id, &me.session.email, state.service.now());
     let config = state.service.config();
     let now = state.service.now();
     let c = &loaded.detail.conversation;
