@@ -71,7 +71,7 @@ impl Writer {
         actor: String,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.write(move |conn| apply(conn, id, &change, &actor, now))
+        self.write_retried(move |conn| apply(conn, id, &change, &actor, now))
             .await
     }
 

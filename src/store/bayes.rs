@@ -169,7 +169,7 @@ impl Writer {
         actor: String,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.write(move |conn| {
+        self.write_retried(move |conn| {
             super::actions::apply(conn, conversation_id, &change, &actor, now)?;
             if let Some(class) = train {
                 train_conversation(conn, conversation_id, class, now)?;

@@ -31,7 +31,7 @@ impl Writer {
     /// to another node.
     pub async fn file_imap_batch(&self, batch: FetchedBatch) -> Result<BatchFiled, StoreError> {
         let node = self.node();
-        self.write(move |conn| {
+        self.write_retried(move |conn| {
             if let Some(lease) = batch.lease {
                 renew_lease(
                     conn,

@@ -20,27 +20,11 @@ use crate::pipeline::Target;
 impl Writer {
     /// Files a received message in its inboxes; resolves after the COMMIT holding it.
     /// On a shared store a filing can lose a deadlock to another node's batch (each
-    /// batch holds its thread locks until it commits): that job alone is rolled back
-    /// and is tried again in a later transaction, once this node's batch has committed
-    /// and let go of its locks.
+    /// batch holds its thread locks until it commits); it is then tried again.
     pub async fn file_inbound(&self, message: NewInbound) -> Result<Vec<Filed>, StoreError> {
-        let message = std::sync::Arc::new(message);
-        let mut attempt = 1;
-        loop {
-            let this = message.clone();
-            match self.write(move |conn| file(conn, &this)).await {
-                Err(StoreError::Busy(error)) if attempt < FILING_ATTEMPTS => {
-                    tracing::info!(attempt, %error, "filing lost a race with another node; trying again");
-                    attempt += 1;
-                }
-                outcome => return outcome,
-            }
-        }
+        self.write_retried(move |conn| file(conn, &message)).await
     }
 }
-
-/// How often a filing that lost a deadlock is tried in all.
-const FILING_ATTEMPTS: u32 = 5;
 
 /// Files `message` into each of its target inboxes. Runs inside the writer transaction.
 pub(super) fn file(conn: &Conn, message: &NewInbound) -> Result<Vec<Filed>, StoreError> {

@@ -26,7 +26,7 @@ impl Writer {
         actor: String,
         now: i64,
     ) -> Result<i64, StoreError> {
-        self.write(move |conn| split(conn, id, message, &actor, now))
+        self.write_retried(move |conn| split(conn, id, message, &actor, now))
             .await
     }
 
@@ -38,7 +38,7 @@ impl Writer {
         actor: String,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.write(move |conn| merge(conn, from, into, &actor, now))
+        self.write_retried(move |conn| merge(conn, from, into, &actor, now))
             .await
     }
 }

@@ -20,6 +20,8 @@ use crate::metrics::Metrics;
 const MAX_BATCH: usize = 512;
 /// Jobs waiting for the writer before callers feel backpressure.
 const QUEUE_DEPTH: usize = 4096;
+/// How often a job that lost a deadlock to another node is run in all.
+const RACE_ATTEMPTS: u32 = 5;
 
 type Output = Box<dyn Any + Send>;
 type Work = Box<dyn FnOnce(&Conn) -> Result<Output, StoreError> + Send>;
@@ -109,6 +111,30 @@ impl Writer {
             .downcast::<T>()
             .map(|t| *t)
             .map_err(|_| StoreError::Invalid("writer returned an unexpected type".into()))
+    }
+
+    /// [`Writer::write`] for work that takes locks another node may take in another
+    /// order (threads, conversations). On a shared store such a job can lose a
+    /// deadlock ([`StoreError::Busy`]): it alone is rolled back and is run again in a
+    /// later transaction, once this node's batch has committed and let go of its
+    /// locks; [`RACE_ATTEMPTS`] runs in all.
+    pub(super) async fn write_retried<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&Conn) -> Result<T, StoreError> + Send + Sync + 'static,
+    {
+        let work = Arc::new(work);
+        let mut attempt = 1;
+        loop {
+            let this = work.clone();
+            match self.write(move |conn| this(conn)).await {
+                Err(StoreError::Busy(error)) if attempt < RACE_ATTEMPTS => {
+                    tracing::info!(attempt, %error, "a write lost a race with another node; trying again");
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
     }
 }
 
@@ -216,5 +242,46 @@ fn noop(_: &Conn) -> Result<Output, StoreError> {
 fn fail_all(batch: &mut Vec<Job>, error: StoreError) {
     for job in batch.drain(..) {
         let _ = job.done.send(Err(error.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+    use crate::store::testkit;
+
+    /// A job that loses `losses` races before it succeeds; counts its runs.
+    fn racing(losses: u32, runs: Arc<AtomicU32>) -> impl Fn(&Conn) -> Result<u32, StoreError> {
+        move |conn| {
+            conn.execute_batch("CREATE TABLE IF NOT EXISTS raced (n INTEGER)")?;
+            conn.execute_batch("INSERT INTO raced (n) VALUES (1)")?;
+            let run = runs.fetch_add(1, Ordering::SeqCst) + 1;
+            if run <= losses {
+                return Err(StoreError::Busy("deadlock detected".into()));
+            }
+            Ok(run)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_that_lost_a_race_runs_again_alone_and_its_lost_runs_leave_nothing() {
+        let (_dir, store, writer) = testkit::store();
+        let runs = Arc::new(AtomicU32::new(0));
+        let run = writer.write_retried(racing(2, runs.clone())).await;
+        assert_eq!(run.unwrap(), 3, "the third run won");
+        let rows: i64 = store
+            .reader()
+            .unwrap()
+            .conn
+            .query_row("SELECT COUNT(*) FROM raced", (), |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1, "the lost runs were rolled back");
+
+        let always = Arc::new(AtomicU32::new(0));
+        let outcome = writer.write_retried(racing(u32::MAX, always.clone())).await;
+        assert!(matches!(outcome, Err(StoreError::Busy(_))), "{outcome:?}");
+        assert_eq!(always.load(Ordering::SeqCst), RACE_ATTEMPTS);
     }
 }
