@@ -45,6 +45,8 @@ cd "$(dirname "$0")/.."
 REPO=$(pwd)
 # shellcheck source=scripts/lib-pg.sh
 . "$REPO/scripts/lib-pg.sh"
+# shellcheck source=scripts/lib-bench.sh
+. "$REPO/scripts/lib-bench.sh"
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "bench-nodes: $*"; exit 1; }
@@ -127,26 +129,9 @@ listen = "127.0.0.1:0"
 
 $store
 
-[account]
-subdomain = "acme"
-fallback_domain = "hs-inbox.test"
-company_name = "Acme"
-
-[[users]]
-email = "alice@acme.example"
-name = "Alice Smith"
-
-[[inboxes]]
-name = "Support"
-
-  [[inboxes.channels]]
-  kind = "fallback"
-  user = "support"
-  from_name = { mode = "company", company = "Acme Support" }
-
-[classification]
-check_authentication = false
 EOF
+  bench_inbox_toml >>"$TMP/$name.toml"
+  printf 'check_authentication = false\n' >>"$TMP/$name.toml"
 }
 
 start_node() { # NAME

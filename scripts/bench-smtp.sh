@@ -36,6 +36,8 @@ die() { log "bench-smtp: $*"; exit 1; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # ---- Postfix anchor -------------------------------------------------------------
+# shellcheck source=scripts/lib-bench.sh
+. "$REPO/scripts/lib-bench.sh"
 ANCHOR="$REPO/../shared/tools/postfix-anchor.sh"
 [ -f "$ANCHOR" ] || die "missing $ANCHOR (shared/ must sit beside the repo)"
 log "== starting the Postfix anchor on 127.0.0.1:$PF_PORT"
@@ -74,25 +76,8 @@ data_dir = "$TMP/data"
 [smtp]
 listen = ["127.0.0.1:$IG_PORT"]
 
-[account]
-subdomain = "acme"
-fallback_domain = "hs-inbox.test"
-company_name = "Acme"
-
-[[users]]
-email = "alice@acme.example"
-name = "Alice Smith"
-
-[[inboxes]]
-name = "Support"
-
-  [[inboxes.channels]]
-  kind = "fallback"
-  user = "support"
-  from_name = { mode = "company", company = "Acme Support" }
-
-[classification]
 EOF
+bench_inbox_toml >>"$TMP/bench.toml"
 if [ "$AUTH" = 1 ]; then
   command -v dnsmasq >/dev/null || die "AUTH=1 needs dnsmasq (Debian dnsmasq-base)"
   DNS_PORT=5353

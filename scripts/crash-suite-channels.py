@@ -54,7 +54,6 @@ import json
 import os
 import random
 import re
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -129,7 +128,7 @@ DAEMONS = []
 HUNG = []
 
 
-class Daemon:
+class Daemon(harness.DaemonProcess):
     """inboxgate serve on a config file, killed and restarted at will. On postgres, one of
     several nodes: `[server] node = name`, its own ports, data_dir and log."""
 
@@ -166,28 +165,11 @@ class Daemon:
         if not harness.wait_for_port(self.api_port):
             sys.exit("crash-suite: daemon did not start; see %s" % self.log_path)
 
-    def kill(self):
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
     def stop(self):
-        """SIGTERM; True when the daemon ended within 30 s (else it is SIGKILLed)."""
-        if self.process is None or self.process.poll() is not None:
-            return True
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-            return True
-        except subprocess.TimeoutExpired:
-            print("  %s did not stop within 30 s of SIGTERM; killed (see %s)" % (self.name, self.log_path))
+        stopped = super().stop()
+        if not stopped:
             HUNG.append(self.name)
-            self.kill()
-            return False
-
-    def reap(self):
-        """SIGKILLs the daemon if it still runs (cleanup on the way out)."""
-        if self.process is not None and self.process.poll() is None:
-            self.kill()
+        return stopped
 
     def cli(self, *args):
         out = subprocess.run(
@@ -569,15 +551,8 @@ def main():
     parser.add_argument("--max-gap", type=float, default=1.2)
     parser.add_argument("--out-min-gap", type=float, default=1.0)
     parser.add_argument("--out-max-gap", type=float, default=1.5)
-    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--nodes", type=int, default=1)
-    parser.add_argument("--bin", default="target/debug/inboxgate")
-    args = parser.parse_args()
-    if not os.access(args.bin, os.X_OK):
-        sys.exit("crash-suite: no binary at %s (cargo build first)" % args.bin)
-    if args.nodes < 1 or (args.backend == "sqlite" and args.nodes != 1):
-        sys.exit("crash-suite: --nodes above 1 needs --backend postgres")
-    args.bin = os.path.abspath(args.bin)
+    harness.add_store_args(parser)
+    args = harness.parse_store_args(parser)
     ok = True
     for case, run, prefix in (
         ("imap", imap_case, "inboxgate-crash-imap."),

@@ -26,7 +26,6 @@ Usage: scripts/crash-suite.py [--kills 5] [--senders 16] [--min-gap 0.3] [--max-
 import argparse
 import os
 import random
-import signal
 import smtplib
 import sqlite3
 import subprocess
@@ -103,7 +102,7 @@ def start_daemon(binary, config_path, log):
     )
 
 
-class Node:
+class Node(harness.DaemonProcess):
     """One daemon: its config (own data_dir and SMTP/API ports; the [store] shared on
     postgres), its log, its process."""
 
@@ -129,28 +128,6 @@ class Node:
         self.process = start_daemon(self.binary, self.config, self.log)
         if not harness.wait_for_port(self.port):
             sys.exit("crash-suite: node %s did not start; see %s" % (self.name, self.log_path))
-
-    def kill(self):
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def reap(self):
-        """SIGKILLs the daemon if it still runs (cleanup on the way out)."""
-        if self.process is not None and self.process.poll() is None:
-            self.kill()
-
-    def stop(self):
-        """SIGTERM; True when the daemon ended within 30 s (else it is SIGKILLed)."""
-        if self.process is None or self.process.poll() is not None:
-            return True
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-            return True
-        except subprocess.TimeoutExpired:
-            print("  %s did not stop within 30 s of SIGTERM; killed (see %s)" % (self.name, self.log_path))
-            self.kill()
-            return False
 
 
 def audit(db_path, acked):
@@ -234,14 +211,8 @@ def main():
     parser.add_argument("--senders", type=int, default=16)
     parser.add_argument("--min-gap", type=float, default=0.3)
     parser.add_argument("--max-gap", type=float, default=1.5)
-    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--nodes", type=int, default=1)
-    parser.add_argument("--bin", default="target/debug/inboxgate")
-    args = parser.parse_args()
-    if not os.access(args.bin, os.X_OK):
-        sys.exit("crash-suite: no binary at %s (cargo build first)" % args.bin)
-    if args.nodes < 1 or (args.backend == "sqlite" and args.nodes != 1):
-        sys.exit("crash-suite: --nodes above 1 needs --backend postgres")
+    harness.add_store_args(parser)
+    args = harness.parse_store_args(parser)
 
     work = tempfile.mkdtemp(prefix="inboxgate-crash.")
     began = time.monotonic()

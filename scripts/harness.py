@@ -4,8 +4,10 @@ cluster for the `--backend postgres` runs of the crash suites."""
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -53,6 +55,52 @@ def config(data, smtp_port, hostname="mx.scripts.test", smtp_extra="", api_port=
         hostname=hostname, data=data, smtp_port=smtp_port, smtp_extra=smtp_extra,
         api_port=api_port, server_extra=server_extra,
     )
+
+
+def add_store_args(parser):
+    """The crash suites' shared options: --backend, --nodes and --bin."""
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--nodes", type=int, default=1)
+    parser.add_argument("--bin", default="target/debug/inboxgate")
+
+
+def parse_store_args(parser):
+    """Parses the arguments; exits naming the problem when the binary is missing or
+    several nodes are asked of SQLite. `bin` comes back as an absolute path."""
+    args = parser.parse_args()
+    if not os.access(args.bin, os.X_OK):
+        sys.exit("crash-suite: no binary at %s (cargo build first)" % args.bin)
+    if args.nodes < 1 or (args.backend == "sqlite" and args.nodes != 1):
+        sys.exit("crash-suite: --nodes above 1 needs --backend postgres")
+    args.bin = os.path.abspath(args.bin)
+    return args
+
+
+class DaemonProcess:
+    """What the crash suites' daemons share: `process` (a Popen, or None before the
+    first start), `name` and `log_path` are set by the subclass."""
+
+    def kill(self):
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def reap(self):
+        """SIGKILLs the daemon if it still runs (cleanup on the way out)."""
+        if self.process is not None and self.process.poll() is None:
+            self.kill()
+
+    def stop(self):
+        """SIGTERM; True when the daemon ended within 30 s (else it is SIGKILLed)."""
+        if self.process is None or self.process.poll() is not None:
+            return True
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+            return True
+        except subprocess.TimeoutExpired:
+            print("  %s did not stop within 30 s of SIGTERM; killed (see %s)" % (self.name, self.log_path))
+            self.kill()
+            return False
 
 
 def free_port():

@@ -122,12 +122,12 @@ fn mail(id: &str, from: &str, subject: &str, thread: &[&str]) -> Vec<u8> {
     .into_bytes()
 }
 
-/// One SMTP session to `addr` delivering `message` from `from` to Support: the reply to
-/// the final dot, or the first reply that refused an earlier step.
-async fn try_send(addr: SocketAddr, from: &str, message: &[u8]) -> String {
+/// Opens an SMTP session to `addr` and takes it up to the message: EHLO, MAIL from
+/// `from`, RCPT to Support, DATA. The first reply that refused a step is the error.
+async fn ready_for_data(addr: SocketAddr, from: &str) -> Result<SmtpClient, String> {
     let mut client = SmtpClient::connect(addr).await;
     if !client.greeting.starts_with("220") {
-        return client.greeting;
+        return Err(client.greeting);
     }
     let steps = [
         "EHLO client.test".to_string(),
@@ -137,13 +137,23 @@ async fn try_send(addr: SocketAddr, from: &str, message: &[u8]) -> String {
     for step in steps {
         let reply = client.cmd(&step).await;
         if !reply.starts_with("250") {
-            return reply;
+            return Err(reply);
         }
     }
     let reply = client.cmd("DATA").await;
     if !reply.starts_with("354") {
-        return reply;
+        return Err(reply);
     }
+    Ok(client)
+}
+
+/// One SMTP session to `addr` delivering `message` from `from` to Support: the reply to
+/// the final dot, or the first reply that refused an earlier step.
+async fn try_send(addr: SocketAddr, from: &str, message: &[u8]) -> String {
+    let mut client = match ready_for_data(addr, from).await {
+        Ok(client) => client,
+        Err(refused) => return refused,
+    };
     client.write(&wire_format(message)).await;
     client.write(b".\r\n").await;
     let reply = client.reply().await;
@@ -157,18 +167,9 @@ async fn try_send(addr: SocketAddr, from: &str, message: &[u8]) -> String {
 async fn at_once(sends: &[(SocketAddr, &str, &[u8])]) -> Vec<String> {
     let mut clients = Vec::new();
     for (addr, from, message) in sends {
-        let mut client = SmtpClient::connect(*addr).await;
-        let steps = [
-            "EHLO client.test".to_string(),
-            format!("MAIL FROM:<{from}>"),
-            format!("RCPT TO:<{SUPPORT}>"),
-        ];
-        for step in steps {
-            let reply = client.cmd(&step).await;
-            assert!(reply.starts_with("250"), "{step}: {reply}");
-        }
-        let reply = client.cmd("DATA").await;
-        assert!(reply.starts_with("354"), "DATA: {reply}");
+        let mut client = ready_for_data(*addr, from)
+            .await
+            .unwrap_or_else(|refused| panic!("{addr} refused before the message: {refused}"));
         client.write(&wire_format(message)).await;
         clients.push(client);
     }

@@ -61,10 +61,15 @@ impl PgConn {
         if let Some(password) = &target.password {
             config.password(password);
         }
+        // A database host that vanishes without closing its sessions (power, network)
+        // is noticed within about a minute, not after the kernel's default of hours.
         config
             .connect_timeout(CONNECT_TIMEOUT)
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(30))
+            .keepalives_interval(Duration::from_secs(10))
+            .keepalives_retries(3)
+            .tcp_user_timeout(Duration::from_secs(60))
             .application_name(&target.application);
         let tls = tls_connector(target)?;
         let connecting = io_runtime().spawn(async move {
