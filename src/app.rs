@@ -51,6 +51,11 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Running> {
         }
         crate::config::StoreTarget::Postgres { url, .. } => format!("opening the store at {url}"),
     })?;
+    let backend = match config.store_target() {
+        crate::config::StoreTarget::Sqlite(_) => "sqlite",
+        crate::config::StoreTarget::Postgres { .. } => "postgres",
+    };
+    tracing::info!(node = config.node_name(), store = backend, "store opened");
     let metrics = Arc::new(Metrics::default());
     let (writer, writer_thread) = store.start_counted_writer(metrics.clone())?;
     let live = Arc::new(LiveConfig::new(config.clone()));
