@@ -1,6 +1,7 @@
 //! Every string of the web inbox, in one catalogue: English, Dutch and Swedish (the
 //! seed articles' languages, with their words for views and actions). A user's
-//! language is `[[users]] language` in the configuration; English by default.
+//! language is `[[users]] language` in the configuration; English by default. The
+//! sign-in page, before the user is known, follows the browser's `Accept-Language`.
 
 /// A language of the interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +21,41 @@ impl Lang {
             "sv" => Lang::Sv,
             _ => Lang::En,
         }
+    }
+
+    /// The language a browser asks for first (`Accept-Language`, by `q`) among those
+    /// of the catalogue: the sign-in page's, before the user is known. English when it
+    /// asks for none of them.
+    pub fn from_accept_language(header: &str) -> Lang {
+        let mut best: Option<(f32, Lang)> = None;
+        for item in header.split(',') {
+            let mut parts = item.split(';');
+            let tag = parts.next().unwrap_or_default().trim();
+            let primary = tag
+                .split('-')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let Some(lang) = Lang::ALL.into_iter().find(|l| l.code() == primary) else {
+                continue;
+            };
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            if q > 0.0 && best.is_none_or(|(b, _)| q > b) {
+                best = Some((q, lang));
+            }
+        }
+        best.map_or(Lang::En, |(_, lang)| lang)
+    }
+
+    /// [`Lang::from_accept_language`] of a request's headers.
+    pub fn of_browser(headers: &axum::http::HeaderMap) -> Lang {
+        headers
+            .get(axum::http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .map_or(Lang::En, Lang::from_accept_language)
     }
 
     pub fn code(self) -> &'static str {
@@ -63,9 +99,9 @@ pub const CATALOGUE: &[(&str, [&str; 3])] = &[
     (
         "sign_in.limited",
         [
-            "Too many failed sign-ins. Try again in a minute.",
-            "Te veel mislukte pogingen. Probeer het over een minuut opnieuw.",
-            "För många misslyckade inloggningar. Försök igen om en minut.",
+            "Too many failed sign-ins. Try again in a few minutes.",
+            "Te veel mislukte pogingen. Probeer het over een paar minuten opnieuw.",
+            "För många misslyckade inloggningar. Försök igen om några minuter.",
         ],
     ),
     ("sign_out", ["Sign out", "Uitloggen", "Logga ut"]),
@@ -628,6 +664,25 @@ pub const CATALOGUE: &[(&str, [&str; 3])] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_browser_s_first_language_of_the_catalogue_is_chosen() {
+        assert_eq!(
+            Lang::from_accept_language("nl-NL,nl;q=0.9,en;q=0.8"),
+            Lang::Nl
+        );
+        assert_eq!(
+            Lang::from_accept_language("de-DE, sv;q=0.7, en;q=0.5"),
+            Lang::Sv
+        );
+        assert_eq!(
+            Lang::from_accept_language("en;q=0.4, SV-se;q=0.9"),
+            Lang::Sv
+        );
+        assert_eq!(Lang::from_accept_language("nl;q=0, fr"), Lang::En);
+        assert_eq!(Lang::from_accept_language("*"), Lang::En);
+        assert_eq!(Lang::from_accept_language(""), Lang::En);
+    }
 
     #[test]
     fn every_catalogue_key_is_unique_and_translated() {

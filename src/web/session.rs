@@ -133,7 +133,7 @@ pub async fn sign_in(
     headers: HeaderMap,
     form: Result<Form<SignInForm>, FormRejection>,
 ) -> Response {
-    let lang = Lang::En;
+    let lang = Lang::of_browser(&headers);
     if !same_origin(&headers) {
         return WebError::Forbidden("cross-site sign-in refused".into()).page(lang);
     }

@@ -261,6 +261,36 @@ async fn sign_in_with_the_right_password_sets_an_http_only_session_and_a_wrong_o
     for label in [">Email<", ">Password<", ">Sign in<"] {
         assert!(form.body.contains(label), "{label} missing: {}", form.body);
     }
+    // Before the user is known, the page speaks the browser's language.
+    let swedish = web
+        .answer(
+            web.http
+                .get(format!("{}/sign-in", web.base))
+                .header("accept-language", "sv-SE,sv;q=0.9,en;q=0.5"),
+        )
+        .await;
+    for label in [">E-postadress<", ">Lösenord<", ">Logga in<", "lang=\"sv\""] {
+        assert!(
+            swedish.body.contains(label),
+            "{label} missing: {}",
+            swedish.body
+        );
+    }
+    let dutch_wrong = web
+        .answer(
+            web.http
+                .post(format!("{}/sign-in", web.base))
+                .header("accept-language", "nl")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form_body(&[("email", ALICE), ("password", "x")])),
+        )
+        .await;
+    assert_eq!(dutch_wrong.status, 401);
+    assert!(
+        dutch_wrong.body.contains(">Wachtwoord<"),
+        "{}",
+        dutch_wrong.body
+    );
     let out = set_password(&d, ALICE, PASSWORD);
     assert!(
         out.status.success(),

@@ -1,13 +1,15 @@
-//! The sign-in page: inputs labelled Email and Password, a button Sign in.
+//! The sign-in page: inputs labelled Email and Password, a button Sign in, in the
+//! language the browser asks for (the user is not known yet).
 
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 
 use crate::web::i18n::Lang;
 
 /// `GET /sign-in`.
-pub async fn page() -> Response {
-    form(Lang::En, "", None).into_response()
+pub async fn page(headers: HeaderMap) -> Response {
+    form(Lang::of_browser(&headers), "", None).into_response()
 }
 
 /// The form, with the address typed before and an error, if any.
