@@ -186,37 +186,69 @@ async fn backup_copies_the_live_database_while_the_daemon_runs() {
     }
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("backup.db");
-    let out = d.cli(&["backup", copy.to_str().unwrap()]);
-    assert!(out.contains("integrity ok"), "{out}");
+    // Mail keeps arriving while the copy is made.
+    let addr = d.addr;
+    let arriving = tokio::spawn(async move {
+        for n in 20..30 {
+            let mut client = SmtpClient::connect(addr).await;
+            let reply = client
+                .mail("jan@klant.example", &[SUPPORT], &big_message(n))
+                .await;
+            client.quit().await;
+            assert!(reply.starts_with("250 2.0.0"), "{reply}");
+        }
+    });
+    let (config, to) = (d.config_path.clone(), copy.clone());
+    let made = tokio::task::spawn_blocking(move || backup(&config, &to))
+        .await
+        .unwrap();
+    arriving.await.unwrap();
+    let out = String::from_utf8_lossy(&made.stdout);
+    assert!(
+        made.status.success() && out.contains("integrity ok"),
+        "{out}"
+    );
     if backend_is_postgres() {
         assert!(
             out.contains("SQLite copy of the PostgreSQL store") && out.contains("checks equal"),
             "{out}"
         );
     }
+    // One consistent moment: each copied message with its raw copy and conversation.
     let db = rusqlite::Connection::open(&copy).unwrap();
-    let count: i64 = db
-        .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(count, 20);
+    let count = |sql: &str| -> i64 { db.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let copied = count("SELECT COUNT(*) FROM messages");
+    assert!((20..=30).contains(&copied), "{copied} messages copied");
+    let whole = count(
+        "SELECT COUNT(*) FROM messages m JOIN raw_messages r ON r.id = m.raw_id \
+         JOIN conversations c ON c.id = m.conversation_id",
+    );
+    assert_eq!(whole, copied);
+    assert_eq!(count("SELECT COUNT(*) FROM raw_messages"), copied);
     drop(db);
     // The daemon still takes mail, and a second backup to the same path is refused.
     let reply = d
         .send("jan@klant.example", &[SUPPORT], &big_message(99))
         .await;
     assert!(reply.starts_with("250 2.0.0"), "{reply}");
-    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_inboxgate"))
-        .arg("--config")
-        .arg(&d.config_path)
-        .args(["backup", copy.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let refused = backup(&d.config_path, &copy);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("already exists"));
     if backend_is_postgres() {
-        restore_into_a_new_database(&copy, 20);
+        restore_into_a_new_database(&copy, copied);
     }
     d.stop().await;
+}
+
+/// `inboxgate backup COPY` with the configuration at `config`, whatever its outcome.
+fn backup(config: &Path, copy: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_inboxgate"))
+        .arg("--config")
+        .arg(config)
+        .arg("backup")
+        .arg(copy)
+        .output()
+        .unwrap()
 }
 
 /// `store copy --to postgres` from `backup` (put where an installation keeps its SQLite
