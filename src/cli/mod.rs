@@ -60,9 +60,10 @@ pub enum Command {
     /// Fetch stored messages.
     #[command(subcommand)]
     Messages(conversations::MessagesCommand),
-    /// Copy the database to PATH while the daemon runs (SQLite online backup).
+    /// Copy the store to PATH, one SQLite file, while the daemon runs (SQLite's online
+    /// backup; on PostgreSQL one snapshot copied table by table and compared).
     Backup {
-        /// Where to write the copy; must not exist yet.
+        /// Where to write the copy (a SQLite database); must not exist yet.
         path: PathBuf,
     },
     /// The store itself: copy it into PostgreSQL.
@@ -134,6 +135,16 @@ fn backup(config: &Config, dest: &Path) -> anyhow::Result<ExitCode> {
     let report = reader
         .backup_to(dest)
         .map_err(|e| anyhow::anyhow!("backup to {}: {e}", dest.display()))?;
+    if let Some(copied) = &report.copied {
+        outln!(
+            "{}: SQLite copy of the PostgreSQL store, {} rows in {} tables from one \
+             snapshot, {} checks equal",
+            dest.display(),
+            copied.rows(),
+            copied.tables.len(),
+            copied.checks.len()
+        );
+    }
     outln!(
         "{}: {} pages, {} bytes, integrity ok",
         dest.display(),

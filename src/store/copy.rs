@@ -4,6 +4,8 @@
 //! of multi-row INSERTs, tables in foreign-key order, ids kept. SQLite's FTS tables stay
 //! behind: PostgreSQL's trigger queues every copied message for its own search index.
 //! After the commit the two sides are compared (rows per table, Message-IDs, raw bytes).
+//! `backup` on PostgreSQL (`copy_back`) uses the same table plan and comparison the
+//! other way round.
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -11,7 +13,7 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 use super::connection::Reader;
-use super::db::{Conn, PgConn, PgTarget, Row, Value};
+use super::db::{Conn, Dialect, PgConn, PgTarget, Row, Value};
 use super::error::StoreError;
 use super::{Location, Store};
 
@@ -69,9 +71,9 @@ pub struct CopyCheck {
 }
 
 /// A table to copy and the columns both schemas have.
-struct TablePlan {
-    name: String,
-    columns: Vec<String>,
+pub(super) struct TablePlan {
+    pub(super) name: String,
+    pub(super) columns: Vec<String>,
     has_id: bool,
 }
 
@@ -122,17 +124,18 @@ fn copy_snapshot(
 }
 
 /// `e` with what was being done when it happened.
-fn failed(doing: &str, e: StoreError) -> StoreError {
+pub(super) fn failed(doing: &str, e: StoreError) -> StoreError {
     match e {
         StoreError::Unavailable(m) => StoreError::Unavailable(format!("{doing}: {m}")),
         other => StoreError::Invalid(format!("{doing}: {other}")),
     }
 }
 
-/// The tables to copy, in an order that satisfies PostgreSQL's foreign keys.
-fn plan(source: &Conn, dest: &Conn) -> Result<Vec<TablePlan>, StoreError> {
-    let dest_tables: HashSet<String> = strings(
-        dest,
+/// The tables to copy (SQLite's, less its search index), in an order that satisfies
+/// PostgreSQL's foreign keys, whichever way the copy goes.
+pub(super) fn plan(sqlite: &Conn, postgres: &Conn) -> Result<Vec<TablePlan>, StoreError> {
+    let postgres_tables: HashSet<String> = strings(
+        postgres,
         "SELECT table_name::text FROM information_schema.tables
          WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
         (),
@@ -141,21 +144,21 @@ fn plan(source: &Conn, dest: &Conn) -> Result<Vec<TablePlan>, StoreError> {
     .collect();
     let mut tables = Vec::new();
     for name in strings(
-        source,
+        sqlite,
         "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY rowid",
         (),
     )? {
         if is_not_copied(&name) {
             continue;
         }
-        if !dest_tables.contains(&name) {
+        if !postgres_tables.contains(&name) {
             return Err(StoreError::Invalid(format!(
                 "table {name} has no counterpart in the PostgreSQL schema"
             )));
         }
-        tables.push(table_plan(source, dest, name)?);
+        tables.push(table_plan(sqlite, postgres, name)?);
     }
-    foreign_key_order(dest, tables)
+    foreign_key_order(postgres, tables)
 }
 
 fn is_not_copied(name: &str) -> bool {
@@ -163,27 +166,27 @@ fn is_not_copied(name: &str) -> bool {
 }
 
 /// The SQLite table's columns, each of which PostgreSQL's table must have.
-fn table_plan(source: &Conn, dest: &Conn, name: String) -> Result<TablePlan, StoreError> {
+fn table_plan(sqlite: &Conn, postgres: &Conn, name: String) -> Result<TablePlan, StoreError> {
     let columns = strings(
-        source,
+        sqlite,
         "SELECT name FROM pragma_table_info(?1) ORDER BY cid",
         [name.as_str()],
     )?;
-    let dest_columns: HashSet<String> = strings(
-        dest,
+    let postgres_columns: HashSet<String> = strings(
+        postgres,
         "SELECT column_name::text FROM information_schema.columns
          WHERE table_schema = current_schema() AND table_name = ?1",
         [name.as_str()],
     )?
     .into_iter()
     .collect();
-    if let Some(missing) = columns.iter().find(|c| !dest_columns.contains(*c)) {
+    if let Some(missing) = columns.iter().find(|c| !postgres_columns.contains(*c)) {
         return Err(StoreError::Invalid(format!(
             "column {name}.{missing} has no counterpart in the PostgreSQL schema"
         )));
     }
     Ok(TablePlan {
-        has_id: dest_columns.contains("id"),
+        has_id: postgres_columns.contains("id"),
         name,
         columns,
     })
@@ -276,9 +279,7 @@ fn copy_table(source: &Conn, dest: &Conn, table: &TablePlan) -> Result<u64, Stor
     let sqlite = source
         .sqlite()
         .ok_or_else(|| StoreError::Invalid("the source is not SQLite".into()))?;
-    if SEEDED.contains(&table.name.as_str()) {
-        dest.execute(&format!("DELETE FROM {}", quoted(&table.name)), ())?;
-    }
+    clear_seeded(dest, table)?;
     let width = table.columns.len();
     let batch_rows = rows_per_batch(width);
     let select = format!(
@@ -304,6 +305,15 @@ fn copy_table(source: &Conn, dest: &Conn, table: &TablePlan) -> Result<u64, Stor
     }
     insert_rows(dest, table, batch)?;
     Ok(total)
+}
+
+/// Removes the row a new store's schema put in a singleton table, which the copy's row
+/// replaces.
+pub(super) fn clear_seeded(dest: &Conn, table: &TablePlan) -> Result<(), StoreError> {
+    if SEEDED.contains(&table.name.as_str()) {
+        dest.execute(&format!("DELETE FROM {}", quoted(&table.name)), ())?;
+    }
+    Ok(())
 }
 
 /// Rows per INSERT for a table of `width` columns: a power of two, so a short batch
@@ -337,7 +347,7 @@ fn insert_rows(dest: &Conn, table: &TablePlan, mut values: Vec<Value>) -> Result
 }
 
 /// `INSERT INTO t (a, b) VALUES (?1, ?2), (?3, ?4), …` for `rows` rows.
-fn insert_sql(table: &TablePlan, rows: usize) -> String {
+pub(super) fn insert_sql(table: &TablePlan, rows: usize) -> String {
     let width = table.columns.len();
     let tuples: Vec<String> = (0..rows)
         .map(|r| {
@@ -365,8 +375,25 @@ fn reset_sequence(dest: &Conn, table: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// After the commit: both sides compared.
+/// After the commit: both sides compared, and every copied message queued for
+/// PostgreSQL's search index.
 fn verify(source: &Conn, dest: &Conn, plan: &[TablePlan]) -> Result<Vec<CopyCheck>, StoreError> {
+    let mut checks = compare(source, dest, plan)?;
+    checks.push(check(
+        "messages queued for search",
+        count(source, "messages")?,
+        count(dest, "search_pending")?,
+    ));
+    Ok(checks)
+}
+
+/// The two stores compared: rows per table, Message-IDs, raw messages (totals and a
+/// sample byte for byte). Either may be the SQLite one.
+pub(super) fn compare(
+    source: &Conn,
+    dest: &Conn,
+    plan: &[TablePlan],
+) -> Result<Vec<CopyCheck>, StoreError> {
     let mut checks = Vec::new();
     for table in plan {
         checks.push(check(
@@ -376,24 +403,14 @@ fn verify(source: &Conn, dest: &Conn, plan: &[TablePlan]) -> Result<Vec<CopyChec
         ));
     }
     checks.push(check(
-        "messages queued for search",
-        count(source, "messages")?,
-        count(dest, "search_pending")?,
-    ));
-    checks.push(check(
         "Message-IDs (SHA-256 of the sorted list)",
         message_ids_digest(source)?,
         message_ids_digest(dest)?,
     ));
-    let bytes_sql = |length: &str| {
-        format!(
-            "SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM({length}), 0) FROM raw_messages"
-        )
-    };
     checks.push(check(
         "raw messages (count, sizes, body bytes)",
-        raw_totals(source, &bytes_sql("length(CAST(body AS BLOB))"))?,
-        raw_totals(dest, &bytes_sql("octet_length(body)"))?,
+        raw_totals(source)?,
+        raw_totals(dest)?,
     ));
     checks.push(raw_sample_check(source, dest)?);
     Ok(checks)
@@ -441,8 +458,15 @@ fn message_ids_digest(conn: &Conn) -> Result<String, StoreError> {
     Ok(hex(&hash.finalize()))
 }
 
-fn raw_totals(conn: &Conn, sql: &str) -> Result<String, StoreError> {
-    Ok(conn.query_row(sql, (), |r| {
+fn raw_totals(conn: &Conn) -> Result<String, StoreError> {
+    let length = match conn.dialect() {
+        Dialect::Sqlite => "length(CAST(body AS BLOB))",
+        Dialect::Postgres => "octet_length(body)",
+    };
+    let sql = format!(
+        "SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM({length}), 0) FROM raw_messages"
+    );
+    Ok(conn.query_row(&sql, (), |r| {
         let (n, size, body): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
         Ok(format!(
             "{n} messages, {size} bytes by size, {body} body bytes"
@@ -485,7 +509,7 @@ fn body_digest(conn: &Conn, id: i64) -> Result<Option<String>, StoreError> {
     Ok(body.map(|b| hex(&Sha256::digest(&b))))
 }
 
-fn count(conn: &Conn, table: &str) -> Result<i64, StoreError> {
+pub(super) fn count(conn: &Conn, table: &str) -> Result<i64, StoreError> {
     Ok(conn.query_row(
         &format!("SELECT COUNT(*) FROM {}", quoted(table)),
         (),
@@ -505,11 +529,11 @@ fn strings<P: super::db::Params>(
 }
 
 /// An identifier in double quotes (names come from the schemas, not from outside).
-fn quoted(name: &str) -> String {
+pub(super) fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-fn column_list(columns: &[String]) -> String {
+pub(super) fn column_list(columns: &[String]) -> String {
     columns
         .iter()
         .map(|c| quoted(c))

@@ -22,6 +22,7 @@ mod checkpoint;
 mod connection;
 mod conversations;
 mod copy;
+mod copy_back;
 pub(crate) mod db;
 mod deliveries;
 mod error;

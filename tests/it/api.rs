@@ -504,6 +504,16 @@ async fn blocking_a_sender_filters_this_and_future_threads_until_unblocked() {
     d.stop().await;
 }
 
+/// Messages in the search index: SQLite's FTS5 table or PostgreSQL's tsvectors.
+fn indexed_messages(d: &Daemon) -> i64 {
+    let table = if backend_is_postgres() {
+        "messages_search"
+    } else {
+        "messages_fts"
+    };
+    d.query_i64(&format!("SELECT COUNT(*) FROM {table}"))
+}
+
 #[tokio::test]
 async fn trash_is_deleted_for_good_after_30_days_and_never_reimported() {
     let d = Daemon::start().await;
@@ -541,6 +551,11 @@ async fn trash_is_deleted_for_good_after_30_days_and_never_reimported() {
         .await;
     assert_eq!((status, error["code"].as_str()), (409, Some("conflict")));
 
+    // A search catches the (batched) index up before it runs: both messages are in it.
+    let (status, _) = api.get("/api/v1/conversations?q=anything", &alice).await;
+    assert_eq!(status, 200);
+    assert_eq!(indexed_messages(&d), 2);
+
     d.clock.advance(29 * 86_400);
     assert_eq!(d.sweep_trash().await, 0, "29 days: still in trash");
     assert_eq!(
@@ -559,14 +574,20 @@ async fn trash_is_deleted_for_good_after_30_days_and_never_reimported() {
     );
     let raw = d.query_i64("SELECT COUNT(*) FROM raw_messages");
     assert_eq!(raw, 1, "only the kept conversation's raw copy is left");
-    // A search catches the (batched) index up before it runs.
     let (status, _) = api.get("/api/v1/conversations?q=anything", &alice).await;
     assert_eq!(status, 200);
-    if !sqlite_only(
-        "messages_fts is SQLite's FTS5 index; PostgreSQL's index is the store's to name",
-    ) {
-        let indexed = d.query_i64("SELECT COUNT(*) FROM messages_fts");
-        assert_eq!(indexed, 1, "its text left the search index too");
+    assert_eq!(
+        indexed_messages(&d),
+        1,
+        "its text left the search index too"
+    );
+    if backend_is_postgres() {
+        let left = format!("SELECT COUNT(*) FROM messages_search WHERE conversation_id = {id}");
+        assert_eq!(
+            d.query_i64(&left),
+            0,
+            "the deleted conversation's documents"
+        );
     }
     // The same message again (a retry, or IMAP seeing it) is not imported again.
     assert!(d

@@ -2,8 +2,9 @@
 //!
 //! One cluster per test process, started on first use ([`cluster`]): Debian's
 //! PostgreSQL server binaries, `initdb` as the `postgres` user in a fresh temporary
-//! folder, a free loopback port. Each test installation gets its own database
-//! ([`Cluster::create_database`]), owned by the role `inboxgate_test`, whose password
+//! folder (the data in `data`, or in a directory the test gives, e.g. a small tmpfs:
+//! [`Cluster::start_in`]; the write-ahead log in `wal`), a free loopback port. Each
+//! test installation gets its own database ([`Cluster::create_database`]), owned by the role `inboxgate_test`, whose password
 //! is in a file the configurations name (`store.password_file`): connections over TCP
 //! must give it (scram-sha-256); the Unix socket in the folder trusts the superuser
 //! `postgres`, for [`Cluster::psql`].
@@ -39,6 +40,8 @@ pub struct Cluster {
     pub port: u16,
     bin: PathBuf,
     root: PathBuf,
+    /// The data directory: `root/data`, or one the caller gave ([`Cluster::start_in`]).
+    data: PathBuf,
     password: String,
     /// Its stdin is the pipe that keeps the watchdog waiting; dropping it stops all.
     watchdog: Mutex<Option<Child>>,
@@ -49,14 +52,34 @@ impl Cluster {
     /// Starts another cluster of its own (most tests share [`cluster`]; a test that
     /// stops the database must not stop everyone's). It ends when dropped.
     pub fn start_new() -> Result<Cluster, String> {
+        Cluster::launch(None)
+    }
+
+    /// [`Cluster::start_new`] with the data directory at `data`, an empty directory
+    /// (e.g. a small filesystem's mount point) that the `postgres` user can reach: it
+    /// is given to that user. The write-ahead log stays in the cluster's own folder, as
+    /// on a server whose `pg_wal` has a volume of its own. Left in place when dropped.
+    pub fn start_in(data: &Path) -> Result<Cluster, String> {
+        Cluster::launch(Some(data))
+    }
+
+    fn launch(data: Option<&Path>) -> Result<Cluster, String> {
         let began = Instant::now();
         let bin = server_binaries()?;
         let root = private_folder()?;
-        let watchdog = spawn_watchdog(&bin, &root)?;
+        let data = match data {
+            Some(data) => {
+                give_to_postgres(data)?;
+                data.to_path_buf()
+            }
+            None => root.join("data"),
+        };
+        let watchdog = spawn_watchdog(&bin, &root, &data)?;
         let cluster = Cluster {
             port: free_port()?,
             bin,
             root,
+            data,
             password: random_password()?,
             watchdog: Mutex::new(Some(watchdog)),
             databases: AtomicUsize::new(0),
@@ -198,7 +221,7 @@ impl Cluster {
     }
 
     fn data(&self) -> PathBuf {
-        self.root.join("data")
+        self.data.clone()
     }
 
     /// A command run as the `postgres` user, in the cluster's folder (the caller's
@@ -220,6 +243,8 @@ impl Cluster {
             .as_postgres(&self.bin.join("initdb"))
             .arg("-D")
             .arg(self.data())
+            .arg("--waldir")
+            .arg(self.root.join("wal"))
             .args([
                 "-U",
                 "postgres",
@@ -332,9 +357,15 @@ fn private_folder() -> Result<PathBuf, String> {
         .tempdir()
         .map_err(|e| format!("temporary folder: {e}"))?
         .keep();
+    give_to_postgres(&dir)?;
+    Ok(dir)
+}
+
+/// Makes the `postgres` user the owner of `dir`.
+fn give_to_postgres(dir: &Path) -> Result<(), String> {
     let status = Command::new("chown")
         .arg("postgres:postgres")
-        .arg(&dir)
+        .arg(dir)
         .status()
         .map_err(|e| format!("cannot run chown: {e}"))?;
     if !status.success() {
@@ -343,16 +374,16 @@ fn private_folder() -> Result<PathBuf, String> {
             dir.display()
         ));
     }
-    Ok(dir)
+    Ok(())
 }
 
 /// `sh` as `postgres`, in its own process group (a Ctrl-C on the tests must not stop
 /// it before it has cleaned up), waiting for end of file on its stdin.
-fn spawn_watchdog(bin: &Path, root: &Path) -> Result<Child, String> {
+fn spawn_watchdog(bin: &Path, root: &Path, data: &Path) -> Result<Child, String> {
     use std::os::unix::process::CommandExt;
     const SCRIPT: &str = "trap '' INT HUP TERM
 cat >/dev/null
-\"$1\" stop -D \"$2/data\" -m immediate >/dev/null 2>&1
+\"$1\" stop -D \"$3\" -m immediate >/dev/null 2>&1
 rm -rf \"$2\"";
     Command::new("runuser")
         .args([
@@ -366,6 +397,7 @@ rm -rf \"$2\"";
         ])
         .arg(bin.join("pg_ctl"))
         .arg(root)
+        .arg(data)
         .current_dir(root)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -376,7 +408,7 @@ rm -rf \"$2\"";
 }
 
 /// A loopback port nobody listens on now.
-fn free_port() -> Result<u16, String> {
+pub fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())

@@ -437,6 +437,48 @@ async fn store_copy_moves_the_sqlite_store_into_postgres_and_refuses_a_full_dest
         "{text}"
     );
     assert!(!text.contains(PASSWORD));
+
+    // And back: `backup` of that PostgreSQL store writes the same rows into SQLite.
+    backup_matches_the_original(&d, &second, &right, copied.keys());
+}
+
+/// `inboxgate backup` on the PostgreSQL store at `url`: the SQLite file it writes holds
+/// each of `tables` row for row as `d`'s own SQLite store does.
+fn backup_matches_the_original<'a>(
+    d: &Daemon,
+    url: &str,
+    password_file: &Path,
+    tables: impl Iterator<Item = &'a String>,
+) {
+    let store = format!(
+        "[store]\nbackend = \"postgres\"\nurl = \"{url}\"\npassword_file = \"{}\"\n",
+        password_file.display()
+    );
+    let data = d.database_path.parent().unwrap();
+    let config = d.config_path.with_file_name("on-postgres.toml");
+    std::fs::write(&config, config_text_on(data, "", &store)).unwrap();
+    let backup = d.config_path.with_file_name("backup.db");
+    let output = Command::new(env!("CARGO_BIN_EXE_inboxgate"))
+        .arg("--config")
+        .arg(&config)
+        .arg("backup")
+        .arg(&backup)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && text.contains("integrity ok"),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for table in tables {
+        let rows = |database: &Path| {
+            let mut rows = sqlite_rows(database, &format!("SELECT * FROM {table}"));
+            rows.sort();
+            rows
+        };
+        assert_eq!(rows(&backup), rows(&d.database_path), "{table}");
+    }
 }
 
 /// Speed: `INBOXGATE_COPY_BENCH_MESSAGES` messages (default 5,000) over SMTP, 20

@@ -191,6 +191,15 @@ impl Daemon {
         Daemon::launch(dir, data_dir, &text).await
     }
 
+    /// Starts on the `[store]` section `store` (e.g. a database of a cluster the test
+    /// started for itself).
+    pub async fn start_on(store: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("data");
+        let text = config_text_on(&data_dir, "", store);
+        Daemon::launch(dir, &data_dir, &text).await
+    }
+
     /// Starts one node of a shared PostgreSQL store: the test configuration on the
     /// `[store]` section `store` (the same for every node of one installation), with
     /// `[server] node = name`, then changed by `edit`.
