@@ -5,12 +5,12 @@
 //! right-most untrusted `X-Forwarded-For` address when the peer is one of
 //! `[api] trusted_proxies`. A key with too many recent failures gets 429 instead of
 //! 401 until its window passes, so one stranger cannot lock out a whole office behind
-//! a proxy. Tokens never reach the logs.
+//! a proxy. Failures are counted in the store, so every node counts against one limit.
+//! Tokens never reach the logs.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
@@ -21,9 +21,9 @@ use super::error::ApiError;
 use super::ApiState;
 use crate::inbox::{Caller, TokenOwner};
 
-/// Failed attempts allowed per key within [`WINDOW`].
+/// Failed attempts allowed per key within [`WINDOW_SECS`].
 pub const MAX_FAILURES: u32 = 10;
-pub const WINDOW: Duration = Duration::from_secs(60);
+pub const WINDOW_SECS: i64 = 60;
 
 /// What failed attempts are counted against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,37 +34,17 @@ pub enum FailureKey {
     Client(IpAddr),
 }
 
-/// Counts failed authentications per [`FailureKey`].
-#[derive(Default)]
-pub struct FailureLimiter {
-    failures: Mutex<HashMap<FailureKey, (u32, Instant)>>,
-}
-
-impl FailureLimiter {
-    /// Whether `key` may fail again now without being held back.
-    pub fn allowed(&self, key: FailureKey, now: Instant) -> bool {
-        let Ok(map) = self.failures.lock() else {
-            return true;
+impl FailureKey {
+    /// The key as the store counts it.
+    fn counted(self) -> crate::store::FailureKey {
+        let key = match self {
+            FailureKey::TokenId(id) => format!("api token:{id}"),
+            FailureKey::Client(address) => format!("api client:{address}"),
         };
-        match map.get(&key) {
-            Some((count, since)) => *count < MAX_FAILURES || now.duration_since(*since) >= WINDOW,
-            None => true,
+        crate::store::FailureKey {
+            key,
+            limit: MAX_FAILURES,
         }
-    }
-
-    pub fn record_failure(&self, key: FailureKey, now: Instant) {
-        let Ok(mut map) = self.failures.lock() else {
-            return;
-        };
-        // Forget stale windows so the map stays small.
-        if map.len() > 10_000 {
-            map.retain(|_, (_, since)| now.duration_since(*since) < WINDOW);
-        }
-        let entry = map.entry(key).or_insert((0, now));
-        if now.duration_since(entry.1) >= WINDOW {
-            *entry = (0, now);
-        }
-        entry.0 += 1;
     }
 }
 
@@ -169,11 +149,13 @@ impl FromRequestParts<Arc<ApiState>> for Agent {
             TokenOwner::Unknown => {}
         }
         let key = failure_key(parts, state, token);
-        let now = Instant::now();
-        if !state.limiter.allowed(key, now) {
+        let counted = state
+            .service
+            .count_auth_attempt(vec![key.counted()], WINDOW_SECS)
+            .await?;
+        if !counted {
             return Err(ApiError::rate_limited());
         }
-        state.limiter.record_failure(key, now);
         tracing::info!(?key, "api: rejected a bearer token");
         Err(ApiError::unauthorized("the bearer token is not valid"))
     }
@@ -196,21 +178,6 @@ fn failure_key(parts: &Parts, state: &ApiState, token: &str) -> FailureKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_key_is_held_back_after_too_many_failures_until_its_window_passes() {
-        let limiter = FailureLimiter::default();
-        let key = FailureKey::TokenId(7);
-        let other = FailureKey::TokenId(8);
-        let start = Instant::now();
-        for _ in 0..MAX_FAILURES {
-            assert!(limiter.allowed(key, start));
-            limiter.record_failure(key, start);
-        }
-        assert!(!limiter.allowed(key, start + Duration::from_secs(1)));
-        assert!(limiter.allowed(other, start), "other keys unaffected");
-        assert!(limiter.allowed(key, start + WINDOW));
-    }
 
     #[test]
     fn a_token_use_is_written_at_most_once_a_minute() {

@@ -24,13 +24,12 @@ use tokio::sync::watch;
 use crate::inbox::Service;
 use crate::metrics::Metrics;
 
-pub use auth::{client_address, FailureLimiter};
+pub use auth::client_address;
 pub(crate) use handlers::content_disposition;
 
 /// What every handler reaches.
 pub struct ApiState {
     pub service: Arc<Service>,
-    pub limiter: FailureLimiter,
     pub token_uses: auth::TokenUses,
     pub metrics: Arc<Metrics>,
 }
@@ -199,7 +198,6 @@ pub fn router(
     let service_for_web = service.clone();
     let state = Arc::new(ApiState {
         service,
-        limiter: FailureLimiter::default(),
         token_uses: auth::TokenUses::default(),
         metrics,
     });

@@ -217,23 +217,24 @@ impl Service {
         })
     }
 
-    /// Counts a sign-in attempt against `keys` unless one is at its limit within
-    /// `window_secs` (then `false`: refuse without checking the password).
-    pub async fn begin_sign_in(
+    /// Counts an authentication attempt (a sign-in, a rejected API token) against
+    /// `keys`, in the store every node shares, unless one is at its limit within
+    /// `window_secs`: then `false`, and the caller refuses without checking further.
+    pub async fn count_auth_attempt(
         &self,
         keys: Vec<FailureKey>,
         window_secs: i64,
     ) -> Result<bool, InboxError> {
         Ok(self
             .writer
-            .begin_sign_in(keys, self.now(), window_secs)
+            .count_auth_attempt(keys, self.now(), window_secs)
             .await?)
     }
 
     /// Takes back the attempt counted against `keys`: its password was right.
-    pub async fn take_back_sign_in(&self, keys: Vec<FailureKey>) -> Result<(), InboxError> {
+    pub async fn take_back_auth_attempt(&self, keys: Vec<FailureKey>) -> Result<(), InboxError> {
         let keys = keys.into_iter().map(|k| k.key).collect();
-        Ok(self.writer.take_back_sign_in(keys).await?)
+        Ok(self.writer.take_back_auth_attempt(keys).await?)
     }
 
     /// Moves whenever a message is stored or a conversation changes.

@@ -13,9 +13,10 @@
 //! `connection`, `writer`; then one module per group of tables (`conversations`,
 //! `deliveries`, `route`, `actions`, `bayes`, `search_index`, `regroup`, `read`); then filing
 //! (`ingest`, `outbound`), and what builds on it (`from_addresses`, `imap`,
-//! `web_sessions`, `web_seen`, `web_presence`, `sign_in_failures`).
+//! `web_sessions`, `web_seen`, `web_presence`, `auth_failures`).
 
 mod actions;
+mod auth_failures;
 mod backup;
 pub mod bayes;
 mod checkpoint;
@@ -39,7 +40,6 @@ mod schema;
 mod schema_pg;
 mod search_index;
 mod search_pg;
-mod sign_in_failures;
 #[cfg(test)]
 pub(crate) mod testkit;
 mod web_presence;
@@ -52,6 +52,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::OpenFlags;
 
 pub use actions::Change;
+pub use auth_failures::FailureKey;
 pub use backup::BackupReport;
 pub use connection::Reader;
 pub use copy::{CopyCheck, CopyReport, TableCopied};
@@ -65,7 +66,6 @@ pub use rows::{
     MessageInConversation, MessageRow, NewInbound, NewOutbound, NewSystemMail, OutboundRow,
     Outcome, RecipientDelivery, ReplyParent, SyncState, TicketRow, TimelineEntry, TokenRow,
 };
-pub use sign_in_failures::FailureKey;
 pub use web_presence::{Doing, PresenceReport, Present};
 pub use web_sessions::{NewWebSession, WebSessionRow};
 pub use writer::Writer;

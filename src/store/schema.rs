@@ -337,7 +337,7 @@ ALTER TABLE outbound_deliveries ADD COLUMN claimed_by TEXT;
 ALTER TABLE outbound_deliveries ADD COLUMN claim_expires_at INTEGER;
 "#,
     // The web inbox's shared live state (issue 15): who is viewing or replying where,
-    // and failed sign-ins, so that every node sees the same.
+    // and failed sign-ins and API tokens, so that every node counts the same.
     r#"
 CREATE TABLE web_presence (
     conversation_id INTEGER NOT NULL,
@@ -348,12 +348,12 @@ CREATE TABLE web_presence (
     PRIMARY KEY (conversation_id, user_email)
 ) WITHOUT ROWID;
 CREATE INDEX web_presence_until ON web_presence (until_at);
-CREATE TABLE sign_in_failures (
+CREATE TABLE auth_failures (
     key      TEXT PRIMARY KEY,
     failures INTEGER NOT NULL,
     since    INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX sign_in_failures_since ON sign_in_failures (since);
+CREATE INDEX auth_failures_since ON auth_failures (since);
 "#,
 ];
 

@@ -273,7 +273,7 @@ CREATE TRIGGER messages_queue_for_search AFTER INSERT ON messages
     FOR EACH ROW EXECUTE FUNCTION queue_for_search();
 "#;
 
-/// SQLite's migration 16: the web inbox's presence and failed sign-ins.
+/// SQLite's migration 16: the web inbox's presence, failed authentications.
 pub const PG_WEB_LIVE_STATE: &str = r#"
 CREATE TABLE web_presence (
     conversation_id BIGINT NOT NULL,
@@ -284,12 +284,12 @@ CREATE TABLE web_presence (
     PRIMARY KEY (conversation_id, user_email)
 );
 CREATE INDEX web_presence_until ON web_presence (until_at);
-CREATE TABLE sign_in_failures (
+CREATE TABLE auth_failures (
     key      TEXT PRIMARY KEY,
     failures BIGINT NOT NULL,
     since    BIGINT NOT NULL
 );
-CREATE INDEX sign_in_failures_since ON sign_in_failures (since);
+CREATE INDEX auth_failures_since ON auth_failures (since);
 "#;
 
 #[cfg(test)]

@@ -33,11 +33,11 @@ pub const WINDOW_SECS: i64 = 300;
 fn failure_keys(address: IpAddr, account: &str) -> Vec<FailureKey> {
     vec![
         FailureKey {
-            key: format!("address:{address}"),
+            key: format!("sign-in address:{address}"),
             limit: MAX_FAILURES_PER_ADDRESS,
         },
         FailureKey {
-            key: format!("account:{account}"),
+            key: format!("sign-in account:{account}"),
             limit: MAX_FAILURES_PER_ACCOUNT,
         },
     ]
@@ -142,7 +142,11 @@ pub async fn sign_in(
     let peer = peer.ip();
     let trusted = state.service.config().api.trusted_proxies.clone();
     let keys = failure_keys(crate::api::client_address(peer, &headers, &trusted), &email);
-    match state.service.begin_sign_in(keys.clone(), WINDOW_SECS).await {
+    match state
+        .service
+        .count_auth_attempt(keys.clone(), WINDOW_SECS)
+        .await
+    {
         Ok(true) => {}
         Ok(false) => {
             let page = pages::sign_in::form(lang, &email, Some(lang.t("sign_in.limited")));
@@ -161,7 +165,7 @@ pub async fn sign_in(
         .and_then(|r| r.map_err(WebError::from));
     let user = match checked {
         Ok(Some(user)) => {
-            if let Err(e) = state.service.take_back_sign_in(keys).await {
+            if let Err(e) = state.service.take_back_auth_attempt(keys).await {
                 tracing::warn!(error = %e, "web: could not take back a right sign-in's count");
             }
             user

@@ -835,11 +835,11 @@ async fn stream_says(events: &mut reqwest::Response, seen: &mut String, what: &s
     }
 }
 
-/// The web inbox behind a load balancer: an agent's presence reported to one node
-/// reaches a viewer served by the other, live and on the page, and failed sign-ins
-/// made at either node count against one limit.
+/// The web inbox and API behind a load balancer: an agent's presence reported to one
+/// node reaches a viewer served by the other, live and on the page, and failed
+/// sign-ins and API tokens at either node count against one limit.
 #[tokio::test]
-async fn the_web_inbox_presence_and_sign_in_limits_are_shared_by_the_nodes() {
+async fn presence_and_failed_sign_ins_and_tokens_are_shared_by_the_nodes() {
     use crate::web::{Web, BOB, PASSWORD};
     let db = Installation::on(pg::cluster());
     let a = db.node("node-a", "").await;
@@ -902,4 +902,22 @@ async fn the_web_inbox_presence_and_sign_in_limits_are_shared_by_the_nodes() {
             held.body
         );
     }
+
+    // Guesses at API token 7's secret, half at each node: one limit of 10 as well.
+    let http = reqwest::Client::new();
+    let guess = async |node: &Daemon| {
+        http.get(format!("http://{}/api/v1/conversations", node.api_addr))
+            .bearer_auth("igt_7_not-the-secret")
+            .send()
+            .await
+            .expect("api request")
+            .status()
+            .as_u16()
+    };
+    for n in 0..10 {
+        let node = if n % 2 == 0 { &a } else { &b };
+        assert_eq!(guess(node).await, 401, "guess {n}");
+    }
+    assert_eq!(guess(&a).await, 429, "node-a holds token 7's guesses back");
+    assert_eq!(guess(&b).await, 429, "node-b holds token 7's guesses back");
 }

@@ -1,8 +1,9 @@
-//! `sign_in_failures`: failed web sign-ins counted per key (a client address, an
-//! account) within a window, in the store so that every node behind a load balancer
-//! counts against the same limit. An attempt is counted before its password is checked
-//! and taken back when it succeeds, so parallel guesses meet the limit as surely as
-//! guesses one after another.
+//! `auth_failures`: failed authentications counted per key within a window, in the
+//! store so that every node behind a load balancer counts against the same limit. The
+//! web's sign-in counts an attempt against its client address and account before the
+//! password is checked and takes it back when it succeeds, so parallel guesses meet the
+//! limit as surely as guesses one after another; the API counts a rejected token
+//! against the token id it names or its client address.
 
 use crate::params;
 
@@ -10,7 +11,7 @@ use super::error::StoreError;
 use super::writer::Writer;
 
 /// Any constant names the lock; this one serializes the counting across nodes.
-const SIGN_IN_LOCK: i64 = 0x5167_6e49;
+const COUNTING_LOCK: i64 = 0x5167_6e49;
 
 /// A key attempts are counted against, and how many failures it may have.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,18 +24,18 @@ impl Writer {
     /// Counts an attempt at `now` against every key, unless one of them already has
     /// `limit` failures begun within `window` seconds: then nothing is counted and the
     /// answer is `false`.
-    pub async fn begin_sign_in(
+    pub async fn count_auth_attempt(
         &self,
         keys: Vec<FailureKey>,
         now: i64,
         window: i64,
     ) -> Result<bool, StoreError> {
         self.write(move |conn| {
-            conn.lock_key(SIGN_IN_LOCK)?;
-            conn.prepare_cached("DELETE FROM sign_in_failures WHERE since <= ?1")?
+            conn.lock_key(COUNTING_LOCK)?;
+            conn.prepare_cached("DELETE FROM auth_failures WHERE since <= ?1")?
                 .execute([now - window])?;
             let mut count =
-                conn.prepare_cached("SELECT failures FROM sign_in_failures WHERE key = ?1")?;
+                conn.prepare_cached("SELECT failures FROM auth_failures WHERE key = ?1")?;
             for key in &keys {
                 let failures: Option<i64> = count
                     .query_map([&key.key], |r| r.get(0))?
@@ -45,8 +46,8 @@ impl Writer {
                 }
             }
             let mut add = conn.prepare_cached(
-                "INSERT INTO sign_in_failures (key, failures, since) VALUES (?1, 1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET failures = sign_in_failures.failures + 1",
+                "INSERT INTO auth_failures (key, failures, since) VALUES (?1, 1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET failures = auth_failures.failures + 1",
             )?;
             for key in &keys {
                 add.execute(params![key.key, now])?;
@@ -57,11 +58,11 @@ impl Writer {
     }
 
     /// Takes back the attempt counted against `keys` (its password was right).
-    pub async fn take_back_sign_in(&self, keys: Vec<String>) -> Result<(), StoreError> {
+    pub async fn take_back_auth_attempt(&self, keys: Vec<String>) -> Result<(), StoreError> {
         self.write(move |conn| {
-            conn.lock_key(SIGN_IN_LOCK)?;
+            conn.lock_key(COUNTING_LOCK)?;
             let mut take = conn.prepare_cached(
-                "UPDATE sign_in_failures SET failures = failures - 1
+                "UPDATE auth_failures SET failures = failures - 1
                  WHERE key = ?1 AND failures > 0",
             )?;
             for key in &keys {
@@ -97,23 +98,23 @@ mod tests {
         let window = 300;
         for n in 0..10 {
             let begun = writer
-                .begin_sign_in(keys("192.0.2.1", "alice@x.example"), 1000 + n, window)
+                .count_auth_attempt(keys("192.0.2.1", "alice@x.example"), 1000 + n, window)
                 .await
                 .unwrap();
             assert!(begun, "attempt {n}");
         }
         let held = writer
-            .begin_sign_in(keys("192.0.2.1", "alice@x.example"), 1010, window)
+            .count_auth_attempt(keys("192.0.2.1", "alice@x.example"), 1010, window)
             .await
             .unwrap();
         assert!(!held, "the account is held back");
         let other = writer
-            .begin_sign_in(keys("192.0.2.1", "bob@x.example"), 1010, window)
+            .count_auth_attempt(keys("192.0.2.1", "bob@x.example"), 1010, window)
             .await
             .unwrap();
         assert!(other, "another account is not");
         let later = writer
-            .begin_sign_in(keys("192.0.2.1", "alice@x.example"), 1000 + window, window)
+            .count_auth_attempt(keys("192.0.2.1", "alice@x.example"), 1000 + window, window)
             .await
             .unwrap();
         assert!(later, "the window passes");
@@ -125,18 +126,18 @@ mod tests {
         for n in 0..30 {
             let account = format!("user{n}@x.example");
             let begun = writer
-                .begin_sign_in(keys("192.0.2.9", &account), 1000, 300)
+                .count_auth_attempt(keys("192.0.2.9", &account), 1000, 300)
                 .await
                 .unwrap();
             assert!(begun, "attempt {n}");
         }
         let held = writer
-            .begin_sign_in(keys("192.0.2.9", "fresh@x.example"), 1000, 300)
+            .count_auth_attempt(keys("192.0.2.9", "fresh@x.example"), 1000, 300)
             .await
             .unwrap();
         assert!(!held, "the address is held back, whatever the account");
         let elsewhere = writer
-            .begin_sign_in(keys("192.0.2.10", "fresh@x.example"), 1000, 300)
+            .count_auth_attempt(keys("192.0.2.10", "fresh@x.example"), 1000, 300)
             .await
             .unwrap();
         assert!(elsewhere, "another address is not");
@@ -144,14 +145,14 @@ mod tests {
         for _ in 0..20 {
             let attempt = keys("198.51.100.1", "carol@x.example");
             assert!(writer
-                .begin_sign_in(attempt.clone(), 1000, 300)
+                .count_auth_attempt(attempt.clone(), 1000, 300)
                 .await
                 .unwrap());
             let all = attempt.into_iter().map(|k| k.key).collect();
-            writer.take_back_sign_in(all).await.unwrap();
+            writer.take_back_auth_attempt(all).await.unwrap();
         }
         let after_successes = writer
-            .begin_sign_in(keys("198.51.100.1", "carol@x.example"), 1000, 300)
+            .count_auth_attempt(keys("198.51.100.1", "carol@x.example"), 1000, 300)
             .await
             .unwrap();
         assert!(after_successes, "right passwords count nothing");
@@ -165,7 +166,7 @@ mod tests {
                 let writer = writer.clone();
                 tokio::spawn(async move {
                     writer
-                        .begin_sign_in(keys("192.0.2.7", "dave@x.example"), 1000, 300)
+                        .count_auth_attempt(keys("192.0.2.7", "dave@x.example"), 1000, 300)
                         .await
                 })
             })
