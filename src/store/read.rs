@@ -251,9 +251,21 @@ impl Conditions {
     }
 }
 
+/// Which conversations a page is chosen among, besides the filter's own conditions.
+#[derive(Debug, Clone, Copy)]
+enum Among<'a> {
+    /// Every conversation the filter selects.
+    All,
+    /// Those whose id is in this JSON array (SQLite's search hits).
+    Ids(&'a str),
+    /// Those with a message matching this `to_tsquery('simple', …)` text in
+    /// PostgreSQL's index (see [`search_pg::tsquery`](super::search_pg::tsquery)).
+    Matching(&'a str),
+}
+
 /// The filter's conditions (search aside: see [`Reader::conversations`]), limited to
-/// the conversation ids in the JSON array `only_ids` when given.
-fn list_conditions(filter: &ListFilter, only_ids: Option<&str>, dialect: Dialect) -> Conditions {
+/// the conversations `among` names.
+fn list_conditions(filter: &ListFilter, among: Among, dialect: Dialect) -> Conditions {
     let mut c = Conditions::default();
     c.add("c.deleted = 0", []);
     match filter.view {
@@ -315,11 +327,19 @@ fn list_conditions(filter: &ListFilter, only_ids: Option<&str>, dialect: Dialect
     if let Some(until) = filter.until {
         c.add("c.last_message_at < ?", [SqlValue::Integer(until)]);
     }
-    if let Some(ids) = only_ids {
-        c.add(
+    match among {
+        Among::All => {}
+        Among::Ids(ids) => c.add(
             "c.id IN (SELECT CAST(value AS INTEGER) FROM json_each(?))",
             [SqlValue::Text(ids.to_string())],
-        );
+        ),
+        // OFFSET 0 keeps the hits a set of their own, taken from the index once: not a
+        // join the planner may turn into probing conversation by conversation.
+        Among::Matching(query) => c.add(
+            "c.id IN (SELECT s.conversation_id FROM messages_search s
+                      WHERE s.doc @@ to_tsquery('simple', ?) OFFSET 0)",
+            [SqlValue::Text(query.to_string())],
+        ),
     }
     if let Some(cursor) = filter.cursor {
         let op = match filter.sort {
@@ -340,18 +360,35 @@ fn list_conditions(filter: &ListFilter, only_ids: Option<&str>, dialect: Dialect
 /// Low bits of a `messages_fts` rowid: the message's ordinal in its conversation.
 pub(super) const FTS_ORDINAL_BITS: u32 = 24;
 
-/// Searches with at most this many matching conversations pick their page among them.
-const FEW_HITS: usize = 2000;
-/// Conversations read per step when walking for a search with many hits.
-const WALK_STEP: u32 = 500;
+/// How a search picks its page: see [`Reader::conversations`].
+#[derive(Debug, Clone, Copy)]
+struct SearchPlan {
+    /// SQLite: searches with at most this many matching conversations pick their
+    /// page among them.
+    few_hits: usize,
+    /// Conversations read (PostgreSQL: probed) per step when walking the list.
+    walk_step: u32,
+    /// PostgreSQL: the most conversations a page's walk is expected to probe; a
+    /// search whose hits so far predict more takes the rest of its page from the
+    /// index's hits.
+    walk_budget: usize,
+}
+
+const SQLITE_PLAN: SearchPlan = SearchPlan {
+    few_hits: 2000,
+    walk_step: 500,
+    walk_budget: 0,
+};
+
+const POSTGRES_PLAN: SearchPlan = SearchPlan {
+    few_hits: 0,
+    walk_step: 250,
+    walk_budget: 4000,
+};
 
 /// `SELECT page_id, page_at … LIMIT ?` for the filter, with its parameters.
-fn page_selection(
-    filter: &ListFilter,
-    only_ids: Option<&str>,
-    dialect: Dialect,
-) -> (String, Vec<SqlValue>) {
-    let conditions = list_conditions(filter, only_ids, dialect);
+fn page_selection(filter: &ListFilter, among: Among, dialect: Dialect) -> (String, Vec<SqlValue>) {
+    let conditions = list_conditions(filter, among, dialect);
     let order = filter.sort.sql();
     let sql = format!(
         "SELECT c.id AS page_id, c.last_message_at AS page_at FROM conversations c
@@ -391,9 +428,15 @@ impl Reader {
     /// A search first collects the matching conversation ids from the FTS index. Few
     /// hits: the page is picked among them. Many hits (a common word): walking the
     /// filtered conversations in activity order and keeping the hits fills a page
-    /// after a few rows, where sorting tens of thousands of hits would not.
+    /// after a few rows, where sorting tens of thousands of hits would not. PostgreSQL
+    /// chooses between the same two ways without collecting the hits first: see
+    /// [`Reader::search_ids_postgres`].
     pub fn conversations(&self, filter: &ListFilter) -> Result<Vec<ConversationRow>, StoreError> {
-        self.conversations_planned(filter, FEW_HITS, WALK_STEP)
+        let plan = match self.conn.dialect() {
+            Dialect::Sqlite => SQLITE_PLAN,
+            Dialect::Postgres => POSTGRES_PLAN,
+        };
+        self.conversations_planned(filter, plan)
     }
 
     /// How many conversations the filter selects (search, cursor and limit aside),
@@ -404,7 +447,7 @@ impl Reader {
             cursor: None,
             ..filter.clone()
         };
-        let c = list_conditions(&unpaged, None, self.conn.dialect());
+        let c = list_conditions(&unpaged, Among::All, self.conn.dialect());
         let sql = format!(
             "SELECT COUNT(*) FROM (SELECT 1 FROM conversations c WHERE {} LIMIT ?) AS capped",
             c.sql.join(" AND ")
@@ -420,22 +463,24 @@ impl Reader {
     fn conversations_planned(
         &self,
         filter: &ListFilter,
-        few_hits: usize,
-        walk_step: u32,
+        plan: SearchPlan,
     ) -> Result<Vec<ConversationRow>, StoreError> {
-        let Some(hits) = filter
-            .search
-            .as_deref()
-            .map(|s| self.search_hits(s))
-            .transpose()?
-        else {
-            return self.page(filter, None);
+        let SearchPlan {
+            few_hits,
+            walk_step,
+            ..
+        } = plan;
+        let Some(input) = filter.search.as_deref() else {
+            return self.page(filter, Among::All);
         };
-        let Some(hits) = hits else {
-            return self.page(filter, None);
+        if self.conn.dialect() == Dialect::Postgres {
+            return self.search_page_postgres(filter, input, plan);
+        }
+        let Some(hits) = self.search_hits(input)? else {
+            return self.page(filter, Among::All);
         };
         if hits.len() <= few_hits {
-            return self.page(filter, Some(&json_ids(hits.iter())));
+            return self.page(filter, Among::Ids(&json_ids(hits.iter())));
         }
         let wanted = filter.limit.map_or(usize::MAX, |l| l as usize);
         let mut walk = ListFilter {
@@ -445,7 +490,7 @@ impl Reader {
         };
         let mut chosen = Vec::new();
         loop {
-            let step = self.page_ids(&walk)?;
+            let step = self.page_ids(&walk, Among::All)?;
             chosen.extend(step.iter().map(|c| c.id).filter(|id| hits.contains(id)));
             match step.last() {
                 Some(&last) if step.len() == walk_step as usize && chosen.len() < wanted => {
@@ -455,15 +500,111 @@ impl Reader {
             }
         }
         chosen.truncate(wanted);
-        self.page(filter, Some(&json_ids(chosen.iter())))
+        self.page(filter, Among::Ids(&json_ids(chosen.iter())))
     }
 
-    /// Ids of the conversations with a message matching what the user typed; `None`
-    /// when it has no word to search for.
-    fn search_hits(&self, input: &str) -> Result<Option<HashSet<i64>>, StoreError> {
-        if self.conn.dialect() == Dialect::Postgres {
-            return super::search_index::postgres_hits(&self.conn, input);
+    /// A search's page on PostgreSQL, chosen in the database without collecting every
+    /// hit: see [`Reader::search_ids_postgres`].
+    fn search_page_postgres(
+        &self,
+        filter: &ListFilter,
+        input: &str,
+        plan: SearchPlan,
+    ) -> Result<Vec<ConversationRow>, StoreError> {
+        let Some(query) = super::search_pg::tsquery(input) else {
+            // Words without a letter or digit ("..."): FTS5 is asked and finds nothing.
+            if fts_query(input).is_some() {
+                return Ok(Vec::new());
+            }
+            return self.page(filter, Among::All);
+        };
+        let chosen = self.search_ids_postgres(filter, &query, plan)?;
+        self.page(filter, Among::Ids(&json_ids(chosen.iter())))
+    }
+
+    /// The ids of a search's page on PostgreSQL, in list order. The list is walked in
+    /// order, step by step, each conversation probed for a matching message (a common
+    /// word fills a page after a few steps); once the hits seen so far say the page
+    /// would take more than the plan's `walk_budget` probes (a rare word), the rest of the
+    /// page is taken from the index's hits, joined to the list and sorted in the
+    /// database. Probing costs a message's whole document, so neither way suits every
+    /// word, and PostgreSQL's planner, which costs a probe as next to nothing, would
+    /// walk the whole list for a rare one.
+    fn search_ids_postgres(
+        &self,
+        filter: &ListFilter,
+        query: &str,
+        plan: SearchPlan,
+    ) -> Result<Vec<i64>, StoreError> {
+        let Some(wanted) = filter.limit.map(|l| l as usize) else {
+            return self.matching_ids(filter, query);
+        };
+        let mut walk = ListFilter {
+            search: None,
+            limit: Some(plan.walk_step),
+            ..filter.clone()
+        };
+        let (mut chosen, mut walked) = (Vec::new(), 0);
+        loop {
+            let step = self.probed_step(&walk, query)?;
+            walked += step.len();
+            chosen.extend(step.iter().filter(|(_, hit)| *hit).map(|(c, _)| c.id));
+            if chosen.len() >= wanted || step.len() < plan.walk_step as usize {
+                chosen.truncate(wanted);
+                return Ok(chosen);
+            }
+            walk.cursor = step.last().map(|(c, _)| *c);
+            if walked.saturating_mul(wanted) > plan.walk_budget.saturating_mul(chosen.len()) {
+                let rest = ListFilter {
+                    limit: Some((wanted - chosen.len()) as u32),
+                    ..walk
+                };
+                chosen.extend(self.matching_ids(&rest, query)?);
+                return Ok(chosen);
+            }
         }
+    }
+
+    /// The next conversations of the list (`filter.limit` of them, search aside), each
+    /// with whether one of its messages matches `query` in PostgreSQL's index.
+    fn probed_step(
+        &self,
+        filter: &ListFilter,
+        query: &str,
+    ) -> Result<Vec<(Cursor, bool)>, StoreError> {
+        let (selection, params) = page_selection(filter, Among::All, self.conn.dialect());
+        let order = filter.sort.sql();
+        // In the select list, the probe runs for each row of the step, by the
+        // conversation's index entries, never as a join over every hit.
+        let sql = format!(
+            "SELECT walk.page_id, walk.page_at,
+                    EXISTS (SELECT 1 FROM messages_search s WHERE s.conversation_id = walk.page_id
+                              AND s.doc @@ to_tsquery('simple', ?))
+             FROM ({selection}) walk
+             ORDER BY walk.page_at {order}, walk.page_id {order}"
+        );
+        let params = std::iter::once(SqlValue::Text(query.to_string())).chain(params);
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params_from_iter(params), |r| {
+            let at = Cursor {
+                id: r.get(0)?,
+                last_message_at: r.get(1)?,
+            };
+            Ok((at, r.get(2)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The ids of the list's conversations (`filter.limit` of them at most) with a
+    /// message matching `query`, from the index's hits, in list order.
+    fn matching_ids(&self, filter: &ListFilter, query: &str) -> Result<Vec<i64>, StoreError> {
+        let page = self.page_ids(filter, Among::Matching(query))?;
+        Ok(page.iter().map(|c| c.id).collect())
+    }
+
+    /// Ids of the conversations with a message matching what the user typed in the
+    /// FTS5 index; `None` when it has no word to search for.
+    fn search_hits(&self, input: &str) -> Result<Option<HashSet<i64>>, StoreError> {
         let Some(query) = fts_query(input) else {
             return Ok(None);
         };
@@ -479,12 +620,8 @@ impl Reader {
     }
 
     /// One page in list order, with the F3 columns.
-    fn page(
-        &self,
-        filter: &ListFilter,
-        only_ids: Option<&str>,
-    ) -> Result<Vec<ConversationRow>, StoreError> {
-        let (selection, params) = page_selection(filter, only_ids, self.conn.dialect());
+    fn page(&self, filter: &ListFilter, among: Among) -> Result<Vec<ConversationRow>, StoreError> {
+        let (selection, params) = page_selection(filter, among, self.conn.dialect());
         let order = filter.sort.sql();
         // The page is chosen on the conversations table alone (an index walk in
         // activity order that stops at the limit); the F3 columns, which cost a few
@@ -501,9 +638,10 @@ impl Reader {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The ids (and activity) of one page in list order, without search.
-    fn page_ids(&self, filter: &ListFilter) -> Result<Vec<Cursor>, StoreError> {
-        let (selection, params) = page_selection(filter, None, self.conn.dialect());
+    /// The ids (and activity) of one page in list order, among the conversations
+    /// `among` names (the filter's search aside).
+    fn page_ids(&self, filter: &ListFilter, among: Among) -> Result<Vec<Cursor>, StoreError> {
+        let (selection, params) = page_selection(filter, among, self.conn.dialect());
         let mut stmt = self.conn.prepare_cached(&selection)?;
         let rows = stmt.query_map(params_from_iter(params), |r| {
             Ok(Cursor {
@@ -761,11 +899,24 @@ mod tests {
             .await
             .expect("filed");
         let reader = store.reader().expect("reader");
-        for (search, sort, limit, cursor) in [
-            ("kapot", Sort::Newest, Some(5), None),
-            ("kapot", Sort::Oldest, Some(4), Some((1010, 11))),
-            ("vraag", Sort::Newest, None, None),
-            ("nummer 7", Sort::Newest, Some(3), None),
+        // Conversation n + 1 is message n's, "kapot" when n is a multiple of 3.
+        for (search, sort, limit, cursor, expected) in [
+            (
+                "kapot",
+                Sort::Newest,
+                Some(5),
+                None,
+                Some(&[40, 37, 34, 31, 28][..]),
+            ),
+            (
+                "kapot",
+                Sort::Oldest,
+                Some(4),
+                Some((1010, 11)),
+                Some(&[13, 16, 19, 22]),
+            ),
+            ("vraag", Sort::Newest, None, None, None),
+            ("nummer 7", Sort::Newest, Some(3), None, Some(&[8])),
         ] {
             let filter = ListFilter {
                 search: Some(search.into()),
@@ -777,15 +928,25 @@ mod tests {
                 }),
                 ..ListFilter::default()
             };
-            let ids = |few, step| -> Vec<i64> {
-                let rows = reader
-                    .conversations_planned(&filter, few, step)
-                    .expect("list");
+            let ids = |few_hits, walk_budget| -> Vec<i64> {
+                let plan = SearchPlan {
+                    few_hits,
+                    walk_step: 3,
+                    walk_budget,
+                };
+                let rows = reader.conversations_planned(&filter, plan).expect("list");
                 rows.iter().map(|c| c.id).collect()
             };
-            let direct = ids(usize::MAX, 500);
+            // SQLite: all hits, then a walk. PostgreSQL: a step, then the index's hits
+            // for the rest; a walk all the way.
+            let direct = ids(usize::MAX, 0);
             assert!(!direct.is_empty(), "{search}");
-            assert_eq!(direct, ids(0, 3), "{search} {sort:?} {limit:?}");
+            if let Some(expected) = expected {
+                assert_eq!(direct, expected, "{search} {sort:?} {limit:?}");
+            }
+            assert_eq!(direct, ids(0, usize::MAX), "{search} {sort:?} {limit:?}");
+            let chosen = reader.conversations(&filter).expect("list");
+            assert_eq!(direct, chosen.iter().map(|c| c.id).collect::<Vec<_>>());
         }
         let kapot: Vec<i64> = reader
             .conversations(&ListFilter {

@@ -2,8 +2,6 @@
 //! [`index_pending`] every moment or so, and a search first catches the index up, so
 //! results are complete while SMTP commits stay small.
 
-use std::collections::HashSet;
-
 use super::db::{Conn, Dialect};
 use crate::params;
 
@@ -151,23 +149,6 @@ fn index_pending_postgres(conn: &Conn) -> Result<usize, StoreError> {
         insert.execute(params![row, conversation, document])?;
     }
     Ok(taken.len())
-}
-
-/// Conversations with a message matching `input` in PostgreSQL's index; `None` when it
-/// has no word to search for.
-pub(super) fn postgres_hits(conn: &Conn, input: &str) -> Result<Option<HashSet<i64>>, StoreError> {
-    let Some(query) = super::search_pg::tsquery(input) else {
-        // Words without a letter or digit ("..."): FTS5 is asked and finds nothing.
-        return Ok(super::read::fts_query(input).map(|_| HashSet::new()));
-    };
-    let mut stmt = conn.prepare_cached(
-        "SELECT DISTINCT conversation_id FROM messages_search
-         WHERE doc @@ to_tsquery('simple', ?1)",
-    )?;
-    let hits = stmt
-        .query_map([query], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    Ok(Some(hits))
 }
 
 /// Removes a conversation deleted forever from the index.
