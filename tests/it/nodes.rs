@@ -822,25 +822,12 @@ async fn a_read_only_database_answers_451_and_the_node_recovers_when_it_is_writa
     node.stop().await;
 }
 
-/// Reads the event stream until it has said `what`; fails after 5 s.
-async fn stream_says(events: &mut reqwest::Response, seen: &mut String, what: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !seen.contains(what) {
-        let chunk = tokio::time::timeout_at(deadline, events.chunk())
-            .await
-            .unwrap_or_else(|_| panic!("{what} within 5 s; got {seen:?}"))
-            .expect("stream chunk")
-            .expect("stream open");
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
-}
-
 /// The web inbox and API behind a load balancer: an agent's presence reported to one
 /// node reaches a viewer served by the other, live and on the page, and failed
 /// sign-ins and API tokens at either node count against one limit.
 #[tokio::test]
 async fn presence_and_failed_sign_ins_and_tokens_are_shared_by_the_nodes() {
-    use crate::web::{Web, BOB, PASSWORD};
+    use crate::web::{EventLog, Web, BOB, PASSWORD};
     let db = Installation::on(pg::cluster());
     let a = db.node("node-a", "").await;
     let b = db.node("node-b", "").await;
@@ -860,21 +847,16 @@ async fn presence_and_failed_sign_ins_and_tokens_are_shared_by_the_nodes() {
 
     let alice_at_a = Web::signed_in(&a, ALICE).await;
     let bob_at_b = Web::signed_in(&b, BOB).await;
-    let mut events = bob_at_b.events_of(Some(id)).await;
-    let mut seen = String::new();
-    stream_says(&mut events, &mut seen, "event: presence\ndata: []").await;
+    let mut said = EventLog::new(bob_at_b.events_of(Some(id)).await);
+    said.until("event: presence\ndata: []").await;
     let page = format!("/conversations/{id}");
     let report = format!("{page}/presence");
     let replying = alice_at_a
         .submit(&page, &report, &[("doing", "replying")])
         .await;
     assert_eq!(replying.status, 204, "{}", replying.body);
-    stream_says(
-        &mut events,
-        &mut seen,
-        "data: [{\"doing\":\"replying\",\"name\":\"Alice Smith\"}]",
-    )
-    .await;
+    said.until("data: [{\"doing\":\"replying\",\"name\":\"Alice Smith\"}]")
+        .await;
     let shown = bob_at_b.get(&page).await;
     assert!(
         shown.body.contains("Alice Smith is replying"),
@@ -885,7 +867,7 @@ async fn presence_and_failed_sign_ins_and_tokens_are_shared_by_the_nodes() {
         .submit(&page, &report, &[("doing", "gone")])
         .await;
     assert_eq!(gone.status, 204);
-    stream_says(&mut events, &mut seen, "\n\nevent: presence\ndata: []").await;
+    said.until("\n\nevent: presence\ndata: []").await;
 
     // Guesses at Bob's password, half at each node: the limit of 10 is shared.
     let mut at_a = Web::new(&a);

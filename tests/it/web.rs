@@ -183,6 +183,35 @@ impl Web {
     }
 }
 
+/// An event stream (`/events`) read into one text, to wait on what it says.
+pub(crate) struct EventLog {
+    events: reqwest::Response,
+    seen: String,
+}
+
+impl EventLog {
+    pub(crate) fn new(events: reqwest::Response) -> EventLog {
+        EventLog {
+            events,
+            seen: String::new(),
+        }
+    }
+
+    /// Reads until the stream has said `what` (anywhere in what it said so far);
+    /// fails after 5 s.
+    pub(crate) async fn until(&mut self, what: &str) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !self.seen.contains(what) {
+            let chunk = tokio::time::timeout_at(deadline, self.events.chunk())
+                .await
+                .unwrap_or_else(|_| panic!("{what} within 5 s; got {:?}", self.seen))
+                .expect("stream chunk")
+                .expect("stream open");
+            self.seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
 /// Fails the test unless Debian's chromium, its chromedriver and python3-selenium are
 /// there: what the scripts of tests/browser need.
 #[track_caller]
@@ -813,26 +842,15 @@ async fn in_a_real_browser_new_mail_appears_without_reload_and_a_reply_is_sent()
 async fn the_event_stream_says_change_when_mail_arrives_and_ends_when_the_daemon_stops() {
     let d = Daemon::start().await;
     let web = Web::signed_in(&d, ALICE).await;
-    let mut events = web.events_of(None).await;
+    let events = web.events_of(None).await;
     assert!(events.headers()["content-type"]
         .to_str()
         .expect("ascii")
         .starts_with("text/event-stream"));
-    let mut seen = String::new();
-    let mut wait_for = async |what: &str| {
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
-        while !seen.contains(what) {
-            let chunk = tokio::time::timeout_at(deadline, events.chunk())
-                .await
-                .unwrap_or_else(|_| panic!("{what} within 3 s; got {seen:?}"))
-                .expect("stream chunk")
-                .expect("stream open");
-            seen.push_str(&String::from_utf8_lossy(&chunk));
-        }
-    };
-    wait_for("event: ready").await;
+    let mut said = EventLog::new(events);
+    said.until("event: ready").await;
     customer_writes(&d, "live@klant.example", SUPPORT, "Live").await;
-    wait_for("event: change").await;
+    said.until("event: change").await;
     // An open stream must not hold the daemon's graceful shutdown.
     tokio::time::timeout(std::time::Duration::from_secs(10), d.stop())
         .await
@@ -1930,7 +1948,7 @@ async fn presence_reports_reach_the_other_viewers_stream_and_need_the_token_and_
     let sales = customer_writes(&d, "there@klant.example", SALES, "Sales only").await;
     let alice = Web::signed_in(&d, ALICE).await;
     let bob = Web::signed_in(&d, BOB).await;
-    let mut events = bob
+    let events = bob
         .http
         .get(format!("{}/events?conversation={id}", bob.base))
         .header(COOKIE, bob.cookie.clone().expect("cookie"))
@@ -1938,27 +1956,18 @@ async fn presence_reports_reach_the_other_viewers_stream_and_need_the_token_and_
         .await
         .expect("event stream");
     assert_eq!(events.status(), 200);
-    let mut seen = String::new();
-    let mut wait_for = async |what: &str| {
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
-        while !seen.contains(what) {
-            let chunk = tokio::time::timeout_at(deadline, events.chunk())
-                .await
-                .unwrap_or_else(|_| panic!("{what} within 3 s; got {seen:?}"))
-                .expect("stream chunk")
-                .expect("stream open");
-            seen.push_str(&String::from_utf8_lossy(&chunk));
-        }
-    };
-    wait_for("event: presence\ndata: []").await;
+    let mut said = EventLog::new(events);
+    said.until("event: presence\ndata: []").await;
     let page = format!("/conversations/{id}");
     let report = format!("{page}/presence");
     let viewing = alice.submit(&page, &report, &[("doing", "viewing")]).await;
     assert_eq!(viewing.status, 204, "{}", viewing.body);
-    wait_for("data: [{\"doing\":\"viewing\",\"name\":\"Alice Smith\"}]").await;
+    said.until("data: [{\"doing\":\"viewing\",\"name\":\"Alice Smith\"}]")
+        .await;
     let replying = alice.submit(&page, &report, &[("doing", "replying")]).await;
     assert_eq!(replying.status, 204);
-    wait_for("data: [{\"doing\":\"replying\",\"name\":\"Alice Smith\"}]").await;
+    said.until("data: [{\"doing\":\"replying\",\"name\":\"Alice Smith\"}]")
+        .await;
     let shown = bob.get(&page).await;
     assert!(
         shown
