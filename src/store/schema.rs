@@ -470,3 +470,62 @@ fn apply_postgres_migrations(conn: &Conn) -> Result<(), StoreError> {
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testkit;
+
+    const SEEN: &str =
+        "INSERT INTO web_seen (user_email, conversation_id, seen_at) VALUES ('a@x.example', 1, 5)";
+    const COUNTS: &str =
+        "SELECT (SELECT COUNT(*) FROM web_seen), (SELECT COUNT(*) FROM web_presence)";
+
+    /// A store written by the previous build (one migration short) is brought up to
+    /// date, its rows kept: SQLite always, PostgreSQL too when `INBOXGATE_TEST_PG_URL`
+    /// names a cluster.
+    #[test]
+    fn a_store_one_migration_behind_is_brought_up_to_date_with_its_rows() {
+        let mut sqlite = Connection::open_in_memory().unwrap();
+        for (version, sql) in MIGRATIONS[..MIGRATIONS.len() - 1].iter().enumerate() {
+            sqlite.execute_batch(sql).unwrap();
+            sqlite
+                .pragma_update(None, "user_version", version + 1)
+                .unwrap();
+        }
+        sqlite.execute_batch(SEEN).unwrap();
+        migrate(&mut sqlite).unwrap();
+        let version: usize = sqlite
+            .query_row("PRAGMA user_version", (), |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, latest_version());
+        let counts: (i64, i64) = sqlite
+            .query_row(COUNTS, (), |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        assert_eq!(counts, (1, 0));
+
+        let Ok(admin_url) = std::env::var("INBOXGATE_TEST_PG_URL") else {
+            return;
+        };
+        let url = testkit::empty_pg_database(&admin_url);
+        let pg = super::super::db::PgConn::connect(&testkit::pg_target(url), false).unwrap();
+        let pg = Conn::Postgres(pg);
+        pg.execute_batch(PG_MIGRATIONS[0]).unwrap();
+        pg.execute_batch(
+            "CREATE TABLE schema_version (id INT PRIMARY KEY CHECK (id = 1),
+                                          version BIGINT NOT NULL);
+             INSERT INTO schema_version (id, version) VALUES (1, 1);",
+        )
+        .unwrap();
+        pg.execute_batch(SEEN).unwrap();
+        migrate_postgres(&pg).unwrap();
+        let version: i64 = pg
+            .query_row("SELECT version FROM schema_version", (), |r| r.get(0))
+            .unwrap();
+        assert_eq!(version as usize, PG_MIGRATIONS.len());
+        let counts: (i64, i64) = pg
+            .query_row(COUNTS, (), |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        assert_eq!(counts, (1, 0));
+    }
+}

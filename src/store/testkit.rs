@@ -21,25 +21,34 @@ pub fn fresh_store(dir: &std::path::Path) -> Store {
     let Ok(admin_url) = std::env::var("INBOXGATE_TEST_PG_URL") else {
         return Store::open(&dir.join("t.db")).expect("store");
     };
-    static DATABASES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = DATABASES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let name = format!("unit_{}_{n}", std::process::id());
-    let target = |url: String| crate::store::PgTarget {
+    Store::open_at(&crate::store::Location::Postgres(pg_target(
+        empty_pg_database(&admin_url),
+    )))
+    .expect("store")
+}
+
+/// A unit test's PostgreSQL session settings for `url`.
+pub fn pg_target(url: String) -> crate::store::PgTarget {
+    crate::store::PgTarget {
         url,
         password: None,
         ca_file: None,
         application: "unit-test".into(),
-    };
-    let admin = crate::store::db::PgConn::connect(&target(admin_url.clone()), false)
+    }
+}
+
+/// A new, empty database on the cluster of `admin_url`; returns its URL.
+pub fn empty_pg_database(admin_url: &str) -> String {
+    static DATABASES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = DATABASES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("unit_{}_{n}", std::process::id());
+    let admin = crate::store::db::PgConn::connect(&pg_target(admin_url.to_string()), false)
         .expect("the cluster of INBOXGATE_TEST_PG_URL");
     crate::store::db::Conn::Postgres(admin)
         .execute_batch(&format!("CREATE DATABASE {name}"))
         .expect("create database");
     let (base, _) = admin_url.rsplit_once('/').expect("a URL with a database");
-    Store::open_at(&crate::store::Location::Postgres(target(format!(
-        "{base}/{name}"
-    ))))
-    .expect("store")
+    format!("{base}/{name}")
 }
 
 /// `raw` received from `from` in Support at `at`, unclassified and unrouted.
