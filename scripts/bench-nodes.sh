@@ -50,7 +50,6 @@ REPO=$(pwd)
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "bench-nodes: $*"; exit 1; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wants() { case " $BACKENDS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 for b in $BACKENDS; do
@@ -139,15 +138,9 @@ start_node() { # NAME
   port=$(pg_free_port)
   node_config "$name" "$port"
   "$BIN" --config "$TMP/$name.toml" check-config >/dev/null || die "$name: bench config rejected"
-  "$BIN" --config "$TMP/$name.toml" serve >"$TMP/$name.log" 2>&1 &
-  PID[$name]=$!
+  bench_serve "$TMP/$name.toml" "$TMP/$name.log" "$port" "$name"
+  PID[$name]=$BENCH_PID
   PORT[$name]=$port
-  for _ in $(seq 300); do
-    port_open "$port" && break
-    kill -0 "${PID[$name]}" 2>/dev/null || { cat "$TMP/$name.log" >&2; die "$name exited at start"; }
-    sleep 0.1
-  done
-  port_open "$port" || { cat "$TMP/$name.log" >&2; die "$name did not listen within 30 s"; }
   log "== node $name on 127.0.0.1:$port ($([ "$name" = sqlite ] && echo SQLite || echo PostgreSQL))"
 }
 for n in "${NODES[@]}"; do start_node "$n"; done

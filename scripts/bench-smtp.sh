@@ -33,7 +33,6 @@ REPO=$(pwd)
 log() { printf '%s\n' "$*" >&2; }
 die() { log "bench-smtp: $*"; exit 1; }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # ---- Postfix anchor -------------------------------------------------------------
 # shellcheck source=scripts/lib-bench.sh
@@ -95,14 +94,8 @@ fi
 "$BIN" --config "$TMP/bench.toml" check-config || die "bench config rejected"
 
 log "== starting inboxgate on 127.0.0.1:$IG_PORT (data in $TMP/data)"
-"$BIN" --config "$TMP/bench.toml" serve >"$TMP/serve.log" 2>&1 &
-IG_PID=$!
-for _ in $(seq 300); do
-  port_open "$IG_PORT" && break
-  kill -0 "$IG_PID" 2>/dev/null || { cat "$TMP/serve.log" >&2; die "inboxgate exited at start"; }
-  sleep 0.1
-done
-port_open "$IG_PORT" || { cat "$TMP/serve.log" >&2; die "inboxgate did not listen within 30 s"; }
+bench_serve "$TMP/bench.toml" "$TMP/serve.log" "$IG_PORT" inboxgate
+IG_PID=$BENCH_PID
 
 # ---- the runs -------------------------------------------------------------------
 # Waits (at most 120 s) until Postfix has delivered (discarded) its queue, so that one
